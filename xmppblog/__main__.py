@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Command line: `xmppblog [-c PATH] run | migrate | check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from . import __version__
+from .config import ConfigError, load, render
+
+log = logging.getLogger("xmppblog")
+
+EPILOG = """\
+commands:
+  run            connect to the host server as the component and serve until
+                 SIGINT/SIGTERM (applies pending migrations first unless --no-migrate)
+  migrate        apply database migrations and exit
+  check-config   validate the configuration and print the effective settings
+
+The config path may also come from XMPPBLOG_CONFIG; any key can be overridden
+with XMPPBLOG_<SECTION>_<KEY> (e.g. XMPPBLOG_COMPONENT_SECRET).
+Example config: conf/xmppblog.example.toml
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="xmppblog", description="Federated XMPP microblogging server (XEP-0114 component).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--config", default=os.environ.get("XMPPBLOG_CONFIG"),
+                   help="path to the TOML config file (default: $XMPPBLOG_CONFIG)")
+    p.add_argument("--version", action="version", version=f"xmppblog {__version__}")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   help="override [log] level")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run the component")
+    run.add_argument("--no-migrate", action="store_true",
+                     help="do not apply pending migrations (for deployments that migrate separately)")
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("check-config", help="validate and print the effective config")
+    return p
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    # slixmpp logs every stanza at DEBUG and connection chatter at INFO.
+    if level.lower() != "debug":
+        logging.getLogger("slixmpp").setLevel(logging.WARNING)
+
+
+async def _run(cfg, migrate_first: bool) -> int:  # type: ignore[no-untyped-def]
+    from .app import App
+    app = App(cfg)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, app.request_stop)
+    await app.run(migrate_first=migrate_first)
+    return 0
+
+
+async def _migrate(cfg) -> int:  # type: ignore[no-untyped-def]
+    from .storage import migrate
+    await migrate.upgrade(cfg.database.url)
+    rev = await migrate.current_revision(cfg.database.url)
+    print(f"database at revision {rev}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.command:
+        _parser().print_help()
+        return 2
+    if not args.config:
+        print("xmppblog: no config file: pass -c PATH or set XMPPBLOG_CONFIG "
+              "(see conf/xmppblog.example.toml)", file=sys.stderr)
+        return 2
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        print(f"xmppblog: config error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(args.log_level or cfg.log.level)
+    if args.command == "check-config":
+        print(f"# effective configuration from {args.config}")
+        print(render(cfg))
+        return 0
+    try:
+        if args.command == "migrate":
+            return asyncio.run(_migrate(cfg))
+        return asyncio.run(_run(cfg, not args.no_migrate))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one clear line for the admin; the traceback at debug
+        log.debug("fatal", exc_info=True)
+        print(f"xmppblog: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

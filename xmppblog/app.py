@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Composition root: the only module that imports every layer.
+
+`App` builds the engine, the service, the component and the adapters from a
+`Config`, runs them until asked to stop, and shuts down in order: stop taking
+requests, finish in-flight ones, flush the outbox, close the stream, close the
+database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from .config import Config
+from .core.addressing import Addressing
+from .core.service import BlogService, Limits
+from .im.presence import PresenceAdapter
+from .pubsub.notify import OutboxSender
+from .pubsub.xep_0030 import DiscoAdapter, MiscAdapter
+from .pubsub.xep_0050 import CommandsAdapter
+from .pubsub.xep_0060 import PubsubAdapter
+from .pubsub.xep_0277 import AtomCodec
+from .storage import migrate
+from .storage.engine import create_engine, sessionmaker
+from .storage.repos import uow_factory
+from .xmpp.component import BlogComponent
+
+log = logging.getLogger(__name__)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class App:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        c = cfg.component
+        self.engine = create_engine(cfg.database.url, cfg.database.sqlite_synchronous.upper())
+        uow = uow_factory(sessionmaker(self.engine))
+        clock = SystemClock()
+        self.component = BlogComponent(c.jid, c.secret, c.host, c.port, c.reconnect_max_delay)
+        self.sender = OutboxSender(uow, self.component.send_raw_stanza, self.component.online, clock,
+                                   max_stanza_bytes=cfg.limits.max_stanza_bytes)
+        lim = cfg.limits
+        self.service = BlogService(
+            Addressing(c.jid, c.users_domain), uow, AtomCodec(), clock,
+            Limits(lim.max_payload_bytes, lim.max_items_per_node, lim.max_page_items,
+                   min(256 * 1024, lim.max_stanza_bytes // 2)),
+            after_commit=self.sender.wake)
+        for adapter in (PubsubAdapter(self.service), DiscoAdapter(self.service), MiscAdapter(),
+                        CommandsAdapter(self.service), PresenceAdapter(self.service, self.component)):
+            adapter.register(self.component)
+        self.component.on_online(self.sender.wake)
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, migrate_first: bool = True) -> None:
+        if migrate_first:
+            await migrate.upgrade(self.cfg.database.url)
+        c = self.cfg.component
+        log.info("xmppblog starting: component=%s host=%s:%s users=%s database=%s",
+                 c.jid, c.host, c.port, c.users_domain, _safe_url(self.cfg.database.url))
+        sender = asyncio.create_task(self.sender.run(), name="outbox")
+        self.component.connect()
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("shutting down")
+            await self.component.drain()
+            await self.sender.stop()
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            await self.component.close()
+            await self.engine.dispose()
+            log.info("stopped")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Configuration: frozen dataclasses read from TOML plus XMPPBLOG_* environment variables.
+
+Unknown keys, missing required keys and wrong types stop start-up with one
+line naming the key (`ConfigError`). An environment variable
+`XMPPBLOG_<SECTION>_<KEY>` (e.g. `XMPPBLOG_COMPONENT_SECRET`) overrides the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .core.errors import InvalidJid
+from .core.jid import parse
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """A configuration problem, described in one line for the admin."""
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    jid: str
+    secret: str
+    host: str = "127.0.0.1"
+    port: int = 5347
+    users_domain: str = ""
+    admins: tuple[str, ...] = ()
+    reconnect_max_delay: float = 60.0
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:////var/lib/xmppblog/xmppblog.db"
+    sqlite_synchronous: str = "NORMAL"
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_payload_bytes: int = 65536
+    max_items_per_node: int = 10000
+    max_page_items: int = 50
+    max_stanza_bytes: int = 400 * 1024
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    component: ComponentConfig
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+SECTIONS: dict[str, type] = {
+    "component": ComponentConfig, "database": DatabaseConfig,
+    "limits": LimitsConfig, "log": LogConfig,
+}
+REQUIRED = {"component": ("jid", "secret")}
+
+
+def _coerce(where: str, typ: Any, value: Any, from_env: bool) -> Any:
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        if from_env:
+            value = [v.strip() for v in str(value).split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if typ is bool:
+        if from_env and str(value).lower() in ("1", "true", "yes", "0", "false", "no"):
+            return str(value).lower() in ("1", "true", "yes")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if typ is int:
+        if from_env:
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if typ is float:
+        if from_env:
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _section(name: str, cls: type, raw: dict[str, Any], env: dict[str, str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"[{name}] {key}: unknown key (known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        env_key = f"XMPPBLOG_{name.upper()}_{f.name.upper()}"
+        if env_key in env:
+            values[f.name] = _coerce(env_key, hints[f.name], env[env_key], True)
+        elif f.name in raw:
+            values[f.name] = _coerce(f"[{name}] {f.name}", hints[f.name], raw[f.name], False)
+        elif f.name in REQUIRED.get(name, ()):
+            raise ConfigError(f"[{name}] {f.name}: required key is missing")
+    return cls(**values)
+
+
+def _validate(cfg: Config) -> Config:
+    c = cfg.component
+    try:
+        jid = parse(c.jid)
+    except InvalidJid as exc:
+        raise ConfigError(f"[component] jid: {exc}") from None
+    if jid.local or jid.resource or "." not in jid.domain:
+        raise ConfigError(f"[component] jid: must be a domain such as blog.example.org, got {c.jid!r}")
+    users_domain = c.users_domain or jid.domain.split(".", 1)[1]
+    try:
+        users_domain = parse(users_domain).domain
+        admins = tuple(parse(a).bare for a in c.admins)
+    except InvalidJid as exc:
+        raise ConfigError(f"[component] users_domain/admins: {exc}") from None
+    if not c.secret:
+        raise ConfigError("[component] secret: must not be empty")
+    if not 0 < c.port < 65536:
+        raise ConfigError(f"[component] port: must be 1..65535, got {c.port}")
+    if cfg.log.level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"[log] level: must be one of {', '.join(LOG_LEVELS)}")
+    if cfg.database.sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
+        raise ConfigError("[database] sqlite_synchronous: must be NORMAL or FULL")
+    if not cfg.database.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError("[database] url: must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    lim = cfg.limits
+    for name in ("max_payload_bytes", "max_items_per_node", "max_page_items", "max_stanza_bytes"):
+        if getattr(lim, name) < 1:
+            raise ConfigError(f"[limits] {name}: must be positive")
+    if lim.max_stanza_bytes > 500 * 1024:
+        raise ConfigError("[limits] max_stanza_bytes: must stay below the host server's 512 KiB limit")
+    if lim.max_payload_bytes > lim.max_stanza_bytes // 2:
+        raise ConfigError("[limits] max_payload_bytes: must be at most half of max_stanza_bytes")
+    return dataclasses.replace(cfg, component=dataclasses.replace(
+        c, jid=jid.domain, users_domain=users_domain, admins=admins))
+
+
+def load(path: str | None, env: dict[str, str] | None = None) -> Config:
+    """Read, check and return the configuration.
+
+    Args:
+        path: the TOML file; None uses only the environment.
+        env: the environment (defaults to os.environ).
+
+    Raises:
+        ConfigError: with one line naming the offending key.
+    """
+    env = dict(os.environ if env is None else env)
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except PermissionError:
+            raise ConfigError(f"{path}: permission denied") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for key, value in raw.items():
+        if key not in SECTIONS:
+            raise ConfigError(f"[{key}]: unknown section (known: {', '.join(SECTIONS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a [{key}] table")
+    parts = {name: _section(name, cls, raw.get(name, {}), env) for name, cls in SECTIONS.items()}
+    return _validate(Config(**parts))
+
+
+def render(cfg: Config, hide_secret: bool = True) -> str:
+    """The effective configuration as TOML, for `check-config`."""
+    out = []
+    for name in SECTIONS:
+        out.append(f"[{name}]")
+        for f in fields(getattr(cfg, name)):
+            v = getattr(getattr(cfg, name), f.name)
+            if hide_secret and f.name == "secret":
+                v = "********"
+            if isinstance(v, tuple):
+                out.append(f"{f.name} = [{', '.join(_q(x) for x in v)}]")
+            elif isinstance(v, bool):
+                out.append(f"{f.name} = {'true' if v else 'false'}")
+            elif isinstance(v, (int, float)):
+                out.append(f"{f.name} = {v}")
+            else:
+                out.append(f"{f.name} = {_q(v)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Typed domain errors (core layer).
+
+They name what went wrong in xmppblog's own terms and carry no XMPP condition
+and no HTTP status: `pubsub/errors.py` and `http/` map them, once each.
+"""
+
+from __future__ import annotations
+
+
+class BlogError(Exception):
+    """Base of every error the core raises on purpose.
+
+    Attributes:
+        text: a short human-readable explanation safe to show to the requester.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text or self.__class__.__name__)
+        self.text = text
+
+
+class NodeNotFound(BlogError):
+    """The node does not exist, or existence is private and the requester may not know."""
+
+
+class ItemNotFound(BlogError):
+    """The item does not exist on the node."""
+
+
+class Forbidden(BlogError):
+    """The requester lacks the affiliation needed for this action."""
+
+
+class ClosedNode(BlogError):
+    """The node is whitelist-only and the requester is not on the list."""
+
+
+class PresenceSubscriptionRequired(BlogError):
+    """Presence access model and the requester has no presence subscription."""
+
+
+class NotSubscribedAccess(BlogError):
+    """Authorize access model and the requester is not an approved subscriber."""
+
+
+class PendingSubscription(BlogError):
+    """Authorize access model and the requester's subscription awaits approval."""
+
+
+class NotSubscribed(BlogError):
+    """Unsubscribe (or subscription options) for a JID that is not subscribed."""
+
+
+class InvalidJid(BlogError):
+    """A JID is malformed, or names somebody the requester may not act for."""
+
+
+class InvalidPayload(BlogError):
+    """The payload is not a valid item for this node (e.g. not an Atom entry)."""
+
+
+class PayloadTooBig(BlogError):
+    """The payload exceeds the configured size limit."""
+
+
+class BadRequest(BlogError):
+    """The request is malformed in a way no more specific error describes."""
+
+
+class ItemRequired(BlogError):
+    """A request that needs an item id came without one."""
+
+
+class NodeIdRequired(BlogError):
+    """A request that needs a node name came without one."""
+
+
+class InvalidOptions(BlogError):
+    """A submitted configuration form carries an unknown field or a bad value."""
+
+
+class Conflict(BlogError):
+    """The request conflicts with the state of the node (e.g. a unique key)."""
+
+
+class PreconditionNotMet(BlogError):
+    """Publish-options did not match the node configuration (XEP-0060 §7.1.5)."""
+
+    def __init__(self, field: str, text: str = "") -> None:
+        super().__init__(text or f"precondition not met: {field}")
+        self.field = field
+
+
+class Unsupported(BlogError):
+    """A pubsub feature the service does not implement."""
+
+    def __init__(self, feature: str, text: str = "") -> None:
+        super().__init__(text or f"{feature} is not supported")
+        self.feature = feature
+
+
+class StorageUnavailable(BlogError):
+    """The database failed; the request changed nothing and may be retried."""

@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Value types of the core (no I/O, no XML).
+
+Nodes are keyed by `NodeRef(service, node)`: the blog JID that hosts them and
+the node name. Items are keyed by (NodeRef, item id), so an item id can never
+reach across nodes (T3).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
+from datetime import datetime
+
+NS_MICROBLOG = "urn:xmpp:microblog:0"
+COMMENTS_PREFIX = NS_MICROBLOG + ":comments/"
+
+
+class AccessModel(enum.StrEnum):
+    OPEN = "open"
+    PRESENCE = "presence"
+    WHITELIST = "whitelist"
+    AUTHORIZE = "authorize"
+
+
+class Affiliation(enum.StrEnum):
+    OWNER = "owner"
+    PUBLISHER = "publisher"
+    MEMBER = "member"
+    NONE = "none"
+    OUTCAST = "outcast"
+
+
+class SubState(enum.StrEnum):
+    SUBSCRIBED = "subscribed"
+    PENDING = "pending"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRef:
+    service: str
+    node: str
+
+    @property
+    def is_comments(self) -> bool:
+        return self.node.startswith(COMMENTS_PREFIX)
+
+    @property
+    def parent_item(self) -> str | None:
+        """For a comments node, the id of the post it belongs to."""
+        return self.node[len(COMMENTS_PREFIX):] if self.is_comments else None
+
+    def comments(self, item_id: str) -> NodeRef:
+        return NodeRef(self.service, COMMENTS_PREFIX + item_id)
+
+    def parent(self) -> NodeRef:
+        return NodeRef(self.service, NS_MICROBLOG)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    access_model: AccessModel = AccessModel.OPEN
+    max_items: int = 10000
+    notify_retract: bool = True
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    ref: NodeRef
+    owner: str
+    config: NodeConfig
+    db_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    item_id: str
+    publisher: str
+    payload: str
+    published: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    ref: NodeRef
+    jid: str
+    state: SubState
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """What the service decides about an entry before it is stored (XEP-0277 §3)."""
+
+    item_id: str
+    atom_id: str
+    published: datetime
+    updated: datetime
+    author_jid: str
+    author_name: str
+    self_uri: str
+    replies_uri: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """XEP-0059 request on a newest-first item list."""
+
+    max: int | None = None
+    after: str | None = None
+    before: str | None = None  # "" asks for the last page
+    index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: tuple[Item, ...]
+    count: int
+    first_index: int | None
+    complete: bool = True
+
+
+class EventKind(enum.StrEnum):
+    ITEM_PUBLISHED = "item_published"
+    ITEM_RETRACTED = "item_retracted"
+    NODE_PURGED = "node_purged"
+    NODE_DELETED = "node_deleted"
+    SUBSCRIPTION_PENDING = "subscription_pending"
+    SUBSCRIPTION_CHANGED = "subscription_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One planned notification: serialised once, addressed to each recipient."""
+
+    kind: EventKind
+    sender: str
+    node: str
+    recipients: tuple[str, ...]
+    item_id: str | None = None
+    payload: str | None = None
+    publisher: str | None = None
+    subject: str | None = None  # the subscriber JID for subscription events
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxDelivery:
+    """One row of the outbox, as the sender drains it."""
+
+    row_id: int
+    event_id: int
+    recipient: str
+    attempts: int
+    event: OutboxEvent = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks. `jid` is the normalised bare JID stamped by the host server."""
+
+    jid: str
+    system: bool = False
+
+    SYSTEM: ClassVar[Actor]
+
+
+Actor.SYSTEM = Actor("", system=True)
+
+
+def with_config(node: Node, **changes: object) -> Node:
+    return replace(node, config=replace(node.config, **changes))  # type: ignore[arg-type]

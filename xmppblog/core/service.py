@@ -1,0 +1,659 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""BlogService: every pubsub operation on the blogs this server hosts (core layer).
+
+It decides (who may do what, which subscribers get what) and writes through
+the ports in one unit of work per request: a change and the notifications it
+plans are committed together, before the adapter acknowledges it (THREATS.md
+facts 7 and 9). It imports only the stdlib and its sibling core modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from urllib.parse import quote
+
+from . import errors
+from .addressing import Addressing
+from .jid import bare, parse
+from .model import (
+    NS_MICROBLOG,
+    AccessModel,
+    Actor,
+    Affiliation,
+    EventKind,
+    Item,
+    Node,
+    NodeConfig,
+    NodeRef,
+    OutboxEvent,
+    Page,
+    PageRequest,
+    Stamp,
+    SubState,
+    Subscription,
+)
+from .policy import Action, Viewer, check, may, subscribe_state
+from .ports import Clock, EntryCodec, UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+MAX_ITEM_ID = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_payload_bytes: int = 65536
+    max_items_per_node: int = 10000
+    max_page_items: int = 50
+    # Keep every result page well under Prosody's 512 KiB stanza limit (fact 6).
+    max_page_bytes: int = 256 * 1024
+
+
+def validate_item_id(item_id: str) -> str:
+    """Raises BadRequest unless `item_id` is 1..256 printable, non-space characters."""
+    if not item_id or len(item_id) > MAX_ITEM_ID:
+        raise errors.BadRequest(f"item ids are 1 to {MAX_ITEM_ID} characters")
+    if any(unicodedata.category(c)[0] in "CZ" for c in item_id):
+        raise errors.BadRequest("item ids may not contain spaces or control characters")
+    return item_id
+
+
+def xmpp_uri(service: str, node: str, item: str | None = None) -> str:
+    """An RFC 5122 / XEP-0060 §12.21 URI for a node or an item."""
+    uri = f"xmpp:{service}?;node={quote(node, safe='')}"
+    return uri + (f";item={quote(item, safe='')}" if item is not None else "")
+
+
+class BlogService:
+    """The core of xmppblog. Methods take the actor first (STYLE.md §5)."""
+
+    def __init__(self, addressing: Addressing, uow: UnitOfWorkFactory, codec: EntryCodec,
+                 clock: Clock, limits: Limits = Limits(),
+                 new_id: Callable[[], str] = lambda: secrets.token_hex(6),
+                 after_commit: Callable[[], None] = lambda: None) -> None:
+        self.addr = addressing
+        self._uow = uow
+        self._codec = codec
+        self._clock = clock
+        self.limits = limits
+        self._new_id = new_id
+        self._after_commit = after_commit
+
+    async def _commit(self, uow: UnitOfWork) -> None:
+        await uow.commit()
+        # Wake the outbox sender: whatever this transaction planned is durable now.
+        self._after_commit()
+
+    # ------------------------------------------------------------ helpers
+
+    def owner_of(self, service: str) -> str:
+        """The owner of a blog JID. Raises NodeNotFound if it is nobody's blog."""
+        owner = self.addr.owner_of(service)
+        if owner is None:
+            raise errors.NodeNotFound(f"{service} is not a blog on this server")
+        return owner
+
+    def _check_name(self, ref: NodeRef) -> None:
+        self.owner_of(ref.service)
+        if ref.node == NS_MICROBLOG:
+            return
+        if ref.is_comments:
+            validate_item_id(ref.parent_item or "")
+            return
+        raise errors.NodeNotFound(
+            f"only {NS_MICROBLOG} and its comments nodes are hosted on blog JIDs")
+
+    def _default_config(self) -> NodeConfig:
+        return NodeConfig(max_items=self.limits.max_items_per_node)
+
+    def _config(self, base: NodeConfig, changes: dict[str, object]) -> NodeConfig:
+        """`base` with `changes` applied. Raises InvalidOptions on bad values."""
+        max_items = changes.get("max_items", base.max_items)
+        if not isinstance(max_items, int) or not 1 <= max_items <= self.limits.max_items_per_node:
+            raise errors.InvalidOptions(
+                f"max_items must be between 1 and {self.limits.max_items_per_node}")
+        try:
+            return replace(base, **changes)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise errors.InvalidOptions(str(exc)) from exc
+
+    @staticmethod
+    def _preconditions(node: Node, options: dict[str, object]) -> None:
+        for name, wanted in options.items():
+            if getattr(node.config, name, wanted) != wanted:
+                raise errors.PreconditionNotMet(
+                    f"pubsub#{name}", f"the node's {name} is {getattr(node.config, name)}, not {wanted}")
+
+    async def _load(self, uow: UnitOfWork, ref: NodeRef, create: bool = False,
+                    options: dict[str, object] | None = None) -> tuple[Node, Node]:
+        """The node and the node whose access rules apply to it (itself, or the post's blog).
+
+        Raises:
+            NodeNotFound: if it does not exist and may not be created here.
+        """
+        self._check_name(ref)
+        if ref.is_comments:
+            parent, _ = await self._load(uow, ref.parent(), create=False)
+            if await uow.items.get(parent, ref.parent_item or "") is None:
+                raise errors.NodeNotFound("no such post, so no comments node")
+            node = await uow.nodes.get(ref)
+            if node is None:
+                if not create:
+                    raise errors.NodeNotFound("nobody has commented on this post yet")
+                node = await uow.nodes.create(Node(ref, parent.owner, self._default_config()))
+            return node, parent
+        node = await uow.nodes.get(ref)
+        if node is None:
+            if not create:
+                raise errors.NodeNotFound("this user has not posted yet")
+            config = self._config(self._default_config(), options or {})
+            node = await uow.nodes.create(Node(ref, self.owner_of(ref.service), config))
+            log.info("node created: service=%s node=%s", ref.service, ref.node)
+        return node, node
+
+    async def _viewer(self, uow: UnitOfWork, access: Node, actor: Actor) -> Viewer:
+        if actor.system:
+            return Viewer(system=True)
+        if actor.jid == access.owner:
+            return Viewer(Affiliation.OWNER, SubState.SUBSCRIBED, True)
+        aff = await uow.affs.get(access, actor.jid)
+        state = SubState.NONE
+        if access.config.access_model is AccessModel.AUTHORIZE:
+            state = await uow.subs.state_of(access, actor.jid)
+        presence = False
+        if access.config.access_model is AccessModel.PRESENCE:
+            presence = await uow.contacts.has_presence(access.ref.service, actor.jid)
+        return Viewer(aff, state, presence)
+
+    async def _recipients(self, uow: UnitOfWork, node: Node, access: Node) -> tuple[str, ...]:
+        """Subscribers who may still see this node now (T6: checked at send time)."""
+        subs = await uow.subs.for_node(node, SubState.SUBSCRIBED)
+        if access.config.access_model is AccessModel.OPEN:
+            affs = await uow.affs.for_node(access)
+            return tuple(s.jid for s in subs if affs.get(bare(s.jid)) is not Affiliation.OUTCAST)
+        out = []
+        for s in subs:
+            viewer = await self._viewer(uow, access, Actor(bare(s.jid)))
+            if may(Action.BE_SUBSCRIBED, access.config.access_model, viewer):
+                out.append(s.jid)
+        return tuple(out)
+
+    # ------------------------------------------------------------ publish / retract
+
+    async def publish(self, actor: Actor, ref: NodeRef, item_id: str | None, draft: object,
+                      options: dict[str, object] | None = None) -> str:
+        """Store an entry and plan its notifications (XEP-0060 §7.1, XEP-0277 §3).
+
+        Args:
+            actor: the publisher (bare JID as stamped by the host server).
+            ref: the node; the microblog node is created on its owner's first publish.
+            item_id: the id the client chose, or None to have one assigned.
+            draft: a validated entry from the codec's parser.
+            options: publish-options (NodeConfig fields): the configuration of a
+                node this publish creates, else preconditions (XEP-0060 §7.1.5).
+
+        Returns:
+            The item id.
+
+        Raises:
+            NodeNotFound, Forbidden, BadRequest, PayloadTooBig and the read refusals
+            of `policy.check` for comments.
+        """
+        owner = self.owner_of(ref.service)
+        if item_id is not None:
+            validate_item_id(item_id)
+        async with self._uow() as uow:
+            if ref.is_comments:
+                node, access = await self._load(uow, ref, create=True)
+                viewer = await self._viewer(uow, access, actor)
+                check(Action.PUBLISH_COMMENT, access.config.access_model, viewer)
+            elif actor.jid == owner or actor.system:
+                node, access = await self._load(uow, ref, create=True, options=options)
+                viewer = await self._viewer(uow, access, actor)
+                if options:
+                    self._preconditions(node, options)
+            else:
+                self._check_name(ref)
+                existing_node = await uow.nodes.get(ref)
+                if existing_node is None:
+                    raise errors.Forbidden(self._not_yours(actor, owner))
+                node = access = existing_node
+                viewer = await self._viewer(uow, access, actor)
+                if viewer.affiliation is not Affiliation.PUBLISHER:
+                    raise errors.Forbidden(self._not_yours(actor, owner))
+            item_id = item_id or self._new_id()
+            existing = await uow.items.get(node, item_id)
+            if (existing is not None and existing.publisher != actor.jid
+                    and viewer.affiliation is not Affiliation.OWNER and not actor.system):
+                # T3: an item id never lets one publisher overwrite another's item.
+                raise errors.Forbidden("that item id belongs to somebody else's entry")
+            now = self._clock.now()
+            author = owner if not ref.is_comments else actor.jid
+            stamp = Stamp(
+                item_id=item_id,
+                atom_id=xmpp_uri(ref.service, ref.node, item_id),
+                published=existing.published if existing else now,
+                updated=now,
+                author_jid=author,
+                author_name=parse(author).local,
+                self_uri=xmpp_uri(ref.service, ref.node, item_id),
+                replies_uri=None if ref.is_comments else xmpp_uri(ref.service, ref.comments(item_id).node),
+            )
+            payload = self._codec.render(draft, stamp)
+            if len(payload.encode("utf-8")) > self.limits.max_payload_bytes:
+                raise errors.PayloadTooBig(
+                    f"entries are limited to {self.limits.max_payload_bytes} bytes")
+            await uow.items.put(node, Item(item_id, actor.jid or owner, payload, stamp.published, now))
+            keep = min(node.config.max_items, self.limits.max_items_per_node)
+            for dropped in await uow.items.trim(node, keep):
+                await self._drop_comments(uow, node, dropped)
+            recipients = await self._recipients(uow, node, access)
+            if recipients:
+                await uow.outbox.add(OutboxEvent(
+                    EventKind.ITEM_PUBLISHED, ref.service, ref.node, recipients,
+                    item_id=item_id, payload=payload, publisher=actor.jid or owner))
+            await self._commit(uow)
+        log.info("published: service=%s node=%s item=%s by=%s recipients=%d%s",
+                 ref.service, ref.node, item_id, actor.jid, len(recipients),
+                 " (update)" if existing else "")
+        return item_id
+
+    def _not_yours(self, actor: Actor, owner: str) -> str:
+        if not self.addr.is_local_user(actor.jid):
+            return (f"only users of {self.addr.users_domain} have a blog here; "
+                    f"this one belongs to {owner}")
+        return f"only {owner} may publish here"
+
+    async def _drop_comments(self, uow: UnitOfWork, node: Node, item_id: str) -> None:
+        if node.ref.is_comments:
+            return
+        comments = await uow.nodes.get(node.ref.comments(item_id))
+        if comments is not None:
+            await uow.nodes.delete(comments)
+
+    async def retract(self, actor: Actor, ref: NodeRef, item_id: str, notify: bool | None) -> None:
+        """Delete an item (XEP-0060 §7.2); its publisher or the owner may.
+
+        Raises:
+            NodeNotFound, ItemNotFound, Forbidden, BadRequest.
+        """
+        validate_item_id(item_id)
+        async with self._uow() as uow:
+            node, access = await self._load(uow, ref)
+            item = await uow.items.get(node, item_id)
+            if item is None:
+                raise errors.ItemNotFound(f"no item {item_id} on this node")
+            viewer = await self._viewer(uow, access, actor)
+            if item.publisher != actor.jid:
+                check(Action.RETRACT_ANY, access.config.access_model, viewer)
+            await uow.items.delete(node, item_id)
+            await self._drop_comments(uow, node, item_id)
+            recipients: tuple[str, ...] = ()
+            if notify or (notify is None and node.config.notify_retract):
+                recipients = await self._recipients(uow, node, access)
+                if recipients:
+                    await uow.outbox.add(OutboxEvent(
+                        EventKind.ITEM_RETRACTED, ref.service, ref.node, recipients, item_id=item_id))
+            await self._commit(uow)
+        log.info("retracted: service=%s node=%s item=%s by=%s notified=%d",
+                 ref.service, ref.node, item_id, actor.jid, len(recipients))
+
+    async def purge(self, actor: Actor, ref: NodeRef) -> int:
+        """Delete every item of a node (XEP-0060 §8.5); owner only.
+
+        Raises:
+            NodeNotFound, Forbidden.
+        """
+        async with self._uow() as uow:
+            node, access = await self._load(uow, ref)
+            check(Action.PURGE, access.config.access_model, await self._viewer(uow, access, actor))
+            if not ref.is_comments:
+                for comments in await uow.nodes.list(ref.service):
+                    if comments.ref.is_comments:
+                        await uow.nodes.delete(comments)
+            count = await uow.items.purge(node)
+            recipients = await self._recipients(uow, node, access)
+            if recipients:
+                await uow.outbox.add(OutboxEvent(EventKind.NODE_PURGED, ref.service, ref.node, recipients))
+            await self._commit(uow)
+        log.info("purged: service=%s node=%s items=%d by=%s", ref.service, ref.node, count, actor.jid)
+        return count
+
+    async def create(self, actor: Actor, ref: NodeRef, options: dict[str, object]) -> None:
+        """Create the microblog node explicitly (XEP-0060 §8.1); its owner only.
+
+        Raises:
+            Forbidden, NodeNotFound (not a microblog node), Conflict (exists),
+            InvalidOptions.
+        """
+        owner = self.owner_of(ref.service)
+        if ref.node != NS_MICROBLOG:
+            raise errors.NodeNotFound(f"only {NS_MICROBLOG} can be created; comments nodes come with posts")
+        if actor.jid != owner and not actor.system:
+            raise errors.Forbidden(self._not_yours(actor, owner))
+        async with self._uow() as uow:
+            if await uow.nodes.get(ref) is not None:
+                raise errors.Conflict("the node already exists")
+            await self._load(uow, ref, create=True, options=options)
+            await self._commit(uow)
+
+    async def delete_node(self, actor: Actor, ref: NodeRef) -> None:
+        """Delete a node with its items and subscriptions (XEP-0060 §8.4); owner only.
+
+        Raises:
+            NodeNotFound, Forbidden.
+        """
+        async with self._uow() as uow:
+            node, access = await self._owned(uow, actor, ref, Action.CONFIGURE)
+            recipients = await self._recipients(uow, node, access)
+            if not ref.is_comments:
+                for other in await uow.nodes.list(ref.service):
+                    if other.ref.is_comments:
+                        await uow.nodes.delete(other)
+            await uow.nodes.delete(node)
+            if recipients:
+                await uow.outbox.add(OutboxEvent(EventKind.NODE_DELETED, ref.service, ref.node, recipients))
+            await self._commit(uow)
+        log.info("node deleted: service=%s node=%s by=%s", ref.service, ref.node, actor.jid)
+
+    # ------------------------------------------------------------ retrieval
+
+    async def get_items(self, actor: Actor, ref: NodeRef, item_ids: Sequence[str] = (),
+                        page: PageRequest = PageRequest(), max_items: int | None = None) -> Page:
+        """Items newest first (XEP-0060 §6.5, XEP-0059 paging).
+
+        Raises:
+            NodeNotFound, ItemNotFound, and the read refusals of `policy.check`.
+        """
+        for item_id in item_ids:
+            validate_item_id(item_id)
+        async with self._uow() as uow:
+            node, access = await self._load(uow, ref)
+            check(Action.RETRIEVE_ITEMS, access.config.access_model,
+                  await self._viewer(uow, access, actor))
+            if item_ids:
+                found = tuple(await uow.items.get_many(node, item_ids))
+                if not found:
+                    raise errors.ItemNotFound("no such item on this node")
+                return Page(found, len(found), None)
+            limit = self.limits.max_page_items
+            if max_items is not None:
+                page = replace(page, max=min(max_items, page.max or max_items))
+            result = await uow.items.page(node, page, limit)
+        return self._fit(result)
+
+    def _fit(self, page: Page) -> Page:
+        """Cut a page at the byte budget, so no result stanza nears 512 KiB."""
+        total, kept = 0, []
+        for item in page.items:
+            total += len(item.payload.encode("utf-8"))
+            if kept and total > self.limits.max_page_bytes:
+                return replace(page, items=tuple(kept), complete=False)
+            kept.append(item)
+        return page
+
+    async def visible_node(self, actor: Actor, ref: NodeRef) -> Node:
+        """The node if it exists and `actor` may read it; NodeNotFound otherwise (T6)."""
+        async with self._uow() as uow:
+            node, access = await self._load(uow, ref)
+            viewer = await self._viewer(uow, access, actor)
+            if not may(Action.RETRIEVE_ITEMS, access.config.access_model, viewer):
+                raise errors.NodeNotFound("no such node")
+            return node
+
+    async def visible_nodes(self, actor: Actor, service: str) -> list[Node]:
+        """The microblog node of a blog JID if `actor` may read it (disco#items)."""
+        self.owner_of(service)
+        async with self._uow() as uow:
+            node = await uow.nodes.get(NodeRef(service, NS_MICROBLOG))
+            if node is None:
+                return []
+            viewer = await self._viewer(uow, node, actor)
+            return [node] if may(Action.RETRIEVE_ITEMS, node.config.access_model, viewer) else []
+
+    # ------------------------------------------------------------ subscriptions
+
+    async def subscribe(self, actor: Actor, ref: NodeRef, jid: str) -> Subscription:
+        """Subscribe `jid` (XEP-0060 §6.1); pending on authorize nodes.
+
+        Raises:
+            InvalidJid (not the requester's own JID), NodeNotFound, and the
+            refusals of `policy.check(SUBSCRIBE)`.
+        """
+        subscriber = str(parse(jid))
+        if not actor.system and bare(subscriber) != actor.jid:
+            raise errors.InvalidJid("you can only subscribe your own JID")
+        async with self._uow() as uow:
+            node, access = await self._load(uow, ref, create=True)
+            viewer = await self._viewer(uow, access, Actor(bare(subscriber)) if not actor.system else actor)
+            check(Action.SUBSCRIBE, access.config.access_model, viewer)
+            existing = await uow.subs.get(node, subscriber)
+            if existing is not None and existing.state is not SubState.NONE:
+                return existing
+            state = subscribe_state(access.config.access_model, viewer)
+            if ref.is_comments and state is SubState.PENDING:
+                # Comments follow their post's blog: approval happens there.
+                raise errors.NotSubscribedAccess("subscribe to the blog first and wait for approval")
+            await uow.subs.put(node, subscriber, state)
+            if state is SubState.PENDING:
+                await uow.outbox.add(OutboxEvent(
+                    EventKind.SUBSCRIPTION_PENDING, ref.service, ref.node, (node.owner,),
+                    subject=subscriber, state=state.value))
+            await self._commit(uow)
+        log.info("subscribed: service=%s node=%s jid=%s state=%s", ref.service, ref.node, subscriber, state)
+        return Subscription(ref, subscriber, state)
+
+    async def unsubscribe(self, actor: Actor, ref: NodeRef, jid: str) -> None:
+        """End a subscription (XEP-0060 §6.2); the subscriber or the owner may.
+
+        Raises:
+            InvalidJid, Forbidden, NodeNotFound, NotSubscribed.
+        """
+        subscriber = str(parse(jid))
+        async with self._uow() as uow:
+            node, access = await self._load(uow, ref)
+            if bare(subscriber) != actor.jid and not actor.system and actor.jid != access.owner:
+                raise errors.Forbidden("you can only unsubscribe your own JID")
+            if not await uow.subs.delete(node, subscriber):
+                raise errors.NotSubscribed(f"{subscriber} is not subscribed to this node")
+            await self._commit(uow)
+        log.info("unsubscribed: service=%s node=%s jid=%s by=%s", ref.service, ref.node, subscriber, actor.jid)
+
+    async def subscriptions_of(self, actor: Actor, service: str, node: str | None = None) -> list[Subscription]:
+        """The requester's own subscriptions on a blog JID (XEP-0060 §5.6)."""
+        self.owner_of(service)
+        async with self._uow() as uow:
+            subs = await uow.subs.for_jid(service, actor.jid)
+        return [s for s in subs if node is None or s.ref.node == node]
+
+    async def affiliations_of(self, actor: Actor, service: str, node: str | None = None) -> list[tuple[NodeRef, Affiliation]]:
+        """The requester's own affiliations on a blog JID (XEP-0060 §5.7)."""
+        owner = self.owner_of(service)
+        async with self._uow() as uow:
+            if actor.jid == owner:
+                mine = [(n.ref, Affiliation.OWNER) for n in await uow.nodes.list(service)]
+            else:
+                mine = list(await uow.affs.for_jid(service, actor.jid))
+        return [(r, a) for r, a in mine if node is None or r.node == node]
+
+    # ------------------------------------------------------------ owner use cases
+
+    async def _owned(self, uow: UnitOfWork, actor: Actor, ref: NodeRef, action: Action) -> tuple[Node, Node]:
+        node, access = await self._load(uow, ref)
+        check(action, access.config.access_model, await self._viewer(uow, access, actor))
+        return node, access
+
+    async def get_config(self, actor: Actor, ref: NodeRef) -> NodeConfig:
+        """The node configuration (XEP-0060 §8.2); owner only."""
+        async with self._uow() as uow:
+            node, _ = await self._owned(uow, actor, ref, Action.CONFIGURE)
+            return node.config
+
+    async def configure(self, actor: Actor, ref: NodeRef, changes: dict[str, object]) -> NodeConfig:
+        """Change the configuration (XEP-0060 §8.2.4); owner only.
+
+        Args:
+            changes: NodeConfig field names to new, already-typed values.
+
+        Raises:
+            NodeNotFound, Forbidden, InvalidOptions, Unsupported.
+        """
+        if ref.is_comments:
+            raise errors.Unsupported("config-node", "comments nodes follow their post's blog settings")
+        async with self._uow() as uow:
+            node, _ = await self._owned(uow, actor, ref, Action.CONFIGURE)
+            config = self._config(node.config, changes)
+            node = replace(node, config=config)
+            await uow.nodes.update(node)
+            for dropped in await uow.items.trim(node, config.max_items):
+                await self._drop_comments(uow, node, dropped)
+            removed = await self._prune_subscriptions(uow, node)
+            await self._commit(uow)
+        log.info("configured: service=%s node=%s access=%s max_items=%d removed_subscriptions=%d",
+                 ref.service, ref.node, config.access_model, config.max_items, removed)
+        return config
+
+    async def _prune_subscriptions(self, uow: UnitOfWork, access: Node) -> int:
+        """Drop subscriptions the current access model no longer allows."""
+        removed = 0
+        for sub in await uow.subs.for_node(access, SubState.SUBSCRIBED):
+            viewer = await self._viewer(uow, access, Actor(bare(sub.jid)))
+            if not may(Action.BE_SUBSCRIBED, access.config.access_model, viewer):
+                await uow.subs.delete(access, sub.jid)
+                removed += 1
+        return removed
+
+    async def get_affiliations(self, actor: Actor, ref: NodeRef) -> dict[str, Affiliation]:
+        """All affiliations of a node (XEP-0060 §8.9.1); owner only."""
+        async with self._uow() as uow:
+            node, access = await self._owned(uow, actor, ref, Action.MANAGE_AFFILIATIONS)
+            affs = dict(await uow.affs.for_node(node))
+            affs[node.owner] = Affiliation.OWNER
+            return affs
+
+    async def set_affiliations(self, actor: Actor, ref: NodeRef, changes: Sequence[tuple[str, str]]) -> None:
+        """Modify affiliations (XEP-0060 §8.9.2); owner only, all or nothing.
+
+        Raises:
+            NodeNotFound, Forbidden, InvalidJid, BadRequest.
+        """
+        parsed: list[tuple[str, Affiliation]] = []
+        for jid, value in changes:
+            try:
+                aff = Affiliation(value)
+            except ValueError:
+                raise errors.BadRequest(f"unknown affiliation {value[:32]!r}") from None
+            parsed.append((bare(jid), aff))
+        async with self._uow() as uow:
+            node, _ = await self._owned(uow, actor, ref, Action.MANAGE_AFFILIATIONS)
+            for jid, aff in parsed:
+                if jid == node.owner or aff is Affiliation.OWNER:
+                    raise errors.Forbidden("a blog has exactly one owner: its user")
+            for jid, aff in parsed:
+                await uow.affs.set(node, jid, aff)
+            await self._prune_subscriptions(uow, node)
+            await self._commit(uow)
+        log.info("affiliations changed: service=%s node=%s changes=%s", ref.service, ref.node, parsed)
+
+    async def get_subscriptions(self, actor: Actor, ref: NodeRef) -> list[Subscription]:
+        """All subscriptions of a node (XEP-0060 §8.8.1); owner only."""
+        async with self._uow() as uow:
+            node, _ = await self._owned(uow, actor, ref, Action.MANAGE_SUBSCRIPTIONS)
+            return list(await uow.subs.for_node(node))
+
+    async def set_subscriptions(self, actor: Actor, ref: NodeRef, changes: Sequence[tuple[str, str]]) -> None:
+        """Modify subscriptions (XEP-0060 §8.8.2); owner only.
+
+        `subscribed` approves, `none` removes; subscribers are told (§8.8.4).
+        """
+        parsed: list[tuple[str, SubState]] = []
+        for jid, value in changes:
+            try:
+                state = SubState(value)
+            except ValueError:
+                raise errors.BadRequest(f"unknown subscription state {value[:32]!r}") from None
+            parsed.append((str(parse(jid)), state))
+        async with self._uow() as uow:
+            node, _ = await self._owned(uow, actor, ref, Action.MANAGE_SUBSCRIPTIONS)
+            for jid, state in parsed:
+                await self._set_subscription(uow, node, jid, state)
+            await self._commit(uow)
+
+    async def _set_subscription(self, uow: UnitOfWork, node: Node, jid: str, state: SubState) -> bool:
+        if state is SubState.NONE:
+            changed = await uow.subs.delete(node, jid)
+        else:
+            current = await uow.subs.get(node, jid)
+            changed = current is None or current.state is not state
+            await uow.subs.put(node, jid, state)
+        if changed:
+            await uow.outbox.add(OutboxEvent(
+                EventKind.SUBSCRIPTION_CHANGED, node.ref.service, node.ref.node, (jid,),
+                subject=jid, state=state.value))
+            log.info("subscription set: service=%s node=%s jid=%s state=%s",
+                     node.ref.service, node.ref.node, jid, state)
+        return changed
+
+    async def authorize(self, actor: Actor, ref: NodeRef, jid: str, allow: bool) -> bool:
+        """Answer a pending subscription (XEP-0060 §8.6); owner only.
+
+        Returns:
+            False if there was no pending request for `jid` (nothing changed).
+        """
+        subscriber = str(parse(jid))
+        async with self._uow() as uow:
+            node, _ = await self._owned(uow, actor, ref, Action.MANAGE_SUBSCRIPTIONS)
+            current = await uow.subs.get(node, subscriber)
+            if current is None or current.state is not SubState.PENDING:
+                return False
+            await self._set_subscription(uow, node, subscriber,
+                                         SubState.SUBSCRIBED if allow else SubState.NONE)
+            await self._commit(uow)
+        return True
+
+    async def pending(self, actor: Actor, service: str) -> dict[str, list[str]]:
+        """Pending subscribers per node of a blog (XEP-0060 §8.7); owner only."""
+        owner = self.owner_of(service)
+        if actor.jid != owner and not actor.system:
+            raise errors.Forbidden("only the owner may see pending subscriptions")
+        async with self._uow() as uow:
+            out: dict[str, list[str]] = {}
+            for node in await uow.nodes.list(service):
+                subs = await uow.subs.for_node(node, SubState.PENDING)
+                if subs:
+                    out[node.ref.node] = [s.jid for s in subs]
+            return out
+
+    async def resend_pending(self, actor: Actor, ref: NodeRef) -> int:
+        """Send the owner one approval form per pending subscriber (XEP-0060 §8.7)."""
+        async with self._uow() as uow:
+            node, _ = await self._owned(uow, actor, ref, Action.GET_PENDING)
+            subs = await uow.subs.for_node(node, SubState.PENDING)
+            for s in subs:
+                await uow.outbox.add(OutboxEvent(
+                    EventKind.SUBSCRIPTION_PENDING, ref.service, ref.node, (node.owner,),
+                    subject=s.jid, state=s.state.value))
+            await self._commit(uow)
+        return len(subs)
+
+    # ------------------------------------------------------------ presence
+
+    async def set_presence_subscription(self, blog: str, contact: str, subscribed: bool) -> None:
+        """Record whether `contact` has a presence subscription to `blog` (presence access)."""
+        self.owner_of(blog)
+        async with self._uow() as uow:
+            await uow.contacts.set_presence(blog, bare(contact), subscribed)
+            if not subscribed:
+                node = await uow.nodes.get(NodeRef(blog, NS_MICROBLOG))
+                if node is not None and node.config.access_model is AccessModel.PRESENCE:
+                    await self._prune_subscriptions(uow, node)
+            await self._commit(uow)
+        log.info("presence subscription: blog=%s contact=%s subscribed=%s", blog, contact, subscribed)
+
+    async def has_presence_subscription(self, blog: str, contact: str) -> bool:
+        async with self._uow() as uow:
+            return await uow.contacts.has_presence(blog, bare(contact))

@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The one table from domain error to XMPP stanza error (adapter layer).
+
+As Prosody's `pubsub_errors` and libervia's `_errorMap`: class -> (type,
+condition, pubsub#errors child). `error_element` builds the <error/>.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+
+from ..core import errors as E
+from ..xmpp.namespaces import NS_PUBSUB_ERRORS, NS_STANZAS
+
+log = logging.getLogger(__name__)
+
+#: domain error -> (error type, defined condition, pubsub#errors child or None)
+ERRORS: dict[type[E.BlogError], tuple[str, str, str | None]] = {
+    E.NodeNotFound: ("cancel", "item-not-found", None),
+    E.ItemNotFound: ("cancel", "item-not-found", None),
+    E.Forbidden: ("auth", "forbidden", None),
+    E.ClosedNode: ("cancel", "not-allowed", "closed-node"),
+    E.PresenceSubscriptionRequired: ("auth", "not-authorized", "presence-subscription-required"),
+    E.NotSubscribedAccess: ("auth", "not-authorized", "not-subscribed"),
+    E.PendingSubscription: ("auth", "not-authorized", "pending-subscription"),
+    E.NotSubscribed: ("cancel", "unexpected-request", "not-subscribed"),
+    E.InvalidJid: ("modify", "bad-request", "invalid-jid"),
+    E.InvalidPayload: ("modify", "bad-request", "invalid-payload"),
+    E.PayloadTooBig: ("modify", "not-acceptable", "payload-too-big"),
+    E.BadRequest: ("modify", "bad-request", None),
+    E.ItemRequired: ("modify", "bad-request", "item-required"),
+    E.NodeIdRequired: ("modify", "bad-request", "nodeid-required"),
+    E.InvalidOptions: ("modify", "not-acceptable", "invalid-options"),
+    E.Conflict: ("cancel", "conflict", None),
+    E.PreconditionNotMet: ("cancel", "conflict", "precondition-not-met"),
+    E.Unsupported: ("cancel", "feature-not-implemented", "unsupported"),
+    E.StorageUnavailable: ("wait", "internal-server-error", None),
+}
+
+
+def condition_of(exc: E.BlogError) -> tuple[str, str, str | None]:
+    for cls in type(exc).__mro__:
+        if cls in ERRORS:
+            return ERRORS[cls]  # type: ignore[index]
+    return ("cancel", "internal-server-error", None)
+
+
+def error_element(etype: str, condition: str, text: str = "", app: str | None = None,
+                  app_attrs: dict[str, str] | None = None, ns: str = "jabber:component:accept") -> ET.Element:
+    """An RFC 6120 <error/> with an optional XEP-0060 application condition."""
+    err = ET.Element(f"{{{ns}}}error", {"type": etype})
+    ET.SubElement(err, f"{{{NS_STANZAS}}}{condition}")
+    if text:
+        t = ET.SubElement(err, f"{{{NS_STANZAS}}}text")
+        t.text = text
+    if app:
+        ET.SubElement(err, f"{{{NS_PUBSUB_ERRORS}}}{app}", app_attrs or {})
+    return err
+
+
+def error_for(exc: E.BlogError) -> ET.Element:
+    etype, cond, app = condition_of(exc)
+    attrs = {"feature": exc.feature} if isinstance(exc, E.Unsupported) else None
+    return error_element(etype, cond, exc.text, app, attrs)

@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""XEP-0004 data forms as plain element trees (adapter layer)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+
+from ..core import errors
+from ..xmpp.namespaces import NS_DATA
+
+X = f"{{{NS_DATA}}}x"
+
+
+def parse(x: ET.Element | None) -> tuple[str, dict[str, list[str]]]:
+    """(form type attribute, {var: values}) of a jabber:x:data form.
+
+    Raises:
+        BadRequest: if the element is not a data form.
+    """
+    if x is None or x.tag != X:
+        raise errors.BadRequest("expected a jabber:x:data form")
+    values: dict[str, list[str]] = {}
+    for field in x.findall(f"{{{NS_DATA}}}field"):
+        var = field.get("var")
+        if not var:
+            continue
+        values[var] = [v.text or "" for v in field.findall(f"{{{NS_DATA}}}value")]
+    return x.get("type", ""), values
+
+
+def single(values: dict[str, list[str]], var: str) -> str | None:
+    v = values.get(var)
+    return v[0] if v else None
+
+
+def boolean(value: str, var: str) -> bool:
+    if value in ("1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise errors.InvalidOptions(f"{var} must be a boolean, got {value[:32]!r}")
+
+
+class Form:
+    """Builds a form element field by field."""
+
+    def __init__(self, form_type: str = "form", title: str | None = None,
+                 instructions: str | None = None) -> None:
+        self.el = ET.Element(X, {"type": form_type})
+        if title:
+            ET.SubElement(self.el, f"{{{NS_DATA}}}title").text = title
+        if instructions:
+            ET.SubElement(self.el, f"{{{NS_DATA}}}instructions").text = instructions
+
+    def field(self, var: str, value: str | Iterable[str] | bool | int | None = None,
+              ftype: str | None = None, label: str | None = None,
+              options: Iterable[tuple[str, str]] = ()) -> Form:
+        attrs = {"var": var}
+        if ftype:
+            attrs["type"] = ftype
+        if label:
+            attrs["label"] = label
+        f = ET.SubElement(self.el, f"{{{NS_DATA}}}field", attrs)
+        for opt_value, opt_label in options:
+            o = ET.SubElement(f, f"{{{NS_DATA}}}option", {"label": opt_label} if opt_label else {})
+            ET.SubElement(o, f"{{{NS_DATA}}}value").text = opt_value
+        if value is None:
+            return self
+        if isinstance(value, bool):
+            vals: Iterable[str] = ["true" if value else "false"]
+        elif isinstance(value, int):
+            vals = [str(value)]
+        elif isinstance(value, str):
+            vals = [value]
+        else:
+            vals = value
+        for v in vals:
+            ET.SubElement(f, f"{{{NS_DATA}}}value").text = v
+        return self

@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The outbox sender: drains planned notifications onto the stream (adapter layer).
+
+Each event is serialised once; each recipient only gets its own envelope
+(`<message to=…>`) around the shared bytes. Rows are deleted only after
+their stanza was handed to a live stream (THREATS.md fact 7); a crash in
+between re-sends that batch, never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from xml.sax.saxutils import escape, quoteattr
+
+from ..core import errors
+from ..core.model import EventKind, OutboxEvent
+from ..core.ports import Clock, UnitOfWorkFactory
+from ..xmpp.namespaces import NS_DATA, NS_PUBSUB_EVENT, NS_PUBSUB_SUB_AUTH
+
+log = logging.getLogger(__name__)
+
+
+def _event(inner: str) -> str:
+    return f"<event xmlns='{NS_PUBSUB_EVENT}'>{inner}</event>"
+
+
+def _field(var: str, value: str, ftype: str | None = None, label: str | None = None) -> str:
+    attrs = f" var={quoteattr(var)}"
+    if ftype:
+        attrs += f" type={quoteattr(ftype)}"
+    if label:
+        attrs += f" label={quoteattr(label)}"
+    return f"<field{attrs}><value>{escape(value)}</value></field>"
+
+
+def render(ev: OutboxEvent) -> tuple[str, str]:
+    """(message type, inner XML) of a planned notification; serialised once per event."""
+    node = quoteattr(ev.node)
+    if ev.kind is EventKind.ITEM_PUBLISHED:
+        pub = f" publisher={quoteattr(ev.publisher)}" if ev.publisher else ""
+        return "headline", _event(f"<items node={node}><item id={quoteattr(ev.item_id or '')}{pub}>"
+                                  f"{ev.payload or ''}</item></items>")
+    if ev.kind is EventKind.ITEM_RETRACTED:
+        return "headline", _event(f"<items node={node}><retract id={quoteattr(ev.item_id or '')}/></items>")
+    if ev.kind is EventKind.NODE_PURGED:
+        return "headline", _event(f"<purge node={node}/>")
+    if ev.kind is EventKind.NODE_DELETED:
+        return "headline", _event(f"<delete node={node}/>")
+    if ev.kind is EventKind.SUBSCRIPTION_CHANGED:
+        return "headline", _event(f"<subscription node={node} jid={quoteattr(ev.subject or '')} "
+                                  f"subscription={quoteattr(ev.state or 'none')}/>")
+    if ev.kind is EventKind.SUBSCRIPTION_PENDING:
+        # XEP-0060 §8.6: the approval form, plus a body for clients that show no forms.
+        who = ev.subject or ""
+        body = (f"{who} asks to subscribe to {ev.node} on {ev.sender}. "
+                "Answer with the approval form (or your client's pubsub tools).")
+        form = (f"<x xmlns='{NS_DATA}' type='form'><title>PubSub subscriber request</title>"
+                "<instructions>To approve this entity's subscription request, set "
+                "pubsub#allow to true.</instructions>"
+                + _field("FORM_TYPE", NS_PUBSUB_SUB_AUTH, "hidden")
+                + _field("pubsub#node", ev.node, "text-single", "Node ID")
+                + _field("pubsub#subscriber_jid", who, "jid-single", "Subscriber Address")
+                + _field("pubsub#allow", "false", "boolean", "Allow this JID to subscribe to this pubsub node?")
+                + "</x>")
+        return "normal", f"<body>{escape(body)}</body>{form}"
+    raise ValueError(f"unknown event kind {ev.kind}")
+
+
+class OutboxSender:
+    """Drains the outbox whenever woken, and once a second for retries."""
+
+    def __init__(self, uow: UnitOfWorkFactory, send: Callable[[str], bool], online: asyncio.Event,
+                 clock: Clock, batch: int = 500, max_stanza_bytes: int = 400 * 1024) -> None:
+        self._uow = uow
+        self._send = send
+        self._online = online
+        self._clock = clock
+        self.batch = batch
+        self.max_stanza_bytes = max_stanza_bytes
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.sent = 0
+        self.dropped = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        delay = 1.0
+        while not self._stopping:
+            await self._online.wait()
+            try:
+                n = await self.drain_once()
+                delay = 1.0
+            except errors.StorageUnavailable:
+                log.warning("outbox: database unavailable; retrying in %.0fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            except Exception:
+                log.exception("outbox: drain failed; retrying in %.0fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if n < self.batch:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+
+    async def stop(self) -> None:
+        """Send what is due now, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._online.is_set():
+            try:
+                while await self.drain_once() >= self.batch:
+                    pass
+            except errors.BlogError:
+                log.warning("outbox: could not flush on shutdown; it resumes at next start")
+
+    async def drain_once(self) -> int:
+        async with self._uow() as uow:
+            due = await uow.outbox.due(self._clock.now(), self.batch)
+        if not due:
+            return 0
+        handed: list[int] = []
+        cache: dict[int, tuple[str, str, str]] = {}
+        for d in due:
+            head_tail = cache.get(d.event_id)
+            if head_tail is None:
+                mtype, inner = render(d.event)
+                head_tail = cache[d.event_id] = (f"<message from={quoteattr(d.event.sender)} type='{mtype}' ",
+                                                 f">{inner}</message>", inner)
+            stanza = f"{head_tail[0]}to={quoteattr(d.recipient)} id='ob{d.row_id}'{head_tail[1]}"
+            if len(stanza) > self.max_stanza_bytes and len(stanza.encode()) > self.max_stanza_bytes:
+                # Never send what would make the host server drop us (T16).
+                log.error("outbox: notification too large, dropped: event=%s to=%s bytes=%d",
+                          d.event_id, d.recipient, len(stanza.encode()))
+                self.dropped += 1
+                handed.append(d.row_id)
+                continue
+            if not self._send(stanza):
+                break
+            handed.append(d.row_id)
+        async with self._uow() as uow:
+            await uow.outbox.done(handed)
+            await uow.commit()
+        self.sent += len(handed)
+        log.debug("outbox: handed %d notification(s) to the stream", len(handed))
+        return len(handed)
+
+
+

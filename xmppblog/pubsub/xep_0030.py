@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""XEP-0030 Service Discovery for the service JID and blog JIDs (adapter layer).
+
+Features are listed from what the adapters implement, nothing more. Node
+info and node items pass the same access check as item retrieval, and a
+node the requester may not read looks exactly like a missing one (T6).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from .. import __version__
+from ..core import errors
+from ..core.model import NodeRef, PageRequest
+from ..core.service import BlogService
+from ..xmpp.component import BlogComponent, Request
+from ..xmpp.namespaces import (
+    NS_COMMANDS,
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_PING,
+    NS_PUBSUB,
+    NS_PUBSUB_GET_PENDING,
+    NS_PUBSUB_META_DATA,
+    NS_RSM,
+    NS_VERSION,
+    NS_XMPPBLOG,
+)
+from . import forms
+
+I = f"{{{NS_DISCO_INFO}}}"
+T = f"{{{NS_DISCO_ITEMS}}}"
+
+#: XEP-0060 §10 features a blog JID implements (each one has a handler).
+PUBSUB_FEATURES = (
+    "access-authorize", "access-open", "access-presence", "access-whitelist",
+    "auto-create", "config-node", "create-and-configure", "create-nodes",
+    "delete-items", "delete-nodes", "get-pending", "item-ids",
+    "manage-subscriptions", "member-affiliation", "meta-data", "modify-affiliations", "multi-items",
+    "outcast-affiliation", "persistent-items", "publish", "publish-options",
+    "publisher-affiliation", "purge-nodes", "retract-items", "retrieve-affiliations",
+    "retrieve-default", "retrieve-items", "retrieve-subscriptions", "rsm", "subscribe",
+    "subscription-notifications",
+)
+BLOG_FEATURES = (
+    NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_COMMANDS, NS_PING, NS_VERSION,
+    *(f"{NS_PUBSUB}#{f}" for f in PUBSUB_FEATURES),
+)
+SERVICE_FEATURES = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PING, NS_VERSION, NS_XMPPBLOG)
+
+
+def _info(identities: list[tuple[str, str, str]], features: tuple[str, ...],
+          node: str | None = None) -> ET.Element:
+    q = ET.Element(I + "query", {"node": node} if node else {})
+    for category, itype, name in identities:
+        attrs = {"category": category, "type": itype}
+        if name:
+            attrs["name"] = name
+        ET.SubElement(q, I + "identity", attrs)
+    for feature in sorted(set(features)):
+        ET.SubElement(q, I + "feature", {"var": feature})
+    return q
+
+
+class DiscoAdapter:
+    def __init__(self, service: BlogService) -> None:
+        self.service = service
+        self.service_jid = service.addr.service_jid
+
+    def register(self, component: BlogComponent) -> None:
+        component.on_iq(NS_DISCO_INFO, "get", self.get_info)
+        component.on_iq(NS_DISCO_ITEMS, "get", self.get_items)
+
+    async def get_info(self, req: Request, query: ET.Element) -> ET.Element:
+        node = query.get("node")
+        if req.to == self.service_jid:
+            if node:
+                raise errors.NodeNotFound("the service JID has no nodes")
+            return _info([("pubsub", "service", "xmppblog"), ("component", "generic", "xmppblog")],
+                         SERVICE_FEATURES)
+        owner = self.service.owner_of(req.to)
+        if not node:
+            return _info([("pubsub", "pep", f"Microblog of {owner}")], BLOG_FEATURES)
+        if node == NS_COMMANDS:
+            return _info([("automation", "command-list", "Commands")], (NS_COMMANDS,), node)
+        if node == NS_PUBSUB_GET_PENDING:
+            return _info([("automation", "command-node", "Get pending subscriptions")],
+                         (NS_COMMANDS, "jabber:x:data"), node)
+        n = await self.service.visible_node(req.actor, NodeRef(req.to, node))
+        q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB,), node)
+        meta = (forms.Form("result")
+                .field("FORM_TYPE", NS_PUBSUB_META_DATA, "hidden")
+                .field("pubsub#type", "http://www.w3.org/2005/Atom", label="Payload type")
+                .field("pubsub#title", n.config.title, label="Title")
+                .field("pubsub#owner", [n.owner], "jid-multi", "Node owner")
+                .field("pubsub#access_model", n.config.access_model.value, label="Access model")
+                .field("pubsub#max_items", n.config.max_items, label="Max items"))
+        q.append(meta.el)
+        return q
+
+    async def get_items(self, req: Request, query: ET.Element) -> ET.Element:
+        node = query.get("node")
+        q = ET.Element(T + "query", {"node": node} if node else {})
+        if req.to == self.service_jid:
+            if node:
+                raise errors.NodeNotFound("the service JID has no nodes")
+            return q
+        self.service.owner_of(req.to)
+        if node == NS_COMMANDS:
+            if req.actor.jid == self.service.owner_of(req.to):
+                ET.SubElement(q, T + "item", {"jid": req.to_full, "node": NS_PUBSUB_GET_PENDING,
+                                              "name": "Get pending subscriptions"})
+            return q
+        if not node:
+            for n in await self.service.visible_nodes(req.actor, req.to):
+                attrs = {"jid": req.to, "node": n.ref.node}
+                if n.config.title:
+                    attrs["name"] = n.config.title
+                ET.SubElement(q, T + "item", attrs)
+            return q
+        # XEP-0060 §5.5: the items of a node, as disco items named by item id.
+        page = await self.service.get_items(req.actor, NodeRef(req.to, node), (),
+                                            PageRequest(max=self.service.limits.max_page_items))
+        for item in page.items:
+            ET.SubElement(q, T + "item", {"jid": req.to, "name": item.item_id})
+        return q
+
+
+class MiscAdapter:
+    """XEP-0199 ping and XEP-0092 software version, for admins' diagnostics."""
+
+    def register(self, component: BlogComponent) -> None:
+        component.on_iq(NS_PING, "get", self.ping)
+        component.on_iq(NS_VERSION, "get", self.version)
+
+    async def ping(self, req: Request, el: ET.Element) -> None:
+        return None
+
+    async def version(self, req: Request, el: ET.Element) -> ET.Element:
+        q = ET.Element(f"{{{NS_VERSION}}}query")
+        ET.SubElement(q, f"{{{NS_VERSION}}}name").text = "xmppblog"
+        ET.SubElement(q, f"{{{NS_VERSION}}}version").text = __version__
+        return q
+
+
+

@@ -1,0 +1,380 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""XEP-0060 Publish-Subscribe adapter: <pubsub/> requests -> BlogService calls (adapter layer).
+
+Dispatch is on (owner namespace?, iq type, action element), in the style of
+Prosody's pubsub.lib.lua; each handler is named by its key (`set_publish`,
+`owner_get_configure`). Handlers parse, call the service, and build the
+result; refusals are domain errors mapped once in `pubsub/errors.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+
+from ..core import errors
+from ..core.model import AccessModel, NodeConfig, NodeRef, Page, PageRequest
+from ..core.service import BlogService, Limits
+from ..xmpp.component import BlogComponent, Request
+from ..xmpp.namespaces import (
+    NS_PUBSUB,
+    NS_PUBSUB_NODE_CONFIG,
+    NS_PUBSUB_OWNER,
+    NS_PUBSUB_PUBLISH_OPTIONS,
+    NS_PUBSUB_SUB_AUTH,
+)
+from . import forms, xep_0059
+from .xep_0277 import parse_entry
+
+log = logging.getLogger(__name__)
+
+P = f"{{{NS_PUBSUB}}}"
+O = f"{{{NS_PUBSUB_OWNER}}}"
+
+Handler = Callable[[Request, ET.Element, ET.Element], Awaitable[ET.Element | None]]
+
+ACCESS_LABELS = (("open", "Anyone"), ("presence", "Contacts with a presence subscription"),
+                 ("authorize", "Approved subscribers"), ("whitelist", "Only listed members"))
+
+
+def _node(el: ET.Element, required: bool = True) -> str:
+    node = el.get("node", "")
+    if required and not node:
+        raise errors.NodeIdRequired("this request needs a node attribute")
+    if len(node) > 1024:
+        raise errors.BadRequest("node names are limited to 1024 characters")
+    return node
+
+
+def config_changes(values: dict[str, list[str]], limits: Limits, strict: bool) -> dict[str, object]:
+    """NodeConfig changes from node_config / publish-options fields.
+
+    Args:
+        strict: unknown fields are an error (configure); publish-options ignores them.
+
+    Raises:
+        InvalidOptions: an unknown field (strict) or a bad value.
+    """
+    out: dict[str, object] = {}
+    for var, vals in values.items():
+        if var == "FORM_TYPE":
+            continue
+        v = vals[0] if vals else ""
+        if var == "pubsub#access_model":
+            try:
+                out["access_model"] = AccessModel(v)
+            except ValueError:
+                raise errors.InvalidOptions(f"unsupported access model {v[:32]!r}") from None
+        elif var == "pubsub#max_items":
+            if v == "max":
+                out["max_items"] = limits.max_items_per_node
+            else:
+                try:
+                    out["max_items"] = int(v)
+                except ValueError:
+                    raise errors.InvalidOptions("pubsub#max_items must be a number or 'max'") from None
+        elif var == "pubsub#notify_retract":
+            out["notify_retract"] = forms.boolean(v, var)
+        elif var == "pubsub#title":
+            out["title"] = v[:256]
+        elif var in ("pubsub#persist_items", "pubsub#deliver_payloads", "pubsub#deliver_notifications"):
+            if not forms.boolean(v, var):
+                raise errors.InvalidOptions(f"{var} is always true on this service")
+        elif strict:
+            raise errors.InvalidOptions(f"unsupported configuration field {var[:64]!r}")
+        else:
+            log.debug("publish-options field ignored: %s", var)
+    return out
+
+
+def config_form(node: str, config: NodeConfig, limits: Limits, form_type: str = "form") -> ET.Element:
+    return (forms.Form(form_type, title=f"Configuration of {node}" if node else None)
+            .field("FORM_TYPE", NS_PUBSUB_NODE_CONFIG, "hidden")
+            .field("pubsub#title", config.title, "text-single", "A short name for the node")
+            .field("pubsub#access_model", config.access_model.value, "list-single",
+                   "Who may subscribe and read items", ACCESS_LABELS)
+            .field("pubsub#max_items", config.max_items, "text-single",
+                   f"Maximum number of items to keep (1-{limits.max_items_per_node})")
+            .field("pubsub#notify_retract", config.notify_retract, "boolean",
+                   "Notify subscribers when items are retracted")
+            .field("pubsub#persist_items", True, "boolean", "Persist items to storage")
+            .field("pubsub#deliver_payloads", True, "boolean", "Deliver payloads with notifications")
+            .el)
+
+
+def _page_el(node: str, page: Page, with_rsm: bool) -> ET.Element:
+    ps = ET.Element(P + "pubsub")
+    items = ET.SubElement(ps, P + "items", {"node": node})
+    for item in page.items:
+        attrs = {"id": item.item_id}
+        if item.publisher:
+            attrs["publisher"] = item.publisher
+        el = ET.SubElement(items, P + "item", attrs)
+        el.append(ET.fromstring(item.payload))
+    if with_rsm or not page.complete:
+        ps.append(xep_0059.render(page))
+    return ps
+
+
+class PubsubAdapter:
+    """Routes <pubsub/> and <pubsub xmlns='…#owner'/> IQs to the service."""
+
+    def __init__(self, service: BlogService) -> None:
+        self.service = service
+        self.limits = service.limits
+        self._user: dict[tuple[str, str], Handler] = {
+            ("set", "publish"): self.set_publish,
+            ("set", "retract"): self.set_retract,
+            ("set", "subscribe"): self.set_subscribe,
+            ("set", "unsubscribe"): self.set_unsubscribe,
+            ("set", "create"): self.set_create,
+            ("get", "items"): self.get_items,
+            ("get", "subscriptions"): self.get_subscriptions,
+            ("get", "affiliations"): self.get_affiliations,
+        }
+        self._owner: dict[tuple[str, str], Handler] = {
+            ("get", "configure"): self.owner_get_configure,
+            ("set", "configure"): self.owner_set_configure,
+            ("get", "default"): self.owner_get_default,
+            ("set", "purge"): self.owner_set_purge,
+            ("set", "delete"): self.owner_set_delete,
+            ("get", "subscriptions"): self.owner_get_subscriptions,
+            ("set", "subscriptions"): self.owner_set_subscriptions,
+            ("get", "affiliations"): self.owner_get_affiliations,
+            ("set", "affiliations"): self.owner_set_affiliations,
+        }
+
+    def register(self, component: BlogComponent) -> None:
+        for iq_type in ("get", "set"):
+            component.on_iq(NS_PUBSUB, iq_type, self._dispatch_user)
+            component.on_iq(NS_PUBSUB_OWNER, iq_type, self._dispatch_owner)
+        component.on_message(self.on_message)
+
+    async def _dispatch_user(self, req: Request, pubsub: ET.Element) -> ET.Element | None:
+        return await self._dispatch(req, pubsub, self._user, P)
+
+    async def _dispatch_owner(self, req: Request, pubsub: ET.Element) -> ET.Element | None:
+        return await self._dispatch(req, pubsub, self._owner, O)
+
+    async def _dispatch(self, req: Request, pubsub: ET.Element, table: dict[tuple[str, str], Handler],
+                        ns: str) -> ET.Element | None:
+        if pubsub.tag.split("}")[-1] != "pubsub":
+            raise errors.BadRequest("expected a <pubsub/> element")
+        if req.to == self.service.addr.service_jid:
+            raise errors.NodeNotFound(
+                "the service JID hosts no nodes yet; blogs live at user@"
+                f"{self.service.addr.service_jid}")
+        actions = [c for c in pubsub if c.tag.startswith(ns) and c.tag[len(ns):] not in
+                   ("options", "publish-options", "configure")]
+        if not actions:
+            # <create/> travels with <configure/>; a lone <configure/> is the action.
+            actions = [c for c in pubsub if c.tag.startswith(ns)]
+        if len(actions) != 1:
+            raise errors.BadRequest("expected exactly one pubsub action")
+        action = actions[0]
+        key = (req.stanza["type"], action.tag[len(ns):])
+        handler = table.get(key)
+        if handler is None:
+            raise errors.Unsupported(action.tag[len(ns):], f"{key[1]} ({key[0]}) is not supported")
+        return await handler(req, pubsub, action)
+
+    def _ref(self, req: Request, action: ET.Element) -> NodeRef:
+        return NodeRef(req.to, _node(action))
+
+    # ------------------------------------------------------------ user use cases
+
+    async def set_publish(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
+        ref = self._ref(req, el)
+        items = el.findall(P + "item")
+        if len(items) != 1:
+            # XEP-0060 §7.1.3.6 requires exactly one item per publish request.
+            raise errors.InvalidPayload("publish exactly one <item/>")
+        item = items[0]
+        item_id = item.get("id") or None
+        draft = parse_entry(item, self.limits.max_payload_bytes)
+        options = None
+        po = pubsub.find(P + "publish-options")
+        if po is not None:
+            ftype, values = forms.parse(po.find(forms.X))
+            if forms.single(values, "FORM_TYPE") not in (None, NS_PUBSUB_PUBLISH_OPTIONS):
+                raise errors.BadRequest("publish-options must use FORM_TYPE " + NS_PUBSUB_PUBLISH_OPTIONS)
+            options = config_changes(values, self.limits, strict=False)
+        new_id = await self.service.publish(req.actor, ref, item_id, draft, options)
+        ps = ET.Element(P + "pubsub")
+        ET.SubElement(ET.SubElement(ps, P + "publish", {"node": ref.node}), P + "item", {"id": new_id})
+        return ps
+
+    async def set_retract(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
+        ref = self._ref(req, el)
+        items = el.findall(P + "item")
+        if not items or not all(i.get("id") for i in items):
+            raise errors.ItemRequired("retract needs <item id='…'/>")
+        notify = el.get("notify")
+        flag = None if notify is None else notify in ("1", "true")
+        for item in items:
+            await self.service.retract(req.actor, ref, item.get("id", ""), flag)
+        return None
+
+    async def set_subscribe(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
+        ref = self._ref(req, el)
+        jid = el.get("jid")
+        if not jid:
+            raise errors.InvalidJid("subscribe needs a jid attribute")
+        if pubsub.find(P + "options") is not None:
+            raise errors.Unsupported("subscription-options", "subscription options are not supported")
+        sub = await self.service.subscribe(req.actor, ref, jid)
+        ps = ET.Element(P + "pubsub")
+        ET.SubElement(ps, P + "subscription", {"node": ref.node, "jid": sub.jid,
+                                                "subscription": sub.state.value})
+        return ps
+
+    async def set_unsubscribe(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
+        jid = el.get("jid")
+        if not jid:
+            raise errors.InvalidJid("unsubscribe needs a jid attribute")
+        await self.service.unsubscribe(req.actor, self._ref(req, el), jid)
+        return None
+
+    async def set_create(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element | None:
+        if not el.get("node"):
+            raise errors.NodeIdRequired("instant nodes are not supported: name the node")
+        ref = self._ref(req, el)
+        options: dict[str, object] = {}
+        conf = pubsub.find(P + "configure")
+        if conf is not None and conf.find(forms.X) is not None:
+            _, values = forms.parse(conf.find(forms.X))
+            options = config_changes(values, self.limits, strict=True)
+        await self.service.create(req.actor, ref, options)
+        return None
+
+    async def get_items(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
+        ref = self._ref(req, el)
+        ids = [i.get("id", "") for i in el.findall(P + "item")]
+        if any(not i for i in ids):
+            raise errors.ItemRequired("<item/> in an items request needs an id")
+        max_items = None
+        if el.get("max_items") is not None:
+            try:
+                max_items = int(el.get("max_items", ""))
+            except ValueError:
+                raise errors.BadRequest("max_items must be a number") from None
+            if max_items < 0:
+                raise errors.BadRequest("max_items must be a number")
+        rsm = xep_0059.parse(pubsub)
+        page = await self.service.get_items(req.actor, ref, ids, rsm or PageRequest(), max_items)
+        return _page_el(ref.node, page, with_rsm=rsm is not None)
+
+    async def get_subscriptions(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
+        node = _node(el, required=False) or None
+        subs = await self.service.subscriptions_of(req.actor, req.to, node)
+        ps = ET.Element(P + "pubsub")
+        out = ET.SubElement(ps, P + "subscriptions", {"node": node} if node else {})
+        for s in subs:
+            ET.SubElement(out, P + "subscription", {"node": s.ref.node, "jid": s.jid,
+                                                     "subscription": s.state.value})
+        return ps
+
+    async def get_affiliations(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
+        node = _node(el, required=False) or None
+        affs = await self.service.affiliations_of(req.actor, req.to, node)
+        ps = ET.Element(P + "pubsub")
+        out = ET.SubElement(ps, P + "affiliations", {"node": node} if node else {})
+        for ref, aff in affs:
+            ET.SubElement(out, P + "affiliation", {"node": ref.node, "affiliation": aff.value})
+        return ps
+
+    # ------------------------------------------------------------ owner use cases
+
+    async def owner_get_configure(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
+        ref = self._ref(req, el)
+        config = await self.service.get_config(req.actor, ref)
+        ps = ET.Element(O + "pubsub")
+        ET.SubElement(ps, O + "configure", {"node": ref.node}).append(
+            config_form(ref.node, config, self.limits))
+        return ps
+
+    async def owner_set_configure(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
+        ref = self._ref(req, el)
+        ftype, values = forms.parse(el.find(forms.X))
+        if ftype == "cancel":
+            return None
+        if ftype != "submit":
+            raise errors.BadRequest("submit the configuration form with type='submit'")
+        if forms.single(values, "FORM_TYPE") not in (None, NS_PUBSUB_NODE_CONFIG):
+            raise errors.InvalidOptions("FORM_TYPE must be " + NS_PUBSUB_NODE_CONFIG)
+        await self.service.configure(req.actor, ref, config_changes(values, self.limits, strict=True))
+        return None
+
+    async def owner_get_default(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
+        ps = ET.Element(O + "pubsub")
+        ET.SubElement(ps, O + "default").append(
+            config_form("", NodeConfig(max_items=self.limits.max_items_per_node), self.limits))
+        return ps
+
+    async def owner_set_purge(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
+        await self.service.purge(req.actor, self._ref(req, el))
+        return None
+
+    async def owner_set_delete(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
+        await self.service.delete_node(req.actor, self._ref(req, el))
+        return None
+
+    async def owner_get_subscriptions(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
+        ref = self._ref(req, el)
+        subs = await self.service.get_subscriptions(req.actor, ref)
+        ps = ET.Element(O + "pubsub")
+        out = ET.SubElement(ps, O + "subscriptions", {"node": ref.node})
+        for s in subs:
+            ET.SubElement(out, O + "subscription", {"jid": s.jid, "subscription": s.state.value})
+        return ps
+
+    async def owner_set_subscriptions(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
+        ref = self._ref(req, el)
+        changes = [(s.get("jid", ""), s.get("subscription", ""))
+                   for s in el.findall(O + "subscription")]
+        if not changes or any(not j or not st for j, st in changes):
+            raise errors.BadRequest("each <subscription/> needs jid and subscription attributes")
+        await self.service.set_subscriptions(req.actor, ref, changes)
+        return None
+
+    async def owner_get_affiliations(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
+        ref = self._ref(req, el)
+        affs = await self.service.get_affiliations(req.actor, ref)
+        ps = ET.Element(O + "pubsub")
+        out = ET.SubElement(ps, O + "affiliations", {"node": ref.node})
+        for jid, aff in affs.items():
+            ET.SubElement(out, O + "affiliation", {"jid": jid, "affiliation": aff.value})
+        return ps
+
+    async def owner_set_affiliations(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
+        ref = self._ref(req, el)
+        changes = [(a.get("jid", ""), a.get("affiliation", ""))
+                   for a in el.findall(O + "affiliation")]
+        if not changes or any(not j or not a for j, a in changes):
+            raise errors.BadRequest("each <affiliation/> needs jid and affiliation attributes")
+        await self.service.set_affiliations(req.actor, ref, changes)
+        return None
+
+    # ------------------------------------------------------------ §8.6 authorization answers
+
+    async def on_message(self, req: Request) -> None:
+        """The owner submits a subscription authorization form (XEP-0060 §8.6)."""
+        x = req.xml.find(forms.X)
+        if x is None or x.get("type") != "submit":
+            return
+        _, values = forms.parse(x)
+        if forms.single(values, "FORM_TYPE") != NS_PUBSUB_SUB_AUTH:
+            return
+        node = forms.single(values, "pubsub#node")
+        jid = forms.single(values, "pubsub#subscriber_jid")
+        allow = forms.single(values, "pubsub#allow")
+        if not node or not jid or allow is None:
+            raise errors.BadRequest("the authorization form needs pubsub#node, "
+                                    "pubsub#subscriber_jid and pubsub#allow")
+        changed = await self.service.authorize(req.actor, NodeRef(req.to, node), jid,
+                                               forms.boolean(allow, "pubsub#allow"))
+        if not changed:
+            log.info("authorization answer for no pending request: node=%s jid=%s by=%s",
+                     node, jid, req.actor.jid)
+

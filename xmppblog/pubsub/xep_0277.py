@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""XEP-0277 Atom entries: validate a client's entry, render the stored one (adapter layer).
+
+`parse_entry` checks namespace, size, shape and required fields and returns
+an `AtomDraft` before anything changes (STYLE.md §2). `AtomCodec.render`
+implements core.ports.EntryCodec: it applies the server's `Stamp` (atom:id,
+published, updated, author, alternate and replies links) and serialises.
+"""
+
+from __future__ import annotations
+
+import copy
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..core import errors
+from ..core.model import Stamp
+from ..xmpp.namespaces import NS_ATOM, NS_THR
+
+A = f"{{{NS_ATOM}}}"
+MAX_ENTRY_DEPTH = 16
+
+ET.register_namespace("thr", NS_THR)
+
+
+@dataclass(frozen=True, slots=True)
+class AtomDraft:
+    entry: ET.Element
+
+
+def _depth(el: ET.Element, limit: int) -> bool:
+    stack = [(el, 1)]
+    while stack:
+        e, d = stack.pop()
+        if d > limit:
+            return False
+        stack.extend((c, d + 1) for c in e)
+    return True
+
+
+def _text(el: ET.Element | None) -> str:
+    return "".join(el.itertext()).strip() if el is not None else ""
+
+
+def parse_entry(item: ET.Element, max_bytes: int) -> AtomDraft:
+    """Validate the payload of a published <item/>.
+
+    Raises:
+        InvalidPayload: not exactly one Atom <entry/>, too deep, or no text.
+        PayloadTooBig: the entry is larger than `max_bytes`.
+    """
+    children = list(item)
+    if len(children) != 1:
+        raise errors.InvalidPayload("an item must carry exactly one Atom <entry/>")
+    entry = children[0]
+    if entry.tag != A + "entry":
+        raise errors.InvalidPayload(f"expected an Atom entry ({NS_ATOM}), got {entry.tag[:80]}")
+    if not _depth(entry, MAX_ENTRY_DEPTH):
+        raise errors.InvalidPayload(f"the entry is nested deeper than {MAX_ENTRY_DEPTH} levels")
+    if len(ET.tostring(entry, encoding="utf-8")) > max_bytes:
+        raise errors.PayloadTooBig(f"entries are limited to {max_bytes} bytes")
+    title, content = entry.find(A + "title"), entry.find(A + "content")
+    if not _text(title) and not _text(content):
+        raise errors.InvalidPayload("an entry needs a non-empty <title/> or <content/>")
+    for el in (title, content):
+        if el is not None and el.get("type", "text") not in ("text", "html", "xhtml"):
+            raise errors.InvalidPayload("title and content types are text, html or xhtml")
+    return AtomDraft(copy.deepcopy(entry))
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _replace(entry: ET.Element, tag: str, text: str, index: int) -> None:
+    for old in entry.findall(A + tag):
+        entry.remove(old)
+    el = ET.Element(A + tag)
+    el.text = text
+    entry.insert(index, el)
+
+
+class AtomCodec:
+    """core.ports.EntryCodec for XEP-0277 entries."""
+
+    def render(self, draft: object, stamp: Stamp) -> str:
+        assert isinstance(draft, AtomDraft)
+        entry = copy.deepcopy(draft.entry)
+        entry.tail = None
+        title = entry.find(A + "title")
+        if title is None or not _text(title):
+            # RFC 4287 requires a title: derive it from the content.
+            text = _text(entry.find(A + "content"))
+            if title is None:
+                title = ET.Element(A + "title")
+                entry.insert(0, title)
+            for child in list(title):
+                title.remove(child)
+            title.set("type", "text")
+            title.text = text[:140]
+        _replace(entry, "id", stamp.atom_id, 1)
+        _replace(entry, "published", _iso(stamp.published), 2)
+        _replace(entry, "updated", _iso(stamp.updated), 3)
+        name = ""
+        for old in entry.findall(A + "author"):
+            name = name or _text(old.find(A + "name"))
+            entry.remove(old)
+        author = ET.Element(A + "author")
+        ET.SubElement(author, A + "name").text = name or stamp.author_name
+        ET.SubElement(author, A + "uri").text = f"xmpp:{stamp.author_jid}"
+        entry.insert(4, author)
+        for link in entry.findall(A + "link"):
+            rel, href = link.get("rel", "alternate"), link.get("href", "")
+            if rel == "replies" or (rel == "alternate" and href.startswith("xmpp:")):
+                entry.remove(link)
+        entry.append(ET.Element(A + "link", {"rel": "alternate", "href": stamp.self_uri}))
+        if stamp.replies_uri:
+            entry.append(ET.Element(A + "link", {"rel": "replies", "title": "comments",
+                                                 "href": stamp.replies_uri}))
+        try:
+            return ET.tostring(entry, encoding="unicode", default_namespace=NS_ATOM)
+        except ValueError:  # an element in no namespace: keep explicit prefixes
+            return ET.tostring(entry, encoding="unicode")

@@ -1,0 +1,367 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""SQL repositories implementing core.ports (storage layer).
+
+They store and return core.model values; no policy, no trimming rules, no
+form parsing. Database failures become core errors here: an IntegrityError
+is a Conflict, anything else StorageUnavailable (its traceback is logged, the
+requester sees a generic error).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..core import errors
+from ..core.model import (
+    AccessModel,
+    Affiliation,
+    EventKind,
+    Item,
+    Node,
+    NodeConfig,
+    NodeRef,
+    OutboxDelivery,
+    OutboxEvent,
+    Page,
+    PageRequest,
+    SubState,
+    Subscription,
+)
+from .tables import (
+    AffiliationRow,
+    ContactRow,
+    ItemRow,
+    NodeRow,
+    OutboxEventRow,
+    OutboxRow,
+    SubscriptionRow,
+)
+
+log = logging.getLogger(__name__)
+
+
+def utc(dt: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything in the core is aware UTC."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _node(row: NodeRow) -> Node:
+    config = NodeConfig(AccessModel(row.access_model), row.max_items, row.notify_retract, row.title)
+    return Node(NodeRef(row.service, row.node), row.owner, config, row.id)
+
+
+def _item(row: ItemRow) -> Item:
+    return Item(row.item_id, row.publisher, row.payload, utc(row.published), utc(row.updated))
+
+
+class NodeRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def get(self, ref: NodeRef) -> Node | None:
+        row = (await self.s.execute(select(NodeRow).where(
+            NodeRow.service == ref.service, NodeRow.node == ref.node))).scalar_one_or_none()
+        return _node(row) if row else None
+
+    async def create(self, node: Node) -> Node:
+        c = node.config
+        row = NodeRow(service=node.ref.service, node=node.ref.node, owner=node.owner,
+                      access_model=c.access_model.value, max_items=c.max_items,
+                      notify_retract=c.notify_retract, title=c.title, created_at=now())
+        self.s.add(row)
+        await self.s.flush()
+        return _node(row)
+
+    async def update(self, node: Node) -> None:
+        c = node.config
+        await self.s.execute(update(NodeRow).where(NodeRow.id == node.db_id).values(
+            access_model=c.access_model.value, max_items=c.max_items,
+            notify_retract=c.notify_retract, title=c.title))
+
+    async def delete(self, node: Node) -> None:
+        # Explicit child deletes: no reliance on ON DELETE CASCADE being enabled.
+        for table in (ItemRow, SubscriptionRow, AffiliationRow):
+            await self.s.execute(delete(table).where(table.node_id == node.db_id))
+        await self.s.execute(delete(NodeRow).where(NodeRow.id == node.db_id))
+
+    async def list(self, service: str) -> Sequence[Node]:
+        rows = (await self.s.execute(select(NodeRow).where(NodeRow.service == service)
+                                     .order_by(NodeRow.id))).scalars()
+        return [_node(r) for r in rows]
+
+
+class ItemRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def get(self, node: Node, item_id: str) -> Item | None:
+        row = (await self.s.execute(select(ItemRow).where(
+            ItemRow.node_id == node.db_id, ItemRow.item_id == item_id))).scalar_one_or_none()
+        return _item(row) if row else None
+
+    async def get_many(self, node: Node, item_ids: Sequence[str]) -> Sequence[Item]:
+        rows = (await self.s.execute(select(ItemRow).where(
+            ItemRow.node_id == node.db_id, ItemRow.item_id.in_(list(item_ids)))
+            .order_by(ItemRow.id.desc()))).scalars()
+        return [_item(r) for r in rows]
+
+    async def put(self, node: Node, item: Item) -> None:
+        # A republish moves the item to the top: delete and insert gives it a new,
+        # higher id, and id order is publish order.
+        await self.s.execute(delete(ItemRow).where(
+            ItemRow.node_id == node.db_id, ItemRow.item_id == item.item_id))
+        self.s.add(ItemRow(node_id=node.db_id, item_id=item.item_id, publisher=item.publisher,
+                           payload=item.payload, published=item.published, updated=item.updated))
+        await self.s.flush()
+
+    async def delete(self, node: Node, item_id: str) -> bool:
+        res = await self.s.execute(delete(ItemRow).where(
+            ItemRow.node_id == node.db_id, ItemRow.item_id == item_id))
+        return bool(res.rowcount)
+
+    async def purge(self, node: Node) -> int:
+        res = await self.s.execute(delete(ItemRow).where(ItemRow.node_id == node.db_id))
+        return int(res.rowcount or 0)
+
+    async def trim(self, node: Node, keep: int) -> Sequence[str]:
+        cutoff = (await self.s.execute(
+            select(ItemRow.id).where(ItemRow.node_id == node.db_id)
+            .order_by(ItemRow.id.desc()).offset(keep).limit(1))).scalar_one_or_none()
+        if cutoff is None:
+            return []
+        old = (await self.s.execute(select(ItemRow.item_id).where(
+            ItemRow.node_id == node.db_id, ItemRow.id <= cutoff))).scalars().all()
+        await self.s.execute(delete(ItemRow).where(ItemRow.node_id == node.db_id, ItemRow.id <= cutoff))
+        return list(old)
+
+    async def _pivot(self, node: Node, item_id: str) -> int:
+        pk = (await self.s.execute(select(ItemRow.id).where(
+            ItemRow.node_id == node.db_id, ItemRow.item_id == item_id))).scalar_one_or_none()
+        if pk is None:
+            raise errors.ItemNotFound(f"no item {item_id} on this node (RSM)")
+        return int(pk)
+
+    async def page(self, node: Node, req: PageRequest, limit: int) -> Page:
+        base = select(ItemRow).where(ItemRow.node_id == node.db_id)
+        count = int((await self.s.execute(
+            select(func.count()).select_from(ItemRow).where(ItemRow.node_id == node.db_id))).scalar_one())
+        size = limit if req.max is None else max(0, min(req.max, limit))
+        if size == 0:
+            return Page((), count, None, complete=count == 0)
+        if req.after is not None:
+            pivot = await self._pivot(node, req.after)
+            rows = list((await self.s.execute(base.where(ItemRow.id < pivot)
+                                              .order_by(ItemRow.id.desc()).limit(size))).scalars())
+        elif req.before is not None:
+            q = base
+            if req.before:
+                q = q.where(ItemRow.id > await self._pivot(node, req.before))
+            rows = list((await self.s.execute(q.order_by(ItemRow.id.asc()).limit(size))).scalars())
+            rows.reverse()
+        else:
+            rows = list((await self.s.execute(base.order_by(ItemRow.id.desc())
+                                              .offset(req.index or 0).limit(size))).scalars())
+        first_index = None
+        if rows:
+            first_index = int((await self.s.execute(
+                select(func.count()).select_from(ItemRow).where(
+                    ItemRow.node_id == node.db_id, ItemRow.id > rows[0].id))).scalar_one())
+        return Page(tuple(_item(r) for r in rows), count, first_index, complete=len(rows) == count)
+
+
+class SubscriptionRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    @staticmethod
+    def _sub(ref: NodeRef, row: SubscriptionRow) -> Subscription:
+        return Subscription(ref, row.jid, SubState(row.state))
+
+    async def get(self, node: Node, jid: str) -> Subscription | None:
+        row = (await self.s.execute(select(SubscriptionRow).where(
+            SubscriptionRow.node_id == node.db_id, SubscriptionRow.jid == jid))).scalar_one_or_none()
+        return self._sub(node.ref, row) if row else None
+
+    async def state_of(self, node: Node, bare: str) -> SubState:
+        states = set((await self.s.execute(select(SubscriptionRow.state).where(
+            SubscriptionRow.node_id == node.db_id, SubscriptionRow.bare == bare))).scalars())
+        for s in (SubState.SUBSCRIBED, SubState.PENDING):
+            if s.value in states:
+                return s
+        return SubState.NONE
+
+    async def put(self, node: Node, jid: str, state: SubState) -> None:
+        res = await self.s.execute(update(SubscriptionRow).where(
+            SubscriptionRow.node_id == node.db_id, SubscriptionRow.jid == jid).values(state=state.value))
+        if not res.rowcount:
+            self.s.add(SubscriptionRow(node_id=node.db_id, jid=jid, bare=jid.split("/", 1)[0],
+                                       state=state.value, created_at=now()))
+            await self.s.flush()
+
+    async def delete(self, node: Node, jid: str) -> bool:
+        res = await self.s.execute(delete(SubscriptionRow).where(
+            SubscriptionRow.node_id == node.db_id, SubscriptionRow.jid == jid))
+        return bool(res.rowcount)
+
+    async def for_node(self, node: Node, state: SubState | None = None) -> Sequence[Subscription]:
+        q = select(SubscriptionRow).where(SubscriptionRow.node_id == node.db_id)
+        if state is not None:
+            q = q.where(SubscriptionRow.state == state.value)
+        rows = (await self.s.execute(q.order_by(SubscriptionRow.id))).scalars()
+        return [self._sub(node.ref, r) for r in rows]
+
+    async def for_jid(self, service: str, jid: str) -> Sequence[Subscription]:
+        rows = (await self.s.execute(
+            select(NodeRow.node, SubscriptionRow.jid, SubscriptionRow.state)
+            .join(NodeRow, NodeRow.id == SubscriptionRow.node_id)
+            .where(NodeRow.service == service, SubscriptionRow.bare == jid)
+            .order_by(SubscriptionRow.id))).all()
+        return [Subscription(NodeRef(service, n), j, SubState(st)) for n, j, st in rows]
+
+
+class AffiliationRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def get(self, node: Node, jid: str) -> Affiliation:
+        v = (await self.s.execute(select(AffiliationRow.affiliation).where(
+            AffiliationRow.node_id == node.db_id, AffiliationRow.jid == jid))).scalar_one_or_none()
+        return Affiliation(v) if v else Affiliation.NONE
+
+    async def set(self, node: Node, jid: str, affiliation: Affiliation) -> None:
+        await self.s.execute(delete(AffiliationRow).where(
+            AffiliationRow.node_id == node.db_id, AffiliationRow.jid == jid))
+        if affiliation is not Affiliation.NONE:
+            self.s.add(AffiliationRow(node_id=node.db_id, jid=jid, affiliation=affiliation.value))
+            await self.s.flush()
+        if affiliation is Affiliation.OUTCAST:
+            await self.s.execute(delete(SubscriptionRow).where(
+                SubscriptionRow.node_id == node.db_id, SubscriptionRow.bare == jid))
+
+    async def for_node(self, node: Node) -> dict[str, Affiliation]:
+        rows = (await self.s.execute(select(AffiliationRow.jid, AffiliationRow.affiliation).where(
+            AffiliationRow.node_id == node.db_id).order_by(AffiliationRow.id))).all()
+        return {j: Affiliation(a) for j, a in rows}
+
+    async def for_jid(self, service: str, jid: str) -> Sequence[tuple[NodeRef, Affiliation]]:
+        rows = (await self.s.execute(
+            select(NodeRow.node, AffiliationRow.affiliation)
+            .join(NodeRow, NodeRow.id == AffiliationRow.node_id)
+            .where(NodeRow.service == service, AffiliationRow.jid == jid))).all()
+        return [(NodeRef(service, n), Affiliation(a)) for n, a in rows]
+
+
+class ContactRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def has_presence(self, blog: str, contact: str) -> bool:
+        return bool((await self.s.execute(select(exists().where(
+            ContactRow.blog == blog, ContactRow.contact == contact, ContactRow.subscribed)))).scalar())
+
+    async def set_presence(self, blog: str, contact: str, subscribed: bool) -> None:
+        res = await self.s.execute(update(ContactRow).where(
+            ContactRow.blog == blog, ContactRow.contact == contact).values(subscribed=subscribed))
+        if not res.rowcount:
+            self.s.add(ContactRow(blog=blog, contact=contact, subscribed=subscribed))
+            await self.s.flush()
+
+    async def subscribers(self, blog: str) -> Sequence[str]:
+        return list((await self.s.execute(select(ContactRow.contact).where(
+            ContactRow.blog == blog, ContactRow.subscribed))).scalars())
+
+
+class OutboxRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def add(self, event: OutboxEvent) -> int:
+        row = OutboxEventRow(kind=event.kind.value, sender=event.sender, node=event.node,
+                             item_id=event.item_id, payload=event.payload, publisher=event.publisher,
+                             subject=event.subject, state=event.state, created_at=now())
+        self.s.add(row)
+        await self.s.flush()
+        when = now()
+        # One statement for all recipients: fan-out is planned once (DESIGN.md).
+        await self.s.execute(OutboxRow.__table__.insert(), [
+            {"event_id": row.id, "recipient": r, "attempts": 0, "next_at": when}
+            for r in event.recipients])
+        return int(row.id)
+
+    async def due(self, at: datetime, limit: int) -> Sequence[OutboxDelivery]:
+        rows = (await self.s.execute(
+            select(OutboxRow, OutboxEventRow).join(OutboxEventRow, OutboxEventRow.id == OutboxRow.event_id)
+            .where(OutboxRow.next_at <= at).order_by(OutboxRow.id).limit(limit))).all()
+        events: dict[int, OutboxEvent] = {}
+        out = []
+        for o, e in rows:
+            ev = events.get(e.id)
+            if ev is None:
+                ev = events[e.id] = OutboxEvent(EventKind(e.kind), e.sender, e.node, (), e.item_id,
+                                                e.payload, e.publisher, e.subject, e.state)
+            out.append(OutboxDelivery(o.id, e.id, o.recipient, o.attempts, ev))
+        return out
+
+    async def done(self, row_ids: Sequence[int]) -> None:
+        if not row_ids:
+            return
+        event_ids = set((await self.s.execute(select(OutboxRow.event_id).where(
+            OutboxRow.id.in_(list(row_ids))))).scalars())
+        await self.s.execute(delete(OutboxRow).where(OutboxRow.id.in_(list(row_ids))))
+        await self.s.execute(delete(OutboxEventRow).where(
+            OutboxEventRow.id.in_(event_ids),
+            ~exists().where(OutboxRow.event_id == OutboxEventRow.id)))
+
+    async def retry(self, row_id: int, attempts: int, next_at: datetime) -> None:
+        await self.s.execute(update(OutboxRow).where(OutboxRow.id == row_id)
+                             .values(attempts=attempts, next_at=next_at))
+
+    async def pending_count(self) -> int:
+        return int((await self.s.execute(select(func.count()).select_from(OutboxRow))).scalar_one())
+
+
+class SqlUnitOfWork:
+    """One session, one transaction; `commit()` or everything is rolled back."""
+
+    def __init__(self, factory: async_sessionmaker) -> None:
+        self._factory = factory
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        self.session = s = self._factory()
+        self.nodes = NodeRepo(s)
+        self.items = ItemRepo(s)
+        self.subs = SubscriptionRepo(s)
+        self.affs = AffiliationRepo(s)
+        self.contacts = ContactRepo(s)
+        self.outbox = OutboxRepo(s)
+        return self
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def __aexit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            await self.session.rollback()
+            await self.session.close()
+        except SQLAlchemyError:
+            log.warning("rollback failed", exc_info=True)
+        if isinstance(exc, IntegrityError):
+            raise errors.Conflict("that conflicts with existing data") from exc
+        if isinstance(exc, (SQLAlchemyError, OSError)) and not isinstance(exc, errors.BlogError):
+            log.error("database error: %s", exc, exc_info=exc)
+            raise errors.StorageUnavailable("the database is unavailable; try again") from exc
+
+
+def uow_factory(factory: async_sessionmaker) -> Callable[[], SqlUnitOfWork]:
+    """A zero-argument callable returning a fresh SqlUnitOfWork (core.ports.UnitOfWorkFactory)."""
+    return lambda: SqlUnitOfWork(factory)

@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""SQLAlchemy mapped tables (storage layer). ORM rows never leave storage/.
+
+Alembic's migrations describe the same schema without importing this module;
+tests/migrations checks that autogenerate finds no difference.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias, so autoincrementing) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class NodeRow(Base):
+    __tablename__ = "nodes"
+    __table_args__ = (UniqueConstraint("service", "node", name="uq_nodes_service_node"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(1024))
+    node: Mapped[str] = mapped_column(String(1024))
+    owner: Mapped[str] = mapped_column(String(1024))
+    access_model: Mapped[str] = mapped_column(String(16))
+    max_items: Mapped[int] = mapped_column(Integer)
+    notify_retract: Mapped[bool] = mapped_column(Boolean)
+    title: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ItemRow(Base):
+    """Items of a node; `id` order is publish order (a republish gets a new id)."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("node_id", "item_id", name="uq_items_node_id_item_id"),
+                      Index("ix_items_node_id_id", "node_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(String(256))
+    publisher: Mapped[str] = mapped_column(String(1024))
+    payload: Mapped[str] = mapped_column(Text)
+    published: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SubscriptionRow(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("node_id", "jid", name="uq_subscriptions_node_id_jid"),
+                      Index("ix_subscriptions_bare", "bare"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    jid: Mapped[str] = mapped_column(String(3071))
+    bare: Mapped[str] = mapped_column(String(2047))
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AffiliationRow(Base):
+    __tablename__ = "affiliations"
+    __table_args__ = (UniqueConstraint("node_id", "jid", name="uq_affiliations_node_id_jid"),
+                      Index("ix_affiliations_jid", "jid"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    jid: Mapped[str] = mapped_column(String(2047))
+    affiliation: Mapped[str] = mapped_column(String(16))
+
+
+class ContactRow(Base):
+    """Presence subscriptions of contacts to blog JIDs (the component's own roster)."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("blog", "contact", name="uq_contacts_blog_contact"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    blog: Mapped[str] = mapped_column(String(2047))
+    contact: Mapped[str] = mapped_column(String(2047))
+    subscribed: Mapped[bool] = mapped_column(Boolean)
+
+
+class OutboxEventRow(Base):
+    """A planned notification, stored once; `outbox` rows address it."""
+
+    __tablename__ = "outbox_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    sender: Mapped[str] = mapped_column(String(2047))
+    node: Mapped[str] = mapped_column(String(1024))
+    item_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    publisher: Mapped[str | None] = mapped_column(String(2047), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(3071), nullable=True)
+    state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxRow(Base):
+    """One recipient of one planned notification; deleted once handed to a live stream."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_next_at", "next_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"))
+    recipient: Mapped[str] = mapped_column(String(3071))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,299 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The XEP-0114 connection and stanza routing (wire layer).
+
+`BlogComponent` is a slixmpp ComponentXMPP with slixmpp's own roster and
+presence automation switched off (DESIGN.md "Pitfalls": presence state is
+ours, in the database), a reconnect loop with capped backoff, and one router
+that hands each stanza to the adapter registered for its payload namespace.
+Every handler runs as a tracked task so that shutdown can wait for in-flight
+work. Any error escaping an adapter becomes a stanza error here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import slixmpp
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from ..core import errors
+from ..core.jid import parse
+from ..core.model import Actor
+from ..pubsub.errors import error_element, error_for
+from .namespaces import NS_COMPONENT
+
+log = logging.getLogger(__name__)
+
+#: Hard shape limits checked before any adapter sees a stanza (T8).
+MAX_DEPTH = 48
+MAX_ELEMENTS = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An inbound stanza as adapters see it."""
+
+    stanza: Any            # the slixmpp stanza (Iq, Message or Presence)
+    xml: ET.Element        # its element tree
+    sender: str            # full JID as stamped by the host server
+    to: str                # normalised bare JID it was addressed to
+    to_full: str
+    actor: Actor           # normalised bare JID of the sender
+
+    @property
+    def payload(self) -> ET.Element | None:
+        for child in self.xml:
+            if not child.tag.endswith("}error"):
+                return child
+        return None
+
+
+IqHandler = Callable[[Request, ET.Element], Awaitable[ET.Element | None]]
+StanzaHandler = Callable[[Request], Awaitable[None]]
+
+
+def shape_error(xml: ET.Element) -> str | None:
+    """Why a stanza is too deep or too large to process, or None."""
+    count = 0
+    stack = [(xml, 1)]
+    while stack:
+        el, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} elements"
+        if count > MAX_ELEMENTS:
+            return f"more than {MAX_ELEMENTS} elements"
+        stack.extend((child, depth + 1) for child in el)
+    return None
+
+
+class BlogComponent(slixmpp.ComponentXMPP):
+    def __init__(self, jid: str, secret: str, host: str, port: int,
+                 max_reconnect_delay: float = 60.0) -> None:
+        super().__init__(jid, secret, host, port)
+        self.enable_starttls = False
+        self.enable_direct_tls = False
+        self.enable_plaintext = True
+        self.max_reconnect_delay = max_reconnect_delay
+        self.online = asyncio.Event()
+        self.stopping = False
+        self._iq: dict[tuple[str, str], IqHandler] = {}
+        self._message: list[StanzaHandler] = []
+        self._presence: list[StanzaHandler] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._on_online: list[Callable[[], None]] = []
+        self.last_stream_error: str | None = None
+        # slixmpp's component roster would answer probes and subscriptions by
+        # itself (a probe gets 'unsubscribed'): switch all of that off.
+        self.del_event_handler("presence_probe", self._handle_probe)
+        for name, handler in (("presence_available", self._handle_available),
+                              ("presence_dnd", self._handle_available),
+                              ("presence_xa", self._handle_available),
+                              ("presence_chat", self._handle_available),
+                              ("presence_away", self._handle_available),
+                              ("presence_unavailable", self._handle_unavailable),
+                              ("presence_subscribe", self._handle_subscribe),
+                              ("presence_subscribed", self._handle_subscribed),
+                              ("presence_unsubscribe", self._handle_unsubscribe),
+                              ("presence_unsubscribed", self._handle_unsubscribed),
+                              ("roster_subscription_request", self._handle_new_subscription)):
+            self.del_event_handler(name, handler)
+        for name in ("IM", "IMError", "Presence"):
+            self.remove_handler(name)
+        self.register_handler(Callback("xmppblog iq", MatchXPath(f"{{{NS_COMPONENT}}}iq"), self._spawn_iq))
+        self.register_handler(Callback("xmppblog message", MatchXPath(f"{{{NS_COMPONENT}}}message"),
+                                       self._spawn_message))
+        self.register_handler(Callback("xmppblog presence", MatchXPath(f"{{{NS_COMPONENT}}}presence"),
+                                       self._spawn_presence))
+        self.add_event_handler("session_start", self._session_start)
+        self.add_event_handler("disconnected", self._disconnected)
+        self.add_event_handler("stream_error", self._stream_error)
+        self.add_event_handler("connection_failed", self._connection_failed)
+
+    # ------------------------------------------------------------ registration
+
+    def on_iq(self, namespace: str, iq_type: str, handler: IqHandler) -> None:
+        """Route <iq type=iq_type> whose payload is in `namespace` to `handler`.
+
+        The handler returns the result payload (or None for an empty result)
+        or raises a BlogError.
+        """
+        self._iq[(namespace, iq_type)] = handler
+
+    def on_message(self, handler: StanzaHandler) -> None:
+        self._message.append(handler)
+
+    def on_presence(self, handler: StanzaHandler) -> None:
+        self._presence.append(handler)
+
+    def on_online(self, callback: Callable[[], None]) -> None:
+        self._on_online.append(callback)
+
+    # ------------------------------------------------------------ connection
+
+    def reschedule_connection_attempt(self) -> asyncio.Future | None:  # type: ignore[override]
+        # slixmpp backs off up to 300 s; the admin chose our cap.
+        if self._current_connection_attempt is None:
+            return None
+        self._connect_loop_wait = min(self.max_reconnect_delay, self._connect_loop_wait * 2 + 1)
+        self._current_connection_attempt = asyncio.ensure_future(self._connect_loop(), loop=self.loop)
+        return self._current_connection_attempt
+
+    def _session_start(self, _event: object) -> None:
+        self.last_stream_error = None
+        self._reconnect_delay = 1.0
+        log.info("connected to %s:%s as component %s", self.server_host, self.server_port, self.boundjid)
+        self.online.set()
+        for cb in self._on_online:
+            cb()
+
+    def _stream_error(self, error: Any) -> None:
+        cond = error["condition"]
+        self.last_stream_error = cond
+        hint = {
+            "not-authorized": "the host server refused our handshake: check [component] secret",
+            "host-unknown": "the host server has no Component entry for this jid: check [component] jid",
+            "conflict": "another process is already connected as this component",
+            "invalid-from": "BUG: a stanza was sent from outside the component's domain",
+        }.get(cond, "")
+        log.error("stream error from host server: %s %s%s", cond, error["text"] or "",
+                  f" ({hint})" if hint else "")
+
+    def _connection_failed(self, reason: Any) -> None:
+        log.error("cannot reach host server %s:%s: %s; retrying", self.server_host, self.server_port, reason)
+
+    def _disconnected(self, reason: Any) -> None:
+        was_online = self.online.is_set()
+        self.online.clear()
+        if self.stopping:
+            return
+        delay = getattr(self, "_reconnect_delay", 1.0)
+        self._reconnect_delay = min(self.max_reconnect_delay, delay * 2)
+        if was_online:
+            log.warning("disconnected from host server (%s); reconnecting in %.0fs", reason or "closed", delay)
+        else:
+            log.warning("connection closed before the handshake completed; reconnecting in %.0fs", delay)
+        self.loop.call_later(delay, self._reconnect)
+
+    def _reconnect(self) -> None:
+        if not self.stopping and not self.online.is_set():
+            self.connect()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Refuse new requests and wait for the in-flight ones to finish."""
+        self.stopping = True
+        if self._tasks:
+            log.info("waiting for %d in-flight request(s)", len(self._tasks))
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    async def close(self) -> None:
+        """Close the stream (after `drain`)."""
+        self.stopping = True
+        self.cancel_connection_attempt()
+        if self.transport is not None:
+            await self.disconnect(wait=2.0)
+
+    # ------------------------------------------------------------ dispatch
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _spawn_iq(self, iq: Any) -> None:
+        if iq["type"] not in ("get", "set"):
+            return
+        if self.stopping:
+            self._reply_error(iq, error_element("wait", "service-unavailable", "shutting down"))
+            return
+        self._spawn(self._handle_iq(iq))
+
+    def _spawn_message(self, msg: Any) -> None:
+        if msg["type"] != "error":
+            self._spawn(self._handle_stanza(msg, self._message))
+
+    def _spawn_presence(self, pres: Any) -> None:
+        self._spawn(self._handle_stanza(pres, self._presence))
+
+    def _request(self, stanza: Any) -> Request:
+        xml = stanza.xml
+        sender = parse(xml.get("from", ""))
+        to = parse(xml.get("to", ""))
+        return Request(stanza, xml, str(sender), to.bare, str(to), Actor(sender.bare))
+
+    async def _handle_iq(self, iq: Any) -> None:
+        xml = iq.xml
+        try:
+            req = self._request(iq)
+            problem = shape_error(xml)
+            if problem:
+                raise errors.BadRequest(f"stanza {problem}")
+            payload = req.payload
+            if payload is None:
+                raise errors.BadRequest("an iq get/set needs exactly one payload element")
+            ns = payload.tag[1:].split("}", 1)[0] if payload.tag.startswith("{") else ""
+            handler = self._iq.get((ns, iq["type"]))
+            if handler is None:
+                self._reply_error(iq, error_element("cancel", "service-unavailable"))
+                return
+            result = await handler(req, payload)
+        except errors.BlogError as exc:
+            level = logging.WARNING if isinstance(exc, errors.StorageUnavailable) else logging.INFO
+            log.log(level, "iq refused: from=%s to=%s id=%s error=%s: %s",
+                    xml.get("from"), xml.get("to"), xml.get("id"), type(exc).__name__, exc.text)
+            self._reply_error(iq, error_for(exc))
+            return
+        except Exception:
+            log.exception("iq failed: from=%s to=%s id=%s", xml.get("from"), xml.get("to"), xml.get("id"))
+            self._reply_error(iq, error_element("wait", "internal-server-error", "internal error"))
+            return
+        reply = iq.reply(clear=True)
+        if result is not None:
+            reply.append(result)
+        self._send(reply)
+
+    async def _handle_stanza(self, stanza: Any, handlers: list[StanzaHandler]) -> None:
+        xml = stanza.xml
+        try:
+            req = self._request(stanza)
+            problem = shape_error(xml)
+            if problem:
+                raise errors.BadRequest(f"stanza {problem}")
+            for handler in handlers:
+                await handler(req)
+        except errors.BlogError as exc:
+            log.info("%s refused: from=%s to=%s id=%s error=%s: %s", stanza.name,
+                     xml.get("from"), xml.get("to"), xml.get("id"), type(exc).__name__, exc.text)
+            if stanza.name == "message":
+                self._reply_error(stanza, error_for(exc))
+        except Exception:
+            log.exception("%s failed: from=%s to=%s id=%s", stanza.name, xml.get("from"),
+                          xml.get("to"), xml.get("id"))
+
+    def _reply_error(self, stanza: Any, err: ET.Element) -> None:
+        xml = stanza.xml
+        if not xml.get("from"):
+            return
+        reply = stanza.reply(clear=True)
+        reply["type"] = "error"
+        reply.append(err)
+        self._send(reply)
+
+    def _send(self, stanza: Any) -> None:
+        if self.transport is None:
+            log.warning("reply lost, not connected: to=%s id=%s", stanza["to"], stanza["id"])
+            return
+        stanza.send()
+
+    def send_raw_stanza(self, data: str) -> bool:
+        """Hand pre-serialised bytes to the live stream; False if there is none."""
+        if self.transport is None or not self.online.is_set():
+            return False
+        self.send_raw(data)
+        return True
