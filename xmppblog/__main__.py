@@ -52,6 +52,8 @@ def _setup_logging(level: str) -> None:
     # slixmpp logs every stanza at DEBUG and connection chatter at INFO.
     if level.lower() != "debug":
         logging.getLogger("slixmpp").setLevel(logging.WARNING)
+    # aiosqlite logs every cursor call at DEBUG: never useful to an admin.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 async def _run(cfg, migrate_first: bool) -> int:  # type: ignore[no-untyped-def]
