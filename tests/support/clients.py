@@ -102,3 +102,11 @@ async def connect(jid: str, ip: str, port: int = 5222, password: str = "password
     c.connect(ip, port)
     await asyncio.wait_for(started, TIMEOUT)
     return c
+
+
+async def raw_iq(client: Client, to: str, itype: str, xml: str, timeout: float = TIMEOUT) -> Any:
+    """Send an <iq/> with a literal payload; return the reply (raises IqError)."""
+    from slixmpp.xmlstream import ET
+    iq = client.make_iq(ito=to, itype=itype)
+    iq.append(ET.fromstring(xml))
+    return await iq.send(timeout=timeout)

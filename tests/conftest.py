@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Shared fixtures: database URLs (SQLite always, PostgreSQL when available)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .support.postgres import PostgresServer
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A throwaway PostgreSQL on loopback, or the one named by XMPPBLOG_TEST_PG_URL."""
+    url = os.environ.get("XMPPBLOG_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    server = PostgresServer(tmp_path_factory.mktemp("pg"))
+    problem = server.unavailable()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI: {problem}")
+        pytest.skip(f"PostgreSQL lane skipped: {problem} (scripts/install-deps.sh installs it)")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """Each storage test runs on SQLite and on PostgreSQL (a fresh database each)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/test.db"
+    base = request.getfixturevalue("pg_server")
+    from .support.postgres import fresh_database
+    return fresh_database(base)

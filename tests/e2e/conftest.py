@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""End-to-end fixtures: two federating Prosody servers on loopback and the real
+`xmppblog` process attached to alpha's component port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from ..support.clients import connect
+from ..support.component import Component
+from ..support.prosody import Prosody, ProsodyNet
+
+ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+               "ivan", "judy", "mallory", "oscar", "peggy", "trent", "victor", "walter"]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def net(tmp_path_factory):
+    if shutil.which("prosody") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("prosody must be installed in CI (scripts/install-deps.sh)")
+        pytest.skip("prosody is not installed (scripts/install-deps.sh installs it)")
+    base = tmp_path_factory.mktemp("prosody")
+    servers = [Prosody("alpha", "alpha.test", "127.0.10.2", base, ALPHA_USERS),
+               Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda"])]
+    net = ProsodyNet(base, servers)
+    net.start()
+    yield net
+    net.stop()
+
+
+@pytest.fixture(scope="session")
+def alpha(net):
+    return net["alpha"]
+
+
+@pytest.fixture(scope="session")
+def component(net, alpha, tmp_path_factory):
+    comp = Component(alpha, tmp_path_factory.mktemp("xmppblog"))
+    comp.start()
+    yield comp
+    rc = comp.stop()
+    assert rc == 0, f"xmppblog exited with {rc} on SIGTERM"
+    assert "Traceback" not in comp.log_text(), "a traceback was logged:\n" + comp.log_text()[-4000:]
+
+
+@pytest.fixture
+async def clients(net, component):
+    """`await clients("alice")` connects alice@alpha.test (or 'zed@beta.test')."""
+    made = []
+
+    async def make(who: str, presence: bool = True):
+        jid = who if "@" in who else f"{who}@alpha.test"
+        server = net["beta"] if jid.endswith("@beta.test") else net["alpha"]
+        c = await connect(jid, server.ip, presence=presence)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.disconnect()
