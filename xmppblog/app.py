@@ -17,6 +17,7 @@ from .config import Config
 from .core.addressing import Addressing
 from .core.service import BlogService, Limits
 from .im.presence import PresenceAdapter
+from .pubsub.errors import error_for
 from .pubsub.notify import OutboxSender
 from .pubsub.xep_0030 import DiscoAdapter, MiscAdapter
 from .pubsub.xep_0050 import CommandsAdapter
@@ -42,7 +43,7 @@ class App:
         self.engine = create_engine(cfg.database.url, cfg.database.sqlite_synchronous.upper())
         uow = uow_factory(sessionmaker(self.engine))
         clock = SystemClock()
-        self.component = BlogComponent(c.jid, c.secret, c.host, c.port, c.reconnect_max_delay)
+        self.component = BlogComponent(c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay)
         self.sender = OutboxSender(uow, self.component.send_raw_stanza, self.component.online, clock,
                                    max_stanza_bytes=cfg.limits.max_stanza_bytes)
         lim = cfg.limits

@@ -13,7 +13,7 @@ ALLOWED = {
     "core": {"core"},
     "storage": {"core", "storage", "migrations"},
     "spamguard": {"core", "spamguard"},
-    "xmpp": {"core", "xmpp", "pubsub.errors"},
+    "xmpp": {"core", "xmpp"},
     "pubsub": {"core", "spamguard", "xmpp", "pubsub", "__version__"},
     "im": {"core", "spamguard", "xmpp", "pubsub", "im"},
     "federation": {"core", "spamguard", "xmpp", "pubsub", "im", "federation"},

@@ -2,7 +2,7 @@
 """The one table from domain error to XMPP stanza error (adapter layer).
 
 As Prosody's `pubsub_errors` and libervia's `_errorMap`: class -> (type,
-condition, pubsub#errors child). `error_element` builds the <error/>.
+condition, pubsub#errors child). `error_for` builds the <error/>.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import logging
 import xml.etree.ElementTree as ET
 
 from ..core import errors as E
-from ..xmpp.namespaces import NS_PUBSUB_ERRORS, NS_STANZAS
+from ..xmpp.component import error_element
+from ..xmpp.namespaces import NS_PUBSUB_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +47,11 @@ def condition_of(exc: E.BlogError) -> tuple[str, str, str | None]:
     return ("cancel", "internal-server-error", None)
 
 
-def error_element(etype: str, condition: str, text: str = "", app: str | None = None,
-                  app_attrs: dict[str, str] | None = None, ns: str = "jabber:component:accept") -> ET.Element:
-    """An RFC 6120 <error/> with an optional XEP-0060 application condition."""
-    err = ET.Element(f"{{{ns}}}error", {"type": etype})
-    ET.SubElement(err, f"{{{NS_STANZAS}}}{condition}")
-    if text:
-        t = ET.SubElement(err, f"{{{NS_STANZAS}}}text")
-        t.text = text
-    if app:
-        ET.SubElement(err, f"{{{NS_PUBSUB_ERRORS}}}{app}", app_attrs or {})
-    return err
-
-
 def error_for(exc: E.BlogError) -> ET.Element:
+    """The <error/> for a domain error, with its XEP-0060 application condition."""
     etype, cond, app = condition_of(exc)
-    attrs = {"feature": exc.feature} if isinstance(exc, E.Unsupported) else None
-    return error_element(etype, cond, exc.text, app, attrs)
+    err = error_element(etype, cond, exc.text)
+    if app:
+        attrs = {"feature": exc.feature} if isinstance(exc, E.Unsupported) else {}
+        ET.SubElement(err, f"{{{NS_PUBSUB_ERRORS}}}{app}", attrs)
+    return err

@@ -25,8 +25,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from ..core import errors
 from ..core.jid import parse
 from ..core.model import Actor
-from ..pubsub.errors import error_element, error_for
-from .namespaces import NS_COMPONENT
+from .namespaces import NS_COMPONENT, NS_STANZAS
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,16 @@ class Request:
 
 IqHandler = Callable[[Request, ET.Element], Awaitable[ET.Element | None]]
 StanzaHandler = Callable[[Request], Awaitable[None]]
+ErrorMapper = Callable[[errors.BlogError], ET.Element]
+
+
+def error_element(etype: str, condition: str, text: str = "") -> ET.Element:
+    """A plain RFC 6120 <error/> for refusals that are the wire layer's own."""
+    err = ET.Element(f"{{{NS_COMPONENT}}}error", {"type": etype})
+    ET.SubElement(err, f"{{{NS_STANZAS}}}{condition}")
+    if text:
+        ET.SubElement(err, f"{{{NS_STANZAS}}}text").text = text
+    return err
 
 
 def shape_error(xml: ET.Element) -> str | None:
@@ -74,9 +83,11 @@ def shape_error(xml: ET.Element) -> str | None:
 
 
 class BlogComponent(slixmpp.ComponentXMPP):
-    def __init__(self, jid: str, secret: str, host: str, port: int,
+    def __init__(self, jid: str, secret: str, host: str, port: int, error_for: ErrorMapper,
                  max_reconnect_delay: float = 60.0) -> None:
         super().__init__(jid, secret, host, port)
+        #: maps a domain error to its <error/> (pubsub/errors.py, injected by app.py)
+        self.error_for = error_for
         self.enable_starttls = False
         self.enable_direct_tls = False
         self.enable_plaintext = True
@@ -247,7 +258,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
             level = logging.WARNING if isinstance(exc, errors.StorageUnavailable) else logging.INFO
             log.log(level, "iq refused: from=%s to=%s id=%s error=%s: %s",
                     xml.get("from"), xml.get("to"), xml.get("id"), type(exc).__name__, exc.text)
-            self._reply_error(iq, error_for(exc))
+            self._reply_error(iq, self.error_for(exc))
             return
         except Exception:
             log.exception("iq failed: from=%s to=%s id=%s", xml.get("from"), xml.get("to"), xml.get("id"))
@@ -271,7 +282,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
             log.info("%s refused: from=%s to=%s id=%s error=%s: %s", stanza.name,
                      xml.get("from"), xml.get("to"), xml.get("id"), type(exc).__name__, exc.text)
             if stanza.name == "message":
-                self._reply_error(stanza, error_for(exc))
+                self._reply_error(stanza, self.error_for(exc))
         except Exception:
             log.exception("%s failed: from=%s to=%s id=%s", stanza.name, xml.get("from"),
                           xml.get("to"), xml.get("id"))
