@@ -54,11 +54,11 @@ class Limits:
 
 
 def validate_item_id(item_id: str) -> str:
-    """Raises BadRequest unless `item_id` is 1..256 printable, non-space characters."""
+    """Raises BadRequest unless `item_id` is 1..256 characters with no control characters or line breaks."""
     if not item_id or len(item_id) > MAX_ITEM_ID:
         raise errors.BadRequest(f"item ids are 1 to {MAX_ITEM_ID} characters")
-    if any(unicodedata.category(c)[0] in "CZ" for c in item_id):
-        raise errors.BadRequest("item ids may not contain spaces or control characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for c in item_id):
+        raise errors.BadRequest("item ids may not contain control characters or line breaks")
     return item_id
 
 
