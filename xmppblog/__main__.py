@@ -54,6 +54,7 @@ def _setup_logging(level: str) -> None:
         logging.getLogger("slixmpp").setLevel(logging.WARNING)
     # aiosqlite logs every cursor call at DEBUG: never useful to an admin.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 async def _run(cfg, migrate_first: bool) -> int:  # type: ignore[no-untyped-def]
