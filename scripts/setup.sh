@@ -47,7 +47,8 @@ install_python() {
 	fi
 	say "installing xmppblog and its Python dependencies"
 	"$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
-	"$VENV/bin/pip" install -q -e ".[test]"
+	"$VENV/bin/pip" install -q -e ".[test]" >"$VENV/pip-install.log" 2>&1 \
+		|| { cat "$VENV/pip-install.log" >&2; echo "setup.sh: pip install failed" >&2; exit 1; }
 }
 
 cmd="${1:-}"

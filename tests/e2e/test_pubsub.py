@@ -283,3 +283,26 @@ async def test_malformed_and_unknown_requests(clients):
     assert err[:2] == ("cancel", "feature-not-implemented")
     # the component is still connected and serving
     assert await item_ids(bob, "alice") is not None
+
+
+async def test_publish_options_create_then_precondition(clients):
+    """Movim/Libervia style: the first publish carries the node's access model."""
+    from slixmpp.plugins.xep_0004 import Form
+    ivan = await clients("ivan")
+    opts = Form()
+    opts["type"] = "submit"
+    opts.add_field("FORM_TYPE", value=f"{PS}#publish-options", ftype="hidden")
+    opts.add_field("pubsub#access_model", value="presence")
+    opts.add_field("pubsub#persist_items", value="true")
+    opts.add_field("pubsub#send_last_published_item", value="never")  # unknown here: ignored
+    node = NODE  # ivan publishes nowhere else: this publish creates his node
+    r = await ivan.pubsub.publish(blog("ivan"), node, payload=entry("with options"), options=opts)
+    assert r["pubsub"]["publish"]["item"]["id"]
+    cfg = await ivan.pubsub.get_node_config(blog("ivan"), node)
+    assert cfg["pubsub_owner"]["configure"]["form"].get_values()["pubsub#access_model"] == "presence"
+    opts2 = Form()
+    opts2["type"] = "submit"
+    opts2.add_field("FORM_TYPE", value=f"{PS}#publish-options", ftype="hidden")
+    opts2.add_field("pubsub#access_model", value="open")
+    err = await ivan.error_of(ivan.pubsub.publish(blog("ivan"), node, payload=entry("x"), options=opts2))
+    assert err == ("cancel", "conflict", "precondition-not-met")
