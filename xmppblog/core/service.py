@@ -388,7 +388,7 @@ class BlogService:
 
     def _fit(self, page: Page) -> Page:
         """Cut a page at the byte budget, so no result stanza nears 512 KiB."""
-        total, kept = 0, []
+        total, kept = 0, list[Item]()
         for item in page.items:
             total += len(item.payload.encode("utf-8"))
             if kept and total > self.limits.max_page_bytes:
@@ -470,7 +470,8 @@ class BlogService:
             subs = await uow.subs.for_jid(service, actor.jid)
         return [s for s in subs if node is None or s.ref.node == node]
 
-    async def affiliations_of(self, actor: Actor, service: str, node: str | None = None) -> list[tuple[NodeRef, Affiliation]]:
+    async def affiliations_of(self, actor: Actor, service: str,
+                              node: str | None = None) -> list[tuple[NodeRef, Affiliation]]:
         """The requester's own affiliations on a blog JID (XEP-0060 §5.7)."""
         owner = self.owner_of(service)
         async with self._uow() as uow:

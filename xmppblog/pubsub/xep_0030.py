@@ -29,8 +29,8 @@ from ..xmpp.namespaces import (
 )
 from . import forms
 
-I = f"{{{NS_DISCO_INFO}}}"
-T = f"{{{NS_DISCO_ITEMS}}}"
+DI = f"{{{NS_DISCO_INFO}}}"
+DT = f"{{{NS_DISCO_ITEMS}}}"
 
 #: XEP-0060 §10 features a blog JID implements (each one has a handler).
 PUBSUB_FEATURES = (
@@ -52,14 +52,14 @@ SERVICE_FEATURES = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PING, NS_VERSIO
 
 def _info(identities: list[tuple[str, str, str]], features: tuple[str, ...],
           node: str | None = None) -> ET.Element:
-    q = ET.Element(I + "query", {"node": node} if node else {})
+    q = ET.Element(DI + "query", {"node": node} if node else {})
     for category, itype, name in identities:
         attrs = {"category": category, "type": itype}
         if name:
             attrs["name"] = name
-        ET.SubElement(q, I + "identity", attrs)
+        ET.SubElement(q, DI + "identity", attrs)
     for feature in sorted(set(features)):
-        ET.SubElement(q, I + "feature", {"var": feature})
+        ET.SubElement(q, DI + "feature", {"var": feature})
     return q
 
 
@@ -101,7 +101,7 @@ class DiscoAdapter:
 
     async def get_items(self, req: Request, query: ET.Element) -> ET.Element:
         node = query.get("node")
-        q = ET.Element(T + "query", {"node": node} if node else {})
+        q = ET.Element(DT + "query", {"node": node} if node else {})
         if req.to == self.service_jid:
             if node:
                 raise errors.NodeNotFound("the service JID has no nodes")
@@ -109,7 +109,7 @@ class DiscoAdapter:
         self.service.owner_of(req.to)
         if node == NS_COMMANDS:
             if req.actor.jid == self.service.owner_of(req.to):
-                ET.SubElement(q, T + "item", {"jid": req.to_full, "node": NS_PUBSUB_GET_PENDING,
+                ET.SubElement(q, DT + "item", {"jid": req.to_full, "node": NS_PUBSUB_GET_PENDING,
                                               "name": "Get pending subscriptions"})
             return q
         if not node:
@@ -117,13 +117,13 @@ class DiscoAdapter:
                 attrs = {"jid": req.to, "node": n.ref.node}
                 if n.config.title:
                     attrs["name"] = n.config.title
-                ET.SubElement(q, T + "item", attrs)
+                ET.SubElement(q, DT + "item", attrs)
             return q
         # XEP-0060 §5.5: the items of a node, as disco items named by item id.
         page = await self.service.get_items(req.actor, NodeRef(req.to, node), (),
                                             PageRequest(max=self.service.limits.max_page_items))
         for item in page.items:
-            ET.SubElement(q, T + "item", {"jid": req.to, "name": item.item_id})
+            ET.SubElement(q, DT + "item", {"jid": req.to, "name": item.item_id})
         return q
 
 

@@ -30,7 +30,7 @@ from .xep_0277 import parse_entry
 log = logging.getLogger(__name__)
 
 P = f"{{{NS_PUBSUB}}}"
-O = f"{{{NS_PUBSUB_OWNER}}}"
+PO = f"{{{NS_PUBSUB_OWNER}}}"
 
 Handler = Callable[[Request, ET.Element, ET.Element], Awaitable[ET.Element | None]]
 
@@ -155,7 +155,7 @@ class PubsubAdapter:
         return await self._dispatch(req, pubsub, self._user, P)
 
     async def _dispatch_owner(self, req: Request, pubsub: ET.Element) -> ET.Element | None:
-        return await self._dispatch(req, pubsub, self._owner, O)
+        return await self._dispatch(req, pubsub, self._owner, PO)
 
     async def _dispatch(self, req: Request, pubsub: ET.Element, table: dict[tuple[str, str], Handler],
                         ns: str) -> ET.Element | None:
@@ -289,8 +289,8 @@ class PubsubAdapter:
     async def owner_get_configure(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
         ref = self._ref(req, el)
         config = await self.service.get_config(req.actor, ref)
-        ps = ET.Element(O + "pubsub")
-        ET.SubElement(ps, O + "configure", {"node": ref.node}).append(
+        ps = ET.Element(PO + "pubsub")
+        ET.SubElement(ps, PO + "configure", {"node": ref.node}).append(
             config_form(ref.node, config, self.limits))
         return ps
 
@@ -307,8 +307,8 @@ class PubsubAdapter:
         return None
 
     async def owner_get_default(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
-        ps = ET.Element(O + "pubsub")
-        ET.SubElement(ps, O + "default").append(
+        ps = ET.Element(PO + "pubsub")
+        ET.SubElement(ps, PO + "default").append(
             config_form("", NodeConfig(max_items=self.limits.max_items_per_node), self.limits))
         return ps
 
@@ -323,16 +323,16 @@ class PubsubAdapter:
     async def owner_get_subscriptions(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
         ref = self._ref(req, el)
         subs = await self.service.get_subscriptions(req.actor, ref)
-        ps = ET.Element(O + "pubsub")
-        out = ET.SubElement(ps, O + "subscriptions", {"node": ref.node})
+        ps = ET.Element(PO + "pubsub")
+        out = ET.SubElement(ps, PO + "subscriptions", {"node": ref.node})
         for s in subs:
-            ET.SubElement(out, O + "subscription", {"jid": s.jid, "subscription": s.state.value})
+            ET.SubElement(out, PO + "subscription", {"jid": s.jid, "subscription": s.state.value})
         return ps
 
     async def owner_set_subscriptions(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
         ref = self._ref(req, el)
         changes = [(s.get("jid", ""), s.get("subscription", ""))
-                   for s in el.findall(O + "subscription")]
+                   for s in el.findall(PO + "subscription")]
         if not changes or any(not j or not st for j, st in changes):
             raise errors.BadRequest("each <subscription/> needs jid and subscription attributes")
         await self.service.set_subscriptions(req.actor, ref, changes)
@@ -341,16 +341,16 @@ class PubsubAdapter:
     async def owner_get_affiliations(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
         ref = self._ref(req, el)
         affs = await self.service.get_affiliations(req.actor, ref)
-        ps = ET.Element(O + "pubsub")
-        out = ET.SubElement(ps, O + "affiliations", {"node": ref.node})
+        ps = ET.Element(PO + "pubsub")
+        out = ET.SubElement(ps, PO + "affiliations", {"node": ref.node})
         for jid, aff in affs.items():
-            ET.SubElement(out, O + "affiliation", {"jid": jid, "affiliation": aff.value})
+            ET.SubElement(out, PO + "affiliation", {"jid": jid, "affiliation": aff.value})
         return ps
 
     async def owner_set_affiliations(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
         ref = self._ref(req, el)
         changes = [(a.get("jid", ""), a.get("affiliation", ""))
-                   for a in el.findall(O + "affiliation")]
+                   for a in el.findall(PO + "affiliation")]
         if not changes or any(not j or not a for j, a in changes):
             raise errors.BadRequest("each <affiliation/> needs jid and affiliation attributes")
         await self.service.set_affiliations(req.actor, ref, changes)
