@@ -16,7 +16,12 @@ from datetime import UTC, datetime
 from .config import Config
 from .core.addressing import Addressing
 from .core.service import BlogService, Limits
-from .im.presence import PresenceAdapter
+from .core.social import SocialService
+from .im.commands import ChatBot
+from .im.online import OnlineTracker
+from .im.roster import RosterAdapter
+from .im.text import im_body
+from .im.vcard import VCardAdapter
 from .pubsub.errors import error_for
 from .pubsub.notify import OutboxSender
 from .pubsub.xep_0030 import DiscoAdapter, MiscAdapter
@@ -45,15 +50,19 @@ class App:
         clock = SystemClock()
         self.component = BlogComponent(c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay)
         self.sender = OutboxSender(uow, self.component.send_raw_stanza, self.component.online, clock,
-                                   max_stanza_bytes=cfg.limits.max_stanza_bytes)
+                                   max_stanza_bytes=cfg.limits.max_stanza_bytes, im_body=im_body)
+        self.online = OnlineTracker()
         lim = cfg.limits
         self.service = BlogService(
             Addressing(c.jid, c.users_domain), uow, AtomCodec(), clock,
             Limits(lim.max_payload_bytes, lim.max_items_per_node, lim.max_page_items,
                    min(256 * 1024, lim.max_stanza_bytes // 2)),
-            after_commit=self.sender.wake)
+            after_commit=self.sender.wake, online=self.online)
+        self.social = SocialService(self.service, uow)
         for adapter in (PubsubAdapter(self.service), DiscoAdapter(self.service), MiscAdapter(),
-                        CommandsAdapter(self.service), PresenceAdapter(self.service, self.component)):
+                        CommandsAdapter(self.service), VCardAdapter(self.service),
+                        RosterAdapter(self.social, self.component, self.online),
+                        ChatBot(self.social, self.component)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
         self._stop = asyncio.Event()

@@ -9,7 +9,9 @@ import pytest
 
 from xmppblog.core.addressing import Addressing
 from xmppblog.core.service import BlogService, Limits
-from xmppblog.im.presence import PresenceAdapter
+from xmppblog.core.social import SocialService
+from xmppblog.im.online import OnlineTracker
+from xmppblog.im.roster import RosterAdapter
 from xmppblog.pubsub.errors import error_for
 from xmppblog.pubsub.xep_0030 import DiscoAdapter, MiscAdapter
 from xmppblog.pubsub.xep_0050 import CommandsAdapter
@@ -59,7 +61,7 @@ async def wire(tmp_path):
                           AtomCodec(), FakeClock(), Limits(max_payload_bytes=2048), new_id=lambda: "fixed")
     w = Wire()
     for adapter in (PubsubAdapter(service), DiscoAdapter(service), MiscAdapter(), CommandsAdapter(service),
-                    PresenceAdapter(service, w)):
+                    RosterAdapter(SocialService(service, service._uow), w, OnlineTracker())):
         adapter.register(w)
     yield w
     await engine.dispose()

@@ -13,9 +13,8 @@ from xmppblog.pubsub.notify import OutboxSender, render
 EV = "http://jabber.org/protocol/pubsub#event"
 
 
-def parse(mtype_inner, to="bob@e.org"):
-    mtype, inner = mtype_inner
-    return ET.fromstring(f"<message type='{mtype}' to='{to}'>{inner}</message>")
+def parse(template, to="bob@e.org"):
+    return ET.fromstring(template.address(to, "x1"))
 
 
 def test_publish_event_escapes_attributes_and_embeds_payload():
@@ -38,9 +37,9 @@ def test_other_events():
     assert parse(render(OutboxEvent(EventKind.NODE_DELETED, **base))).find(f".//{{{EV}}}delete") is not None
     sub = parse(render(OutboxEvent(EventKind.SUBSCRIPTION_CHANGED, subject="b@e.org", state="subscribed", **base)))
     assert sub.find(f".//{{{EV}}}subscription").get("subscription") == "subscribed"
-    mtype, inner = render(OutboxEvent(EventKind.SUBSCRIPTION_PENDING, subject="b&<@e.org", **base))
-    assert mtype == "normal"
-    form = parse((mtype, inner)).find("{jabber:x:data}x")
+    template = render(OutboxEvent(EventKind.SUBSCRIPTION_PENDING, subject="b&<@e.org", **base))
+    assert parse(template).get("type") == "normal"
+    form = parse(template).find("{jabber:x:data}x")
     values = {f.get("var"): f.find("{jabber:x:data}value").text for f in form.findall("{jabber:x:data}field")}
     assert values["pubsub#subscriber_jid"] == "b&<@e.org" and values["pubsub#allow"] == "false"
 
@@ -90,5 +89,21 @@ async def test_sender_serialises_once_and_stops_when_stream_is_gone():
     assert await sender.drain_once() == 3
     assert uow.handed == [0, 1, 2]
     bodies = {s.split(" id=", 1)[1].split(">", 1)[1] for s in sent}
+    assert all(s.startswith('<message from="a@blog.e.org" type=\'headline\' to=') for s in sent)
     assert len(bodies) == 1, "the payload is the same bytes for every recipient"
     assert [ET.fromstring(s).get("to") for s in sent] == ["u0@e.org", "u1@e.org", "u2@e.org"]
+
+
+def test_im_post_is_chat_without_event_and_presence_templates():
+    ev = OutboxEvent(EventKind.IM_POST, "a@blog.e.org", "n", ("b@e.org",), item_id="1",
+                     payload="<entry xmlns='http://www.w3.org/2005/Atom'><title>t</title></entry>")
+    m = parse(render(ev, lambda e: "hello <you>"))
+    assert m.get("type") == "chat" and m.find("body").text == "hello <you>"
+    assert m.find(f".//{{{EV}}}event") is None
+    assert m.find("{http://www.w3.org/2005/Atom}entry") is not None
+    p = parse(render(OutboxEvent(EventKind.PRESENCE, "a@blog.e.org", "", ("b@e.org",), state="subscribe")))
+    assert p.tag == "presence" and p.get("type") == "subscribe"
+    assert p.find("{http://jabber.org/protocol/nick}nick").text == "a"
+    p = parse(render(OutboxEvent(EventKind.PRESENCE, "a@blog.e.org", "", ("b@e.org",), state="available",
+                                 payload="latest & greatest")))
+    assert p.get("type") is None and p.find("status").text == "latest & greatest"

@@ -38,6 +38,13 @@ class SubState(enum.StrEnum):
     NONE = "none"
 
 
+class Delivery(enum.StrEnum):
+    """How a subscriber receives posts: XEP-0060 events or chat messages (IM followers)."""
+
+    EVENT = "event"
+    IM = "im"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeRef:
     service: str
@@ -89,6 +96,18 @@ class Subscription:
     ref: NodeRef
     jid: str
     state: SubState
+    delivery: Delivery = Delivery.EVENT
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One row of the component's roster (RFC 6121 terms, from the blog JID's side)."""
+
+    blog: str
+    contact: str
+    subscribed: bool = False   # 'from': the contact gets the blog's presence
+    sub_to: bool = False       # 'to': the blog gets the contact's presence
+    pending_in: bool = False   # the contact asked; the owner has not answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +149,20 @@ class EventKind(enum.StrEnum):
     NODE_DELETED = "node_deleted"
     SUBSCRIPTION_PENDING = "subscription_pending"
     SUBSCRIPTION_CHANGED = "subscription_changed"
+    #: a post delivered as a chat message; `subject` marks why (see Marker)
+    IM_POST = "im_post"
+    #: a presence stanza from a blog JID; `state` is its type ('available', 'subscribe', …),
+    #: `payload` the status text
+    PRESENCE = "presence"
+
+
+class Marker(enum.StrEnum):
+    """Why an IM follower gets a post; rendered at the start of the chat body."""
+
+    FOLLOW = "follow"
+    TRACK = "track"
+    MENTION = "mention"
+    REPLY = "reply"
 
 
 @dataclass(frozen=True, slots=True)

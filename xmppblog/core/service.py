@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
-from . import errors
+from . import errors, fanout, roster
 from .addressing import Addressing
 from .jid import bare, parse
 from .model import (
@@ -24,6 +24,7 @@ from .model import (
     AccessModel,
     Actor,
     Affiliation,
+    Delivery,
     EventKind,
     Item,
     Node,
@@ -37,7 +38,7 @@ from .model import (
     Subscription,
 )
 from .policy import Action, Viewer, check, may, subscribe_state
-from .ports import Clock, EntryCodec, UnitOfWork, UnitOfWorkFactory
+from .ports import Clock, EntryCodec, OnlineView, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,21 @@ def xmpp_uri(service: str, node: str, item: str | None = None) -> str:
     return uri + (f";item={quote(item, safe='')}" if item is not None else "")
 
 
+class _Nobody:
+    """The OnlineView of a service without an IM adapter: nobody is online."""
+
+    def is_online(self, bare: str) -> bool:
+        return False
+
+
 class BlogService:
     """The core of xmppblog. Methods take the actor first (STYLE.md §5)."""
 
     def __init__(self, addressing: Addressing, uow: UnitOfWorkFactory, codec: EntryCodec,
                  clock: Clock, limits: Limits = Limits(),
                  new_id: Callable[[], str] = lambda: secrets.token_hex(6),
-                 after_commit: Callable[[], None] = lambda: None) -> None:
+                 after_commit: Callable[[], None] = lambda: None,
+                 online: OnlineView | None = None) -> None:
         self.addr = addressing
         self._uow = uow
         self._codec = codec
@@ -82,8 +91,9 @@ class BlogService:
         self.limits = limits
         self._new_id = new_id
         self._after_commit = after_commit
+        self._online: OnlineView = online or _Nobody()
 
-    async def _commit(self, uow: UnitOfWork) -> None:
+    async def commit(self, uow: UnitOfWork) -> None:
         await uow.commit()
         # Wake the outbox sender: whatever this transaction planned is durable now.
         self._after_commit()
@@ -158,29 +168,11 @@ class BlogService:
     async def _viewer(self, uow: UnitOfWork, access: Node, actor: Actor) -> Viewer:
         if actor.system:
             return Viewer(system=True)
-        if actor.jid == access.owner:
-            return Viewer(Affiliation.OWNER, SubState.SUBSCRIBED, True)
-        aff = await uow.affs.get(access, actor.jid)
-        state = SubState.NONE
-        if access.config.access_model is AccessModel.AUTHORIZE:
-            state = await uow.subs.state_of(access, actor.jid)
-        presence = False
-        if access.config.access_model is AccessModel.PRESENCE:
-            presence = await uow.contacts.has_presence(access.ref.service, actor.jid)
-        return Viewer(aff, state, presence)
+        return await fanout.viewer_of(uow, access, actor.jid)
 
     async def _recipients(self, uow: UnitOfWork, node: Node, access: Node) -> tuple[str, ...]:
-        """Subscribers who may still see this node now (T6: checked at send time)."""
-        subs = await uow.subs.for_node(node, SubState.SUBSCRIBED)
-        if access.config.access_model is AccessModel.OPEN:
-            affs = await uow.affs.for_node(access)
-            return tuple(s.jid for s in subs if affs.get(bare(s.jid)) is not Affiliation.OUTCAST)
-        out = []
-        for s in subs:
-            viewer = await self._viewer(uow, access, Actor(bare(s.jid)))
-            if may(Action.BE_SUBSCRIBED, access.config.access_model, viewer):
-                out.append(s.jid)
-        return tuple(out)
+        """Event subscribers who may still see this node now (purge, delete)."""
+        return tuple(j for j, d in await fanout.allowed_subscribers(uow, node, access) if d is Delivery.EVENT)
 
     # ------------------------------------------------------------ publish / retract
 
@@ -251,12 +243,16 @@ class BlogService:
             keep = min(node.config.max_items, self.limits.max_items_per_node)
             for dropped in await uow.items.trim(node, keep):
                 await self._drop_comments(uow, node, dropped)
-            recipients = await self._recipients(uow, node, access)
-            if recipients:
-                await uow.outbox.add(OutboxEvent(
-                    EventKind.ITEM_PUBLISHED, ref.service, ref.node, recipients,
-                    item_id=item_id, payload=payload, publisher=actor.jid or owner))
-            await self._commit(uow)
+            parent_owner = None
+            if ref.is_comments:
+                parent_item = await uow.items.get(access, ref.parent_item or "")
+                parent_owner = parent_item.publisher if parent_item else None
+            events = await fanout.plan_post(uow, self.addr, self._online, fanout.Post(
+                node, access, item_id, payload, actor.jid or owner, self._codec.text(draft), parent_owner))
+            for event in events:
+                await uow.outbox.add(event)
+            recipients = tuple(r for e in events for r in e.recipients)
+            await self.commit(uow)
         log.info("published: service=%s node=%s item=%s by=%s recipients=%d%s",
                  ref.service, ref.node, item_id, actor.jid, len(recipients),
                  " (update)" if existing else "")
@@ -294,11 +290,10 @@ class BlogService:
             await self._drop_comments(uow, node, item_id)
             recipients: tuple[str, ...] = ()
             if notify or (notify is None and node.config.notify_retract):
-                recipients = await self._recipients(uow, node, access)
-                if recipients:
-                    await uow.outbox.add(OutboxEvent(
-                        EventKind.ITEM_RETRACTED, ref.service, ref.node, recipients, item_id=item_id))
-            await self._commit(uow)
+                for event in await fanout.plan_retract(uow, node, access, item_id):
+                    await uow.outbox.add(event)
+                    recipients = event.recipients
+            await self.commit(uow)
         log.info("retracted: service=%s node=%s item=%s by=%s notified=%d",
                  ref.service, ref.node, item_id, actor.jid, len(recipients))
 
@@ -319,7 +314,7 @@ class BlogService:
             recipients = await self._recipients(uow, node, access)
             if recipients:
                 await uow.outbox.add(OutboxEvent(EventKind.NODE_PURGED, ref.service, ref.node, recipients))
-            await self._commit(uow)
+            await self.commit(uow)
         log.info("purged: service=%s node=%s items=%d by=%s", ref.service, ref.node, count, actor.jid)
         return count
 
@@ -339,7 +334,7 @@ class BlogService:
             if await uow.nodes.get(ref) is not None:
                 raise errors.Conflict("the node already exists")
             await self._load(uow, ref, create=True, options=options)
-            await self._commit(uow)
+            await self.commit(uow)
 
     async def delete_node(self, actor: Actor, ref: NodeRef) -> None:
         """Delete a node with its items and subscriptions (XEP-0060 §8.4); owner only.
@@ -357,7 +352,7 @@ class BlogService:
             await uow.nodes.delete(node)
             if recipients:
                 await uow.outbox.add(OutboxEvent(EventKind.NODE_DELETED, ref.service, ref.node, recipients))
-            await self._commit(uow)
+            await self.commit(uow)
         log.info("node deleted: service=%s node=%s by=%s", ref.service, ref.node, actor.jid)
 
     # ------------------------------------------------------------ retrieval
@@ -417,7 +412,8 @@ class BlogService:
 
     # ------------------------------------------------------------ subscriptions
 
-    async def subscribe(self, actor: Actor, ref: NodeRef, jid: str) -> Subscription:
+    async def subscribe(self, actor: Actor, ref: NodeRef, jid: str,
+                        delivery: Delivery = Delivery.EVENT) -> Subscription:
         """Subscribe `jid` (XEP-0060 §6.1); pending on authorize nodes.
 
         Raises:
@@ -433,19 +429,24 @@ class BlogService:
             check(Action.SUBSCRIBE, access.config.access_model, viewer)
             existing = await uow.subs.get(node, subscriber)
             if existing is not None and existing.state is not SubState.NONE:
-                return existing
+                if delivery is Delivery.IM and existing.delivery is not Delivery.IM:
+                    # An IM follow of someone already subscribed by a pubsub client:
+                    # one delivery per person, as chat (DESIGN: IM follow by chat/roster).
+                    await uow.subs.put(node, subscriber, existing.state, Delivery.IM)
+                    await self.commit(uow)
+                return replace(existing, delivery=Delivery.IM if delivery is Delivery.IM else existing.delivery)
             state = subscribe_state(access.config.access_model, viewer)
             if ref.is_comments and state is SubState.PENDING:
                 # Comments follow their post's blog: approval happens there.
                 raise errors.NotSubscribedAccess("subscribe to the blog first and wait for approval")
-            await uow.subs.put(node, subscriber, state)
+            await uow.subs.put(node, subscriber, state, delivery)
             if state is SubState.PENDING:
                 await uow.outbox.add(OutboxEvent(
                     EventKind.SUBSCRIPTION_PENDING, ref.service, ref.node, (node.owner,),
                     subject=subscriber, state=state.value))
-            await self._commit(uow)
+            await self.commit(uow)
         log.info("subscribed: service=%s node=%s jid=%s state=%s", ref.service, ref.node, subscriber, state)
-        return Subscription(ref, subscriber, state)
+        return Subscription(ref, subscriber, state, delivery)
 
     async def unsubscribe(self, actor: Actor, ref: NodeRef, jid: str) -> None:
         """End a subscription (XEP-0060 §6.2); the subscriber or the owner may.
@@ -460,7 +461,7 @@ class BlogService:
                 raise errors.Forbidden("you can only unsubscribe your own JID")
             if not await uow.subs.delete(node, subscriber):
                 raise errors.NotSubscribed(f"{subscriber} is not subscribed to this node")
-            await self._commit(uow)
+            await self.commit(uow)
         log.info("unsubscribed: service=%s node=%s jid=%s by=%s", ref.service, ref.node, subscriber, actor.jid)
 
     async def subscriptions_of(self, actor: Actor, service: str, node: str | None = None) -> list[Subscription]:
@@ -513,7 +514,7 @@ class BlogService:
             for dropped in await uow.items.trim(node, config.max_items):
                 await self._drop_comments(uow, node, dropped)
             removed = await self._prune_subscriptions(uow, node)
-            await self._commit(uow)
+            await self.commit(uow)
         log.info("configured: service=%s node=%s access=%s max_items=%d removed_subscriptions=%d",
                  ref.service, ref.node, config.access_model, config.max_items, removed)
         return config
@@ -557,7 +558,7 @@ class BlogService:
             for jid, aff in parsed:
                 await uow.affs.set(node, jid, aff)
             await self._prune_subscriptions(uow, node)
-            await self._commit(uow)
+            await self.commit(uow)
         log.info("affiliations changed: service=%s node=%s changes=%s", ref.service, ref.node, parsed)
 
     async def get_subscriptions(self, actor: Actor, ref: NodeRef) -> list[Subscription]:
@@ -582,15 +583,36 @@ class BlogService:
             node, _ = await self._owned(uow, actor, ref, Action.MANAGE_SUBSCRIPTIONS)
             for jid, state in parsed:
                 await self._set_subscription(uow, node, jid, state)
-            await self._commit(uow)
+            await self.commit(uow)
+
+    async def status(self, uow: UnitOfWork, blog: str) -> str:
+        """The presence status line of a blog JID: its latest post's text."""
+        ref = NodeRef(blog, NS_MICROBLOG)
+        latest = await uow.feed.latest(ref)
+        return roster.status_of(await uow.nodes.get(ref), self._codec.summary(latest.payload) if latest else None)
 
     async def _set_subscription(self, uow: UnitOfWork, node: Node, jid: str, state: SubState) -> bool:
+        current = await uow.subs.get(node, jid)
         if state is SubState.NONE:
             changed = await uow.subs.delete(node, jid)
         else:
-            current = await uow.subs.get(node, jid)
             changed = current is None or current.state is not state
             await uow.subs.put(node, jid, state)
+        if changed and not node.ref.is_comments and bare(jid) == jid:
+            # The same decision answers a pending roster request, and an approved
+            # IM follower gets the blog JID in their roster (core/roster.py).
+            contact = await uow.contacts.get(node.ref.service, jid)
+            if state is SubState.SUBSCRIBED and contact.pending_in:
+                contact, events = roster.welcome(contact, await self.status(uow, node.ref.service))
+            elif state is SubState.SUBSCRIBED and current is not None and current.delivery is Delivery.IM:
+                events = roster.ask_presence(contact)
+            elif state is SubState.NONE:
+                contact, events = roster.refuse(contact)
+            else:
+                events = []
+            await uow.contacts.save(contact)
+            for event in events:
+                await uow.outbox.add(event)
         if changed:
             await uow.outbox.add(OutboxEvent(
                 EventKind.SUBSCRIPTION_CHANGED, node.ref.service, node.ref.node, (jid,),
@@ -613,7 +635,7 @@ class BlogService:
                 return False
             await self._set_subscription(uow, node, subscriber,
                                          SubState.SUBSCRIBED if allow else SubState.NONE)
-            await self._commit(uow)
+            await self.commit(uow)
         return True
 
     async def pending(self, actor: Actor, service: str) -> dict[str, list[str]]:
@@ -638,7 +660,7 @@ class BlogService:
                 await uow.outbox.add(OutboxEvent(
                     EventKind.SUBSCRIPTION_PENDING, ref.service, ref.node, (node.owner,),
                     subject=s.jid, state=s.state.value))
-            await self._commit(uow)
+            await self.commit(uow)
         return len(subs)
 
     # ------------------------------------------------------------ presence
@@ -652,7 +674,7 @@ class BlogService:
                 node = await uow.nodes.get(NodeRef(blog, NS_MICROBLOG))
                 if node is not None and node.config.access_model is AccessModel.PRESENCE:
                     await self._prune_subscriptions(uow, node)
-            await self._commit(uow)
+            await self.commit(uow)
         log.info("presence subscription: blog=%s contact=%s subscribed=%s", blog, contact, subscribed)
 
     async def has_presence_subscription(self, blog: str, contact: str) -> bool:

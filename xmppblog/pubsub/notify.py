@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 from ..core import errors
@@ -35,27 +36,50 @@ def _field(var: str, value: str, ftype: str | None = None, label: str | None = N
     return f"<field{attrs}><value>{escape(value)}</value></field>"
 
 
-def render(ev: OutboxEvent) -> tuple[str, str]:
-    """(message type, inner XML) of a planned notification; serialised once per event."""
+NS_NICK = "http://jabber.org/protocol/nick"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A notification serialised once: only `to` and `id` differ per recipient."""
+
+    element: str      # message | presence
+    attrs: str        # from=… type=… (escaped)
+    inner: str
+
+    def address(self, to: str, stanza_id: str) -> str:
+        return (f"<{self.element} {self.attrs} to={quoteattr(to)} id={quoteattr(stanza_id)}>"
+                f"{self.inner}</{self.element}>")
+
+
+def render(ev: OutboxEvent, im_body: Callable[[OutboxEvent], str] | None = None) -> Template:
+    """The template of a planned notification; serialised once per event.
+
+    Args:
+        im_body: renders the chat body of an IM_POST (im/text.py).
+    """
+    frm = f"from={quoteattr(ev.sender)}"
     node = quoteattr(ev.node)
     if ev.kind is EventKind.ITEM_PUBLISHED:
         pub = f" publisher={quoteattr(ev.publisher)}" if ev.publisher else ""
-        return "headline", _event(f"<items node={node}><item id={quoteattr(ev.item_id or '')}{pub}>"
-                                  f"{ev.payload or ''}</item></items>")
+        return Template("message", f"{frm} type='headline'", _event(
+            f"<items node={node}><item id={quoteattr(ev.item_id or '')}{pub}>{ev.payload or ''}</item></items>"))
     if ev.kind is EventKind.ITEM_RETRACTED:
-        return "headline", _event(f"<items node={node}><retract id={quoteattr(ev.item_id or '')}/></items>")
+        return Template("message", f"{frm} type='headline'",
+                        _event(f"<items node={node}><retract id={quoteattr(ev.item_id or '')}/></items>"))
     if ev.kind is EventKind.NODE_PURGED:
-        return "headline", _event(f"<purge node={node}/>")
+        return Template("message", f"{frm} type='headline'", _event(f"<purge node={node}/>"))
     if ev.kind is EventKind.NODE_DELETED:
-        return "headline", _event(f"<delete node={node}/>")
+        return Template("message", f"{frm} type='headline'", _event(f"<delete node={node}/>"))
     if ev.kind is EventKind.SUBSCRIPTION_CHANGED:
-        return "headline", _event(f"<subscription node={node} jid={quoteattr(ev.subject or '')} "
-                                  f"subscription={quoteattr(ev.state or 'none')}/>")
+        return Template("message", f"{frm} type='headline'", _event(
+            f"<subscription node={node} jid={quoteattr(ev.subject or '')} "
+            f"subscription={quoteattr(ev.state or 'none')}/>"))
     if ev.kind is EventKind.SUBSCRIPTION_PENDING:
-        # XEP-0060 §8.6: the approval form, plus a body for clients that show no forms.
+        # XEP-0060 §8.6: the approval form, plus a body for IM clients that show no forms.
         who = ev.subject or ""
-        body = (f"{who} asks to subscribe to {ev.node} on {ev.sender}. "
-                "Answer with the approval form (or your client's pubsub tools).")
+        body = (f"{who.split('/')[0]} asks to follow your blog ({ev.node} on {ev.sender}). "
+                f"Reply 'approve {who.split('/')[0]}' or 'deny {who.split('/')[0]}', or answer the form.")
         form = (f"<x xmlns='{NS_DATA}' type='form'><title>PubSub subscriber request</title>"
                 "<instructions>To approve this entity's subscription request, set "
                 "pubsub#allow to true.</instructions>"
@@ -64,7 +88,19 @@ def render(ev: OutboxEvent) -> tuple[str, str]:
                 + _field("pubsub#subscriber_jid", who, "jid-single", "Subscriber Address")
                 + _field("pubsub#allow", "false", "boolean", "Allow this JID to subscribe to this pubsub node?")
                 + "</x>")
-        return "normal", f"<body>{escape(body)}</body>{form}"
+        return Template("message", f"{frm} type='normal'", f"<body>{escape(body)}</body>{form}")
+    if ev.kind is EventKind.IM_POST:
+        # Chat clients drop messages that carry a pubsub <event/>: a body and the bare entry only.
+        body = im_body(ev) if im_body else (ev.payload or "")
+        return Template("message", f"{frm} type='chat'", f"<body>{escape(body)}</body>{ev.payload or ''}")
+    if ev.kind is EventKind.PRESENCE:
+        ptype = ev.state or "available"
+        attrs = frm if ptype == "available" else f"{frm} type={quoteattr(ptype)}"
+        inner = f"<status>{escape(ev.payload)}</status>" if ev.payload else ""
+        if ptype == "subscribe":
+            # XEP-0172: a nickname in subscription requests.
+            inner += f"<nick xmlns='{NS_NICK}'>{escape(ev.sender.split('@')[0])}</nick>"
+        return Template("presence", attrs, inner)
     raise ValueError(f"unknown event kind {ev.kind}")
 
 
@@ -72,7 +108,9 @@ class OutboxSender:
     """Drains the outbox whenever woken, and once a second for retries."""
 
     def __init__(self, uow: UnitOfWorkFactory, send: Callable[[str], bool], online: asyncio.Event,
-                 clock: Clock, batch: int = 500, max_stanza_bytes: int = 400 * 1024) -> None:
+                 clock: Clock, batch: int = 500, max_stanza_bytes: int = 400 * 1024,
+                 im_body: Callable[[OutboxEvent], str] | None = None) -> None:
+        self._im_body = im_body
         self._uow = uow
         self._send = send
         self._online = online
@@ -128,14 +166,12 @@ class OutboxSender:
         if not due:
             return 0
         handed: list[int] = []
-        cache: dict[int, tuple[str, str, str]] = {}
+        cache: dict[int, Template] = {}
         for d in due:
-            head_tail = cache.get(d.event_id)
-            if head_tail is None:
-                mtype, inner = render(d.event)
-                head_tail = cache[d.event_id] = (f"<message from={quoteattr(d.event.sender)} type='{mtype}' ",
-                                                 f">{inner}</message>", inner)
-            stanza = f"{head_tail[0]}to={quoteattr(d.recipient)} id='ob{d.row_id}'{head_tail[1]}"
+            template = cache.get(d.event_id)
+            if template is None:
+                template = cache[d.event_id] = render(d.event, self._im_body)
+            stanza = template.address(d.recipient, f"ob{d.row_id}")
             if len(stanza) > self.max_stanza_bytes and len(stanza.encode()) > self.max_stanza_bytes:
                 # Never send what would make the host server drop us (T16).
                 log.error("outbox: notification too large, dropped: event=%s to=%s bytes=%d",

@@ -81,8 +81,24 @@ def _replace(entry: ET.Element, tag: str, text: str, index: int) -> None:
     entry.insert(index, el)
 
 
+def plain_text(entry: ET.Element) -> str:
+    """The readable text of an entry: its content, else its title."""
+    text = _text(entry.find(A + "content")) or _text(entry.find(A + "title"))
+    return " ".join(text.split())
+
+
 class AtomCodec:
     """core.ports.EntryCodec for XEP-0277 entries."""
+
+    def text(self, draft: object) -> str:
+        assert isinstance(draft, AtomDraft)
+        return plain_text(draft.entry)
+
+    def summary(self, payload: str) -> str:
+        try:
+            return plain_text(ET.fromstring(payload))
+        except ET.ParseError:
+            return ""
 
     def render(self, draft: object, stamp: Stamp) -> str:
         assert isinstance(draft, AtomDraft)

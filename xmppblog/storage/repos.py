@@ -21,6 +21,8 @@ from ..core import errors
 from ..core.model import (
     AccessModel,
     Affiliation,
+    Contact,
+    Delivery,
     EventKind,
     Item,
     Node,
@@ -35,12 +37,15 @@ from ..core.model import (
 )
 from .tables import (
     AffiliationRow,
+    BlockRow,
     ContactRow,
+    ImUserRow,
     ItemRow,
     NodeRow,
     OutboxEventRow,
     OutboxRow,
     SubscriptionRow,
+    TrackRow,
 )
 
 log = logging.getLogger(__name__)
@@ -185,7 +190,7 @@ class SubscriptionRepo:
 
     @staticmethod
     def _sub(ref: NodeRef, row: SubscriptionRow) -> Subscription:
-        return Subscription(ref, row.jid, SubState(row.state))
+        return Subscription(ref, row.jid, SubState(row.state), Delivery(row.delivery))
 
     async def get(self, node: Node, jid: str) -> Subscription | None:
         row = (await self.s.execute(select(SubscriptionRow).where(
@@ -200,12 +205,16 @@ class SubscriptionRepo:
                 return s
         return SubState.NONE
 
-    async def put(self, node: Node, jid: str, state: SubState) -> None:
+    async def put(self, node: Node, jid: str, state: SubState, delivery: Delivery | None = None) -> None:
+        values: dict[str, str] = {"state": state.value}
+        if delivery is not None:
+            values["delivery"] = delivery.value
         res = await self.s.execute(update(SubscriptionRow).where(
-            SubscriptionRow.node_id == node.db_id, SubscriptionRow.jid == jid).values(state=state.value))
+            SubscriptionRow.node_id == node.db_id, SubscriptionRow.jid == jid).values(**values))
         if not res.rowcount:
             self.s.add(SubscriptionRow(node_id=node.db_id, jid=jid, bare=jid.split("/", 1)[0],
-                                       state=state.value, created_at=now()))
+                                       state=state.value, delivery=(delivery or Delivery.EVENT).value,
+                                       created_at=now()))
             await self.s.flush()
 
     async def delete(self, node: Node, jid: str) -> bool:
@@ -227,6 +236,14 @@ class SubscriptionRepo:
             .where(NodeRow.service == service, SubscriptionRow.bare == jid)
             .order_by(SubscriptionRow.id))).all()
         return [Subscription(NodeRef(service, n), j, SubState(st)) for n, j, st in rows]
+
+    async def following(self, bare: str) -> Sequence[Subscription]:
+        rows = (await self.s.execute(
+            select(NodeRow.service, NodeRow.node, SubscriptionRow.jid, SubscriptionRow.state,
+                   SubscriptionRow.delivery)
+            .join(NodeRow, NodeRow.id == SubscriptionRow.node_id)
+            .where(SubscriptionRow.bare == bare).order_by(SubscriptionRow.id))).all()
+        return [Subscription(NodeRef(sv, n), j, SubState(st), Delivery(d)) for sv, n, j, st, d in rows]
 
 
 class AffiliationRepo:
@@ -279,6 +296,125 @@ class ContactRepo:
     async def subscribers(self, blog: str) -> Sequence[str]:
         return list((await self.s.execute(select(ContactRow.contact).where(
             ContactRow.blog == blog, ContactRow.subscribed))).scalars())
+
+    async def get(self, blog: str, contact: str) -> Contact:
+        row = (await self.s.execute(select(ContactRow).where(
+            ContactRow.blog == blog, ContactRow.contact == contact))).scalar_one_or_none()
+        if row is None:
+            return Contact(blog, contact)
+        return Contact(blog, contact, row.subscribed, row.sub_to, row.pending_in)
+
+    async def save(self, c: Contact) -> None:
+        values = {"subscribed": c.subscribed, "sub_to": c.sub_to, "pending_in": c.pending_in}
+        res = await self.s.execute(update(ContactRow).where(
+            ContactRow.blog == c.blog, ContactRow.contact == c.contact).values(**values))
+        if not res.rowcount:
+            self.s.add(ContactRow(blog=c.blog, contact=c.contact, **values))
+            await self.s.flush()
+
+    async def with_presence_to(self) -> Sequence[Contact]:
+        rows = (await self.s.execute(select(ContactRow).where(ContactRow.sub_to)
+                                     .order_by(ContactRow.id))).scalars()
+        return [Contact(r.blog, r.contact, r.subscribed, r.sub_to, r.pending_in) for r in rows]
+
+
+class ImRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def paused(self, jids: Sequence[str]) -> set[str]:
+        if not jids:
+            return set()
+        return set((await self.s.execute(select(ImUserRow.jid).where(
+            ImUserRow.jid.in_(list(jids)), ImUserRow.paused))).scalars())
+
+    async def set_paused(self, jid: str, paused: bool) -> None:
+        res = await self.s.execute(update(ImUserRow).where(ImUserRow.jid == jid).values(paused=paused))
+        if not res.rowcount:
+            self.s.add(ImUserRow(jid=jid, paused=paused))
+            await self.s.flush()
+
+    async def track(self, jid: str, word: str) -> bool:
+        if (await self.s.execute(select(TrackRow.id).where(
+                TrackRow.jid == jid, TrackRow.word == word))).first():
+            return False
+        self.s.add(TrackRow(jid=jid, word=word))
+        await self.s.flush()
+        return True
+
+    async def untrack(self, jid: str, word: str) -> bool:
+        res = await self.s.execute(delete(TrackRow).where(TrackRow.jid == jid, TrackRow.word == word))
+        return bool(res.rowcount)
+
+    async def tracked(self, jid: str) -> Sequence[str]:
+        return list((await self.s.execute(select(TrackRow.word).where(TrackRow.jid == jid)
+                                          .order_by(TrackRow.word))).scalars())
+
+    async def trackers(self, words: Sequence[str]) -> Sequence[tuple[str, str]]:
+        if not words:
+            return []
+        rows = (await self.s.execute(select(TrackRow.jid, TrackRow.word).where(
+            TrackRow.word.in_(list(words))).order_by(TrackRow.id))).all()
+        return [(j, w) for j, w in rows]
+
+    async def block(self, jid: str, blocked: str) -> bool:
+        if (await self.s.execute(select(BlockRow.id).where(
+                BlockRow.jid == jid, BlockRow.blocked == blocked))).first():
+            return False
+        self.s.add(BlockRow(jid=jid, blocked=blocked))
+        await self.s.flush()
+        return True
+
+    async def unblock(self, jid: str, blocked: str) -> bool:
+        res = await self.s.execute(delete(BlockRow).where(BlockRow.jid == jid, BlockRow.blocked == blocked))
+        return bool(res.rowcount)
+
+    async def blocked(self, jid: str) -> Sequence[str]:
+        return list((await self.s.execute(select(BlockRow.blocked).where(BlockRow.jid == jid)
+                                          .order_by(BlockRow.blocked))).scalars())
+
+    async def blockers_of(self, author: str, among: Sequence[str] | None = None) -> set[str]:
+        q = select(BlockRow.jid).where(BlockRow.blocked == author)
+        if among is not None:
+            if not among:
+                return set()
+            q = q.where(BlockRow.jid.in_(list(among)))
+        return set((await self.s.execute(q)).scalars())
+
+
+class FeedRepo:
+    """Read models across nodes (timelines, short ids, counts)."""
+
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def timeline(self, bare: str, limit: int) -> Sequence[tuple[NodeRef, Item]]:
+        followed = (select(SubscriptionRow.node_id).where(
+            SubscriptionRow.bare == bare, SubscriptionRow.state == SubState.SUBSCRIBED.value))
+        rows = (await self.s.execute(
+            select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
+            .where(ItemRow.node_id.in_(followed)).order_by(ItemRow.id.desc()).limit(limit))).all()
+        return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
+
+    async def find(self, prefix: str, limit: int) -> Sequence[tuple[NodeRef, Item]]:
+        # Item ids are data: escape LIKE's metacharacters (T12).
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = (await self.s.execute(
+            select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
+            .where(ItemRow.item_id.like(pattern, escape="\\")).order_by(ItemRow.id.desc()).limit(limit))).all()
+        return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
+
+    async def latest(self, ref: NodeRef) -> Item | None:
+        row = (await self.s.execute(
+            select(ItemRow).join(NodeRow, NodeRow.id == ItemRow.node_id)
+            .where(NodeRow.service == ref.service, NodeRow.node == ref.node)
+            .order_by(ItemRow.id.desc()).limit(1))).scalar_one_or_none()
+        return _item(row) if row else None
+
+    async def count_items(self, ref: NodeRef) -> int:
+        return int((await self.s.execute(
+            select(func.count()).select_from(ItemRow).join(NodeRow, NodeRow.id == ItemRow.node_id)
+            .where(NodeRow.service == ref.service, NodeRow.node == ref.node))).scalar_one())
 
 
 class OutboxRepo:
@@ -344,6 +480,8 @@ class SqlUnitOfWork:
         self.affs = AffiliationRepo(s)
         self.contacts = ContactRepo(s)
         self.outbox = OutboxRepo(s)
+        self.im = ImRepo(s)
+        self.feed = FeedRepo(s)
         return self
 
     async def commit(self) -> None:

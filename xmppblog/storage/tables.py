@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -58,7 +59,8 @@ class ItemRow(Base):
 
     __tablename__ = "items"
     __table_args__ = (UniqueConstraint("node_id", "item_id", name="uq_items_node_id_item_id"),
-                      Index("ix_items_node_id_id", "node_id", "id"))
+                      Index("ix_items_node_id_id", "node_id", "id"),
+                      Index("ix_items_item_id", "item_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
@@ -79,6 +81,8 @@ class SubscriptionRow(Base):
     jid: Mapped[str] = mapped_column(String(3071))
     bare: Mapped[str] = mapped_column(String(2047))
     state: Mapped[str] = mapped_column(String(16))
+    #: 'event' (XEP-0060 notifications) or 'im' (chat messages to an IM follower)
+    delivery: Mapped[str] = mapped_column(String(8), server_default="event")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -94,15 +98,52 @@ class AffiliationRow(Base):
 
 
 class ContactRow(Base):
-    """Presence subscriptions of contacts to blog JIDs (the component's own roster)."""
+    """The component's own roster: presence subscriptions between blog JIDs and contacts.
+
+    `subscribed`: the contact receives the blog's presence (RFC 6121 'from');
+    `sub_to`: the blog receives the contact's presence ('to');
+    `pending_in`: the contact asked and the owner has not answered yet.
+    """
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("blog", "contact", name="uq_contacts_blog_contact"),)
+    __table_args__ = (UniqueConstraint("blog", "contact", name="uq_contacts_blog_contact"),
+                      Index("ix_contacts_contact", "contact"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     blog: Mapped[str] = mapped_column(String(2047))
     contact: Mapped[str] = mapped_column(String(2047))
     subscribed: Mapped[bool] = mapped_column(Boolean)
+    sub_to: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    pending_in: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class ImUserRow(Base):
+    """Per-user IM preferences."""
+
+    __tablename__ = "im_users"
+
+    jid: Mapped[str] = mapped_column(String(2047), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class TrackRow(Base):
+    __tablename__ = "tracks"
+    __table_args__ = (UniqueConstraint("jid", "word", name="uq_tracks_jid_word"),
+                      Index("ix_tracks_word", "word"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    jid: Mapped[str] = mapped_column(String(2047))
+    word: Mapped[str] = mapped_column(String(128))
+
+
+class BlockRow(Base):
+    __tablename__ = "blocks"
+    __table_args__ = (UniqueConstraint("jid", "blocked", name="uq_blocks_jid_blocked"),
+                      Index("ix_blocks_blocked", "blocked"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    jid: Mapped[str] = mapped_column(String(2047))
+    blocked: Mapped[str] = mapped_column(String(2047))
 
 
 class OutboxEventRow(Base):

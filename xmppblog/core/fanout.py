@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Fan-out planning: who gets a post, and how, decided once per post (core layer).
+
+`plan_post` reads the subscribers in one query, applies the node's access
+model at send time (T6), and returns the outbox events to write in the
+publishing transaction:
+
+* XEP-0060 event notifications for `event` subscribers;
+* chat messages for IM followers who are online and not paused;
+* chat messages, marked, for tracked words, mentions and replies on public posts.
+
+Each bare JID gets a post once (IM wins over an event for the same person),
+never from someone they blocked, and the author never gets their own post as chat.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .addressing import Addressing
+from .jid import bare
+from .model import AccessModel, Affiliation, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
+from .policy import Action, Viewer, may
+from .ports import OnlineView, UnitOfWork
+
+_WORD = re.compile(r"[#@]?([\w][\w'-]*)", re.UNICODE)
+_MENTION = re.compile(r"(?<![\w@])@([^\s@/<>\"'&:]+@[A-Za-z0-9.-]+[A-Za-z0-9])")
+MAX_TRACK_WORDS = 64
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words and hashtags of `text`, '#' stripped, for tracking."""
+    seen: dict[str, None] = {}
+    for m in _WORD.finditer(text.casefold()):
+        seen.setdefault(m.group(1).strip("'-"), None)
+        if len(seen) >= MAX_TRACK_WORDS * 4:
+            break
+    return [w for w in seen if w]
+
+
+def mentions(text: str) -> list[str]:
+    """The `@user@domain` JIDs mentioned in `text`, normalised, in order."""
+    out: dict[str, None] = {}
+    for m in _MENTION.finditer(text):
+        try:
+            out.setdefault(bare(m.group(1)), None)
+        except Exception:  # noqa: BLE001 - anything that is not a JID is just text
+            continue
+    return list(out)
+
+
+async def viewer_of(uow: UnitOfWork, access: Node, jid: str) -> Viewer:
+    if jid == access.owner:
+        return Viewer(Affiliation.OWNER, SubState.SUBSCRIBED, True)
+    model = access.config.access_model
+    aff = await uow.affs.get(access, jid)
+    state = await uow.subs.state_of(access, jid) if model is AccessModel.AUTHORIZE else SubState.NONE
+    presence = model is AccessModel.PRESENCE and await uow.contacts.has_presence(access.ref.service, jid)
+    return Viewer(aff, state, presence)
+
+
+async def allowed_subscribers(uow: UnitOfWork, node: Node, access: Node) -> list[tuple[str, Delivery]]:
+    """(JID, delivery) of subscribers who may still see this node now (T6: at send time)."""
+    subs = await uow.subs.for_node(node, SubState.SUBSCRIBED)
+    if access.config.access_model is AccessModel.OPEN:
+        affs = await uow.affs.for_node(access)
+        return [(s.jid, s.delivery) for s in subs if affs.get(bare(s.jid)) is not Affiliation.OUTCAST]
+    out = []
+    for s in subs:
+        viewer = await viewer_of(uow, access, bare(s.jid))
+        if may(Action.BE_SUBSCRIBED, access.config.access_model, viewer):
+            out.append((s.jid, s.delivery))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    node: Node
+    access: Node
+    item_id: str
+    payload: str
+    author: str          # bare JID of the author
+    text: str            # plain text, for tracking and mentions
+    parent_owner: str | None = None  # for a comment: who wrote the post it answers
+
+
+async def plan_post(uow: UnitOfWork, addr: Addressing, online: OnlineView, post: Post) -> list[OutboxEvent]:
+    """The outbox events for one new or updated post."""
+    ref = post.node.ref
+    subs = await allowed_subscribers(uow, post.node, post.access)
+    public = post.access.config.access_model is AccessModel.OPEN
+    im_candidates: dict[str, Marker] = {}
+    event_jids: list[str] = []
+    for jid, delivery in subs:
+        b = bare(jid)
+        if delivery is Delivery.IM:
+            if b != post.author:
+                im_candidates.setdefault(b, Marker.FOLLOW)
+        else:
+            event_jids.append(jid)
+    if post.parent_owner and post.parent_owner != post.author:
+        im_candidates.setdefault(post.parent_owner, Marker.REPLY)
+    tracked: dict[str, str] = {}
+    if public:
+        for who in mentions(post.text):
+            if addr.is_local_user(who) and who != post.author:
+                im_candidates.setdefault(who, Marker.MENTION)
+        for who, word in await uow.im.trackers(words(post.text)[:MAX_TRACK_WORDS]):
+            if who != post.author and who not in im_candidates:
+                im_candidates[who] = Marker.TRACK
+                tracked[who] = word
+    # Only IM users who are online, did not pause delivery and did not block the author.
+    candidates = [b for b in im_candidates if online.is_online(b)]
+    excluded = await uow.im.paused(candidates) | await uow.im.blockers_of(post.author, candidates)
+    # Offline followers are skipped: they catch up with `timeline`, nothing floods offline storage.
+    im_by_marker: dict[tuple[Marker, str], list[str]] = {}
+    for b in candidates:
+        if b in excluded:
+            continue
+        marker = im_candidates[b]
+        if marker is Marker.REPLY or marker is Marker.MENTION:
+            # replies and mentions reach only those who may read the node
+            viewer = await viewer_of(uow, post.access, b)
+            if not may(Action.RETRIEVE_ITEMS, post.access.config.access_model, viewer):
+                continue
+        im_by_marker.setdefault((marker, tracked.get(b, "")), []).append(b)
+    # Dedup (DESIGN: one delivery per post per person): IM followers get no event copy.
+    im_people = {b for group in im_by_marker.values() for b in group} | {
+        b for b in im_candidates if im_candidates[b] is Marker.FOLLOW}
+    event_jids = [j for j in event_jids if bare(j) not in im_people]
+    blockers = await uow.im.blockers_of(post.author, sorted({bare(j) for j in event_jids}))
+    event_jids = [j for j in event_jids if bare(j) not in blockers]
+
+    events = []
+    if event_jids:
+        events.append(OutboxEvent(EventKind.ITEM_PUBLISHED, ref.service, ref.node, tuple(event_jids),
+                                  item_id=post.item_id, payload=post.payload, publisher=post.author))
+    sender = addr.blog_of(post.author) or ref.service
+    for (marker, word), people in im_by_marker.items():
+        events.append(OutboxEvent(EventKind.IM_POST, sender, ref.node, tuple(people), item_id=post.item_id,
+                                  payload=post.payload, publisher=post.author,
+                                  subject=f"{marker.value}:{word}" if word else marker.value))
+    return events
+
+
+async def plan_retract(uow: UnitOfWork, node: Node, access: Node, item_id: str) -> list[OutboxEvent]:
+    """Retractions go to event subscribers only: chat users are not sent deletions."""
+    jids = tuple(j for j, d in await allowed_subscribers(uow, node, access) if d is Delivery.EVENT)
+    if not jids:
+        return []
+    return [OutboxEvent(EventKind.ITEM_RETRACTED, node.ref.service, node.ref.node, jids, item_id=item_id)]

@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Roster rules: presence subscriptions between blog JIDs and their followers (core layer).
+
+Following by roster (RFC 6121 presence subscription to a blog JID) and
+following by chat end in the same state: an IM subscription to the blog's
+node, a mutual presence subscription so the component learns who is online,
+and the owner's approval on protected blogs. Presence stanzas to send are
+returned as outbox events, durable like every notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .model import Contact, EventKind, Node, OutboxEvent
+
+AVAILABLE = "available"
+
+
+def presence(blog: str, to: str, ptype: str, status: str | None = None) -> OutboxEvent:
+    return OutboxEvent(EventKind.PRESENCE, blog, "", (to,), payload=status, state=ptype)
+
+
+def welcome(contact: Contact, status: str) -> tuple[Contact, list[OutboxEvent]]:
+    """The contact may now see the blog: approve, show presence, ask for theirs."""
+    events = [presence(contact.blog, contact.contact, "subscribed"),
+              presence(contact.blog, contact.contact, AVAILABLE, status)]
+    if not contact.sub_to:
+        events.append(presence(contact.blog, contact.contact, "subscribe"))
+    return replace(contact, subscribed=True, pending_in=False), events
+
+
+def ask_presence(contact: Contact) -> list[OutboxEvent]:
+    """After a chat `follow`: the blog JID asks for the follower's presence (and appears in their roster)."""
+    if contact.sub_to:
+        return []
+    return [presence(contact.blog, contact.contact, "subscribe")]
+
+
+def refuse(contact: Contact) -> tuple[Contact, list[OutboxEvent]]:
+    events = []
+    if contact.pending_in or contact.subscribed:
+        events.append(presence(contact.blog, contact.contact, "unsubscribed"))
+    return replace(contact, subscribed=False, pending_in=False), events
+
+
+def farewell(contact: Contact) -> tuple[Contact, list[OutboxEvent]]:
+    """An unfollow by chat: remove the blog JID from the follower's roster both ways."""
+    events = []
+    if contact.sub_to:
+        events.append(presence(contact.blog, contact.contact, "unsubscribe"))
+    if contact.subscribed or contact.pending_in:
+        events.append(presence(contact.blog, contact.contact, "unsubscribed"))
+    return Contact(contact.blog, contact.contact), events
+
+
+def status_of(node: Node | None, latest_text: str | None) -> str:
+    if latest_text:
+        return latest_text[:140]
+    return "microblog" if node is None else (node.config.title or "microblog")

@@ -1,0 +1,303 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The chat bot on the service JID: post, follow and manage by chat (adapter layer).
+
+Any text that is not a command is a post, so a command is recognised only by
+its first word, and commands without arguments only when they are the whole
+message ("on my way" is a post; "on" resumes delivery). Every answer is one
+short, human sentence; refusals say what to do instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from xml.sax.saxutils import escape, quoteattr
+
+from ..core import errors
+from ..core.model import NS_MICROBLOG, AccessModel, Actor, NodeRef, SubState
+from ..core.service import BlogService, xmpp_uri
+from ..core.social import SocialService
+from ..xmpp.component import BlogComponent, Request
+from ..xmpp.namespaces import NS_COMPONENT
+from . import text as T
+
+log = logging.getLogger(__name__)
+
+HELP = """\
+xmppblog — anything you send that is not a command is posted to your microblog.
+post TEXT · reply ID TEXT · repost ID · delete ID
+follow JID · unfollow JID · following · followers · timeline [N]
+track WORD · untrack WORD · tracking · on · off (pause/resume chat delivery)
+approve JID · deny JID · requests · protect on|off
+block JID · unblock JID · blocked · whois JID · help
+JID: a user (alice@example.org) or their blog (alice@blog.example.org). ID: the #id under a post.
+To post text that starts with a command word, start it with "post "."""
+
+#: commands that are commands only when they are the whole message
+EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked"}
+#: commands that take arguments (the first word decides)
+WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track", "untrack",
+             "approve", "deny", "protect", "block", "unblock", "whois"}
+MAX_BODY = 8000
+
+
+class ChatBot:
+    def __init__(self, social: SocialService, component: BlogComponent) -> None:
+        self.social = social
+        self.blogs: BlogService = social.blogs
+        self.component = component
+        self._commands: dict[str, Callable[[Actor, str], Awaitable[str]]] = {
+            "help": self.cmd_help, "post": self.cmd_post, "reply": self.cmd_reply,
+            "repost": self.cmd_repost, "delete": self.cmd_delete, "follow": self.cmd_follow,
+            "unfollow": self.cmd_unfollow, "following": self.cmd_following,
+            "followers": self.cmd_followers, "timeline": self.cmd_timeline, "track": self.cmd_track,
+            "untrack": self.cmd_untrack, "tracking": self.cmd_tracking, "on": self.cmd_on,
+            "off": self.cmd_off, "approve": self.cmd_approve, "deny": self.cmd_deny,
+            "requests": self.cmd_requests, "protect": self.cmd_protect, "block": self.cmd_block,
+            "unblock": self.cmd_unblock, "blocked": self.cmd_blocked, "whois": self.cmd_whois,
+        }
+
+    def register(self, component: BlogComponent) -> None:
+        component.on_message(self.on_message)
+
+    def reply(self, req: Request, body: str) -> None:
+        thread = req.xml.find(f"{{{NS_COMPONENT}}}thread")
+        inner = f"<body>{escape(body)}</body>"
+        if thread is not None and thread.text:
+            inner += f"<thread>{escape(thread.text)}</thread>"
+        self.component.send_raw_stanza(
+            f"<message from={quoteattr(req.to_full)} to={quoteattr(req.sender)} type='chat'>{inner}</message>")
+
+    async def on_message(self, req: Request) -> None:
+        mtype = req.xml.get("type", "normal")
+        body_el = req.xml.find(f"{{{NS_COMPONENT}}}body")
+        if mtype not in ("chat", "normal") or body_el is None:
+            return
+        body = (body_el.text or "").strip()
+        addr = self.social.addr
+        owner_of_target = addr.owner_of(req.to)
+        if req.to != addr.service_jid and owner_of_target != req.actor.jid:
+            if owner_of_target is not None:
+                self.reply(req, f"This is {owner_of_target}'s microblog. To follow it, add it to your "
+                                f"roster or send 'follow {owner_of_target}' to {addr.service_jid}.")
+            return
+        if not addr.is_local_user(req.actor.jid):
+            self.reply(req, f"This service is for users of {addr.users_domain}. Ask your own server "
+                            "for a microblog, or follow people here from a XEP-0277 client.")
+            return
+        if not body:
+            self.reply(req, "Nothing to post: send some text (or 'help').")
+            return
+        if len(body) > MAX_BODY:
+            self.reply(req, f"Too long: posts are limited to {MAX_BODY} characters (yours has {len(body)}).")
+            return
+        word, _, rest = body.partition(" ")
+        cmd = word.casefold()
+        rest = rest.strip()
+        handler = None
+        if cmd in EXACT and not rest:
+            handler = self._commands[cmd]
+        elif cmd == "timeline" and (not rest or rest.isdigit()):
+            handler = self.cmd_timeline
+        elif cmd in WITH_ARGS:
+            handler = self._commands[cmd]
+        try:
+            answer = await handler(req.actor, rest) if handler else await self.cmd_post(req.actor, body)
+        except errors.StorageUnavailable:
+            answer = "Sorry, the server is having trouble right now; nothing was changed. Try again later."
+        except errors.BlogError as exc:
+            answer = _humane(exc)
+        log.info("chat command: from=%s command=%s", req.actor.jid, cmd if handler else "post")
+        self.reply(req, answer)
+
+    # ------------------------------------------------------------ posting
+
+    def _own(self, actor: Actor) -> NodeRef:
+        blog = self.social.addr.blog_of(actor.jid)
+        assert blog is not None
+        return NodeRef(blog, NS_MICROBLOG)
+
+    def _draft(self, text: str, **kw: object):  # type: ignore[no-untyped-def]
+        limit = self.blogs.limits.max_payload_bytes
+        try:
+            return T.draft_from_text(text, limit, **kw)  # type: ignore[arg-type]
+        except errors.PayloadTooBig:
+            raise errors.PayloadTooBig(f"Too long: posts are limited to about {limit // 2} characters.") from None
+
+    async def cmd_post(self, actor: Actor, text: str) -> str:
+        if not text:
+            return "Usage: post TEXT — or just send the text."
+        item_id = await self.blogs.publish(actor, self._own(actor), None, self._draft(text))
+        return f"Posted #{T.short_id(item_id)}"
+
+    async def cmd_reply(self, actor: Actor, rest: str) -> str:
+        short, _, text = rest.partition(" ")
+        if not short or not text.strip():
+            return "Usage: reply ID TEXT — ID is the #id under the post."
+        found = await self.social.find_post(actor, short)
+        target = found.ref if found.ref.is_comments else found.ref.comments(found.item.item_id)
+        uri = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
+        item_id = await self.blogs.publish(actor, target, None, self._draft(text.strip(), in_reply_to=(uri, uri)))
+        who = self.social.addr.owner_of(found.ref.service) or found.ref.service
+        return f"Replied to {who}'s post #{T.short_id(found.item.item_id)} (your reply: #{T.short_id(item_id)})"
+
+    async def cmd_repost(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: repost ID"
+        found = await self.social.find_post(actor, rest)
+        entry = T.entry_of(found.item.payload)
+        author = T.author_of(entry) or found.item.publisher
+        if author == actor.jid:
+            return "That is your own post already."
+        text = T.plain_text(entry) if entry is not None else ""
+        uri = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
+        item_id = await self.blogs.publish(actor, self._own(actor), None,
+                                           self._draft(f"♻ {author}: {text}", via=uri))
+        return f"Reposted {author}'s #{T.short_id(found.item.item_id)} as #{T.short_id(item_id)}"
+
+    async def cmd_delete(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: delete ID"
+        found = await self.social.find_post(actor, rest)
+        if found.item.publisher != actor.jid:
+            return "You can only delete your own posts."
+        await self.blogs.retract(actor, found.ref, found.item.item_id, None)
+        return f"Deleted #{T.short_id(found.item.item_id)}"
+
+    # ------------------------------------------------------------ following
+
+    async def cmd_follow(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: follow JID (e.g. follow alice@example.org). To post this text: post follow …"
+        f = await self.social.follow(actor, rest)
+        if f.state is SubState.PENDING:
+            return f"{f.user}'s blog is protected: your request is waiting for their approval."
+        if f.already:
+            return f"You already follow {f.user}."
+        return f"Now following {f.user}"
+
+    async def cmd_unfollow(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: unfollow JID"
+        return f"You no longer follow {await self.social.unfollow(actor, rest)}"
+
+    async def cmd_following(self, actor: Actor, rest: str) -> str:
+        people = await self.social.following(actor)
+        if not people:
+            return "You follow nobody yet. Try: follow alice@example.org"
+        return "You follow: " + ", ".join(u + (" (pending)" if s is SubState.PENDING else "") for u, s in people)
+
+    async def cmd_followers(self, actor: Actor, rest: str) -> str:
+        people = await self.social.followers(actor)
+        if not people:
+            return "Nobody follows you yet."
+        return "Your followers: " + ", ".join(
+            u + (" (waiting for approval)" if s is SubState.PENDING else "") for u, s in people)
+
+    async def cmd_timeline(self, actor: Actor, rest: str) -> str:
+        n = int(rest) if rest else 20
+        posts = await self.social.timeline(actor, n)
+        if not posts:
+            return "Your timeline is empty: follow someone (follow JID) or post something."
+        lines = []
+        for p in reversed(posts):
+            entry = T.entry_of(p.item.payload)
+            lines.append(T.line(T.author_of(entry) or p.item.publisher,
+                                T.plain_text(entry) if entry is not None else "", p.item.item_id))
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------ tracking and delivery
+
+    async def cmd_track(self, actor: Actor, rest: str) -> str:
+        word, added = await self.social.track(actor, rest)
+        return f"Tracking '{word}': public posts containing it or #{word} will reach you." if added \
+            else f"You already track '{word}'."
+
+    async def cmd_untrack(self, actor: Actor, rest: str) -> str:
+        word, removed = await self.social.untrack(actor, rest)
+        return f"No longer tracking '{word}'." if removed else f"You were not tracking '{word}'."
+
+    async def cmd_tracking(self, actor: Actor, rest: str) -> str:
+        words = await self.social.tracking(actor)
+        return ("You track: " + ", ".join(words)) if words else "You track no words. Try: track xmpp"
+
+    async def cmd_on(self, actor: Actor, rest: str) -> str:
+        await self.social.set_paused(actor, False)
+        return "Chat delivery is on: posts will reach you as messages again."
+
+    async def cmd_off(self, actor: Actor, rest: str) -> str:
+        await self.social.set_paused(actor, True)
+        return "Chat delivery is off; you still follow everyone. Catch up with 'timeline', resume with 'on'."
+
+    # ------------------------------------------------------------ owner
+
+    async def cmd_approve(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: approve JID"
+        if await self.social.answer(actor, rest, True):
+            return f"Approved: {rest} now follows you."
+        return f"There is no pending request from {rest}. See 'requests'."
+
+    async def cmd_deny(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: deny JID"
+        if await self.social.answer(actor, rest, False):
+            return f"Denied {rest}."
+        return f"There is no pending request from {rest}. See 'requests'."
+
+    async def cmd_requests(self, actor: Actor, rest: str) -> str:
+        pending = await self.social.pending_requests(actor)
+        if not pending:
+            return "No pending follow requests."
+        return "Waiting for your approval: " + ", ".join(pending) + " (approve JID / deny JID)"
+
+    async def cmd_protect(self, actor: Actor, rest: str) -> str:
+        if rest.casefold() not in ("on", "off"):
+            return "Usage: protect on | protect off"
+        model = await self.social.protect(actor, rest.casefold() == "on")
+        if model is AccessModel.AUTHORIZE:
+            return "Your blog is now protected: new followers need your approval (approve JID / deny JID)."
+        return "Your blog is public again: anyone can follow it."
+
+    async def cmd_block(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: block JID"
+        who, added = await self.social.block(actor, rest)
+        return f"Blocked {who}: you will see nothing from them." if added else f"{who} was already blocked."
+
+    async def cmd_unblock(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: unblock JID"
+        who, removed = await self.social.unblock(actor, rest)
+        return f"Unblocked {who}." if removed else f"{who} was not blocked."
+
+    async def cmd_blocked(self, actor: Actor, rest: str) -> str:
+        who = await self.social.blocked(actor)
+        return ("You block: " + ", ".join(who)) if who else "You block nobody."
+
+    async def cmd_whois(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: whois JID"
+        w = await self.social.whois(actor, rest)
+        parts = [f"{w.user}: blog {w.blog}", f"{w.posts} post(s)", f"{w.followers} follower(s)"]
+        if w.access and w.access is not AccessModel.OPEN:
+            parts.append(f"{w.access.value} blog")
+        if w.latest is not None:
+            entry = T.entry_of(w.latest.payload)
+            parts.append("latest: " + (T.plain_text(entry) if entry is not None else "")
+                         + f" (#{T.short_id(w.latest.item_id)})")
+        return " · ".join(parts)
+
+    async def cmd_help(self, actor: Actor, rest: str) -> str:
+        return HELP
+
+
+_FIRST_WORD = re.compile(r"^\w")
+
+
+def _humane(exc: errors.BlogError) -> str:
+    """A refusal as a sentence: capitalised, ending with a full stop."""
+    text = exc.text or "That did not work."
+    text = text[0].upper() + text[1:] if _FIRST_WORD.match(text) else text
+    return text if text.endswith((".", "!", "?", ")")) else text + "."

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Presence to and from blog JIDs: roster follows and online tracking (adapter layer).
+
+subscribe -> follow (or pending on protected blogs); unsubscribe/unsubscribed
+-> unfollow; subscribed -> we now receive the contact's presence; probe ->
+the blog's presence if the contact may see it (never an 'unsubscribed' for
+a probe: DESIGN.md pitfalls); available/unavailable -> who is online.
+"""
+
+from __future__ import annotations
+
+import logging
+from xml.sax.saxutils import escape, quoteattr
+
+from ..core.jid import parse
+from ..core.social import SocialService
+from ..xmpp.component import BlogComponent, Request
+from .online import OnlineTracker
+
+log = logging.getLogger(__name__)
+
+
+class RosterAdapter:
+    def __init__(self, social: SocialService, component: BlogComponent, online: OnlineTracker) -> None:
+        self.social = social
+        self.component = component
+        self.online = online
+
+    def register(self, component: BlogComponent) -> None:
+        component.on_presence(self.on_presence)
+        component.on_online(self._after_connect)
+
+    def _send(self, frm: str, to: str, ptype: str | None = None, status: str | None = None) -> None:
+        attrs = f" from={quoteattr(frm)} to={quoteattr(to)}"
+        if ptype:
+            attrs += f" type={quoteattr(ptype)}"
+        inner = f"<status>{escape(status)}</status>" if status else ""
+        self.component.send_raw_stanza(f"<presence{attrs}>{inner}</presence>")
+
+    async def on_presence(self, req: Request) -> None:
+        ptype = req.xml.get("type", "available")
+        sender = parse(req.sender)
+        if ptype in ("available", "unavailable"):
+            if ptype == "available":
+                self.online.available(sender.bare, sender.resource)
+            else:
+                self.online.unavailable(sender.bare, sender.resource)
+            return
+        blog = req.to
+        if self.social.addr.owner_of(blog) is None:
+            return
+        if ptype == "subscribe":
+            await self.social.contact_subscribe(blog, sender.bare)
+        elif ptype == "subscribed":
+            await self.social.contact_subscribed(blog, sender.bare, True)
+        elif ptype == "unsubscribed":
+            await self.social.contact_subscribed(blog, sender.bare, False)
+        elif ptype == "unsubscribe":
+            await self.social.contact_unsubscribe(blog, sender.bare)
+        elif ptype == "probe":
+            status = await self.social.probe_answer(blog, sender.bare)
+            if status is not None:
+                self._send(blog, req.sender, status=status)
+
+    def _after_connect(self) -> None:
+        # Online state is not kept across restarts: ask every contact again.
+        self.online.clear()
+        self.component.loop.create_task(self._probe_all())
+
+    async def _probe_all(self) -> None:
+        try:
+            pairs = await self.social.presence_sources()
+        except Exception:
+            log.exception("could not load the roster to probe contacts")
+            return
+        for blog, contact in pairs:
+            self._send(blog, contact, "probe")
+        if pairs:
+            log.info("probed %d contact(s) for presence", len(pairs))
