@@ -22,6 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("contacts") as b:
         b.add_column(sa.Column("sub_to", sa.Boolean(), nullable=False, server_default=sa.false()))
         b.add_column(sa.Column("pending_in", sa.Boolean(), nullable=False, server_default=sa.false()))
+        b.add_column(sa.Column("pending_out", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_index("ix_contacts_contact", "contacts", ["contact"])
     op.create_index("ix_items_item_id", "items", ["item_id"])
     op.create_table(
@@ -57,6 +58,7 @@ def downgrade() -> None:
     op.drop_index("ix_items_item_id", "items")
     op.drop_index("ix_contacts_contact", "contacts")
     with op.batch_alter_table("contacts") as b:
+        b.drop_column("pending_out")
         b.drop_column("pending_in")
         b.drop_column("sub_to")
     with op.batch_alter_table("subscriptions") as b:

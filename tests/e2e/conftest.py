@@ -14,7 +14,10 @@ from ..support.component import Component
 from ..support.prosody import Prosody, ProsodyNet
 
 ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
-               "ivan", "judy", "mallory", "oscar", "peggy", "trent", "victor", "walter"]
+               "ivan", "judy", "mallory", "oscar", "peggy", "trent", "victor", "walter",
+               # IM tests (tests/e2e/test_im.py)
+               "kim", "leo", "max", "nina", "olga", "pete", "quinn", "rosa", "sam", "tina",
+               "uma", "vince", "wendy", "xavier", "yara", "zoe", "abe", "bea"]
 
 
 def pytest_collection_modifyitems(items):

@@ -14,17 +14,17 @@ from slixmpp.exceptions import IqError
 TIMEOUT = 10.0
 
 
+MESSAGE_EVENTS = ("message", "pubsub_publish", "pubsub_retract", "pubsub_purge", "pubsub_delete",
+                  "pubsub_subscription")
+
+
 class Inbox:
-    def __init__(self, xmpp: slixmpp.BaseXMPP) -> None:
+    def __init__(self, xmpp: slixmpp.BaseXMPP, events: tuple[str, ...] = MESSAGE_EVENTS) -> None:
         self.items: list[Any] = []
         self._cond = asyncio.Condition()
-        xmpp.add_event_handler("message", self._on)
-        # message with no body (pubsub events) are not 'message' events in slixmpp
-        xmpp.add_event_handler("pubsub_publish", self._on)
-        xmpp.add_event_handler("pubsub_retract", self._on)
-        xmpp.add_event_handler("pubsub_purge", self._on)
-        xmpp.add_event_handler("pubsub_delete", self._on)
-        xmpp.add_event_handler("pubsub_subscription", self._on)
+        # messages without a body (pubsub events) are not 'message' events in slixmpp
+        for name in events:
+            xmpp.add_event_handler(name, self._on)
 
     async def _on(self, stanza: Any) -> None:
         async with self._cond:
@@ -36,9 +36,10 @@ class Inbox:
         seen = 0
         async with self._cond:
             while True:
-                for st in self.items[seen:]:
+                for i in range(seen, len(self.items)):
+                    st = self.items[i]
                     if match(st):
-                        self.items.remove(st)
+                        del self.items[i]  # by position: slixmpp's stanza __eq__ parses every field
                         return st
                 seen = len(self.items)
                 left = end - time.monotonic()
@@ -52,6 +53,9 @@ class Inbox:
     def count(self, match: Callable[[Any], bool]) -> int:
         return sum(1 for st in self.items if match(st))
 
+    def clear(self) -> None:
+        self.items.clear()
+
 
 class Client(slixmpp.ClientXMPP):
     def __init__(self, jid: str, password: str) -> None:
@@ -63,12 +67,25 @@ class Client(slixmpp.ClientXMPP):
         for p in ("xep_0030", "xep_0004", "xep_0059", "xep_0060", "xep_0050", "xep_0199"):
             self.register_plugin(p)
         self.inbox = Inbox(self)
-        self.auto_authorize = None
+        # Like a person clicking "accept" when a blog JID asks for their presence.
+        self.auto_authorize = True
         self.auto_subscribe = False
+        self.presences = Inbox(self, events=("presence_subscribe", "presence_subscribed",
+                                             "presence_unsubscribed", "presence_available"))
 
     @property
     def pubsub(self) -> Any:
         return self.plugin["xep_0060"]
+
+    async def say(self, text: str, to: str | None = None, timeout: float = TIMEOUT) -> str:
+        """Chat `text` to the service (or `to`); return the body of its answer."""
+        to = to or "blog." + self.boundjid.domain
+        self.send_message(mto=to, mbody=text, mtype="chat")
+        answer = await self.inbox.wait(
+            lambda m: m["from"].bare == to and m["type"] == "chat" and bool(m["body"]), timeout)
+        if answer is None:
+            raise AssertionError(f"no answer from {to} to {text!r}")
+        return answer["body"]
 
     async def error_of(self, coro: Any) -> tuple[str, str, str | None]:
         """(type, condition, pubsub#errors child) of a request expected to fail."""

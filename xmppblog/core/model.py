@@ -108,6 +108,7 @@ class Contact:
     subscribed: bool = False   # 'from': the contact gets the blog's presence
     sub_to: bool = False       # 'to': the blog gets the contact's presence
     pending_in: bool = False   # the contact asked; the owner has not answered
+    pending_out: bool = False  # we asked for the contact's presence; no answer yet
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,16 +25,17 @@ def welcome(contact: Contact, status: str) -> tuple[Contact, list[OutboxEvent]]:
     """The contact may now see the blog: approve, show presence, ask for theirs."""
     events = [presence(contact.blog, contact.contact, "subscribed"),
               presence(contact.blog, contact.contact, AVAILABLE, status)]
-    if not contact.sub_to:
-        events.append(presence(contact.blog, contact.contact, "subscribe"))
-    return replace(contact, subscribed=True, pending_in=False), events
+    contact, ask = ask_presence(replace(contact, subscribed=True, pending_in=False), force=True)
+    return contact, events + ask
 
 
-def ask_presence(contact: Contact) -> list[OutboxEvent]:
-    """After a chat `follow`: the blog JID asks for the follower's presence (and appears in their roster)."""
-    if contact.sub_to:
-        return []
-    return [presence(contact.blog, contact.contact, "subscribe")]
+def ask_presence(contact: Contact, force: bool = False) -> tuple[Contact, list[OutboxEvent]]:
+    """Ask for the contact's presence, once: after a chat `follow` the blog JID appears in
+    the follower's roster; after a first chat with the service, the component learns
+    when that user is online. `force` asks again even if an earlier request got no answer."""
+    if contact.sub_to or (contact.pending_out and not force):
+        return contact, []
+    return replace(contact, pending_out=True), [presence(contact.blog, contact.contact, "subscribe")]
 
 
 def refuse(contact: Contact) -> tuple[Contact, list[OutboxEvent]]:

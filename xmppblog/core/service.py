@@ -91,7 +91,7 @@ class BlogService:
         self.limits = limits
         self._new_id = new_id
         self._after_commit = after_commit
-        self._online: OnlineView = online or _Nobody()
+        self._online: OnlineView = online if online is not None else _Nobody()
 
     async def commit(self, uow: UnitOfWork) -> None:
         await uow.commit()
@@ -605,7 +605,7 @@ class BlogService:
             if state is SubState.SUBSCRIBED and contact.pending_in:
                 contact, events = roster.welcome(contact, await self.status(uow, node.ref.service))
             elif state is SubState.SUBSCRIBED and current is not None and current.delivery is Delivery.IM:
-                events = roster.ask_presence(contact)
+                contact, events = roster.ask_presence(contact, force=True)
             elif state is SubState.NONE:
                 contact, events = roster.refuse(contact)
             else:

@@ -116,9 +116,10 @@ class SocialService:
         except errors.ClosedNode:
             raise errors.ClosedNode(f"{user}'s blog is only for people {user} listed") from None
         async with self._uow() as uow:
-            contact = await uow.contacts.get(blog, actor.jid)
             if sub.state is SubState.SUBSCRIBED:
-                for event in roster.ask_presence(contact):
+                contact, events = roster.ask_presence(await uow.contacts.get(blog, actor.jid), force=True)
+                await uow.contacts.save(contact)
+                for event in events:
                     await uow.outbox.add(event)
             await self.blogs.commit(uow)
         log.info("follow: %s -> %s state=%s", actor.jid, user, sub.state)
@@ -174,10 +175,34 @@ class SocialService:
 
     # ------------------------------------------------------------ roster events
 
+    async def greet(self, user: str) -> None:
+        """A local user talks to the service: ask for their presence once, so that
+        tracked words, mentions and replies can reach them while they are online."""
+        async with self._uow() as uow:
+            contact, events = roster.ask_presence(await uow.contacts.get(self.addr.service_jid, user))
+            if events:
+                await uow.contacts.save(contact)
+                for event in events:
+                    await uow.outbox.add(event)
+                await self.blogs.commit(uow)
+
+    def _check_local(self, jid: str) -> None:
+        if jid != self.addr.service_jid:
+            self.blogs.owner_of(jid)
+
     async def contact_subscribe(self, blog: str, contact_jid: str) -> None:
-        """A contact added the blog JID to their roster: follow, or ask the owner."""
-        owner = self.blogs.owner_of(blog)
+        """A contact added a blog JID to their roster: follow, or ask the owner.
+        Adding the service JID just shares presence both ways."""
         who = bare(contact_jid)
+        if blog == self.addr.service_jid:
+            async with self._uow() as uow:
+                contact, events = roster.welcome(await uow.contacts.get(blog, who), "Send 'help' to get started")
+                await uow.contacts.save(contact)
+                for event in events:
+                    await uow.outbox.add(event)
+                await self.blogs.commit(uow)
+            return
+        owner = self.blogs.owner_of(blog)
         ref = NodeRef(blog, NS_MICROBLOG)
         async with self._uow() as uow:
             if owner in await uow.im.blockers_of(who, [owner]):
@@ -210,25 +235,26 @@ class SocialService:
 
     async def contact_subscribed(self, blog: str, contact_jid: str, granted: bool) -> None:
         """The contact granted (or revoked) us their presence."""
-        self.blogs.owner_of(blog)
+        self._check_local(blog)
         who = bare(contact_jid)
         async with self._uow() as uow:
             contact = await uow.contacts.get(blog, who)
-            await uow.contacts.save(replace(contact, sub_to=granted))
+            await uow.contacts.save(replace(contact, sub_to=granted, pending_out=False))
             await uow.commit()
-        if not granted:
+        if not granted and blog != self.addr.service_jid:
             await self._drop_follow(blog, who)
 
     async def contact_unsubscribe(self, blog: str, contact_jid: str) -> None:
         """The contact removed the blog JID from their roster: unfollow."""
-        self.blogs.owner_of(blog)
+        self._check_local(blog)
         who = bare(contact_jid)
         async with self._uow() as uow:
             contact = await uow.contacts.get(blog, who)
             await uow.contacts.save(replace(contact, subscribed=False, pending_in=False))
             await uow.outbox.add(roster.presence(blog, who, "unsubscribed"))
             await self.blogs.commit(uow)
-        await self._drop_follow(blog, who)
+        if blog != self.addr.service_jid:
+            await self._drop_follow(blog, who)
 
     async def _drop_follow(self, blog: str, who: str) -> None:
         ref = NodeRef(blog, NS_MICROBLOG)
@@ -241,10 +267,12 @@ class SocialService:
 
     async def probe_answer(self, blog: str, contact_jid: str) -> str | None:
         """The status line to answer a probe with, or None if the contact may not see presence."""
-        self.blogs.owner_of(blog)
+        self._check_local(blog)
         async with self._uow() as uow:
             if not await uow.contacts.has_presence(blog, bare(contact_jid)):
                 return None
+            if blog == self.addr.service_jid:
+                return "Send 'help' to get started"
             return await self.blogs.status(uow, blog)
 
     async def presence_sources(self) -> list[tuple[str, str]]:

@@ -110,6 +110,7 @@ class ChatBot:
             answer = _humane(exc)
         log.info("chat command: from=%s command=%s", req.actor.jid, cmd if handler else "post")
         self.reply(req, answer)
+        await self.social.greet(req.actor.jid)
 
     # ------------------------------------------------------------ posting
 
@@ -293,11 +294,12 @@ class ChatBot:
         return HELP
 
 
-_FIRST_WORD = re.compile(r"^\w")
+_PLAIN_WORD = re.compile(r"^[a-z]+\b(?![@.])")
 
 
 def _humane(exc: errors.BlogError) -> str:
-    """A refusal as a sentence: capitalised, ending with a full stop."""
+    """A refusal as a sentence: capitalised (unless it starts with a JID), with a full stop."""
     text = exc.text or "That did not work."
-    text = text[0].upper() + text[1:] if _FIRST_WORD.match(text) else text
+    if _PLAIN_WORD.match(text):
+        text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?", ")")) else text + "."

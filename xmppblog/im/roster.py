@@ -47,7 +47,7 @@ class RosterAdapter:
                 self.online.unavailable(sender.bare, sender.resource)
             return
         blog = req.to
-        if self.social.addr.owner_of(blog) is None:
+        if blog != self.social.addr.service_jid and self.social.addr.owner_of(blog) is None:
             return
         if ptype == "subscribe":
             await self.social.contact_subscribe(blog, sender.bare)

@@ -302,10 +302,11 @@ class ContactRepo:
             ContactRow.blog == blog, ContactRow.contact == contact))).scalar_one_or_none()
         if row is None:
             return Contact(blog, contact)
-        return Contact(blog, contact, row.subscribed, row.sub_to, row.pending_in)
+        return Contact(blog, contact, row.subscribed, row.sub_to, row.pending_in, row.pending_out)
 
     async def save(self, c: Contact) -> None:
-        values = {"subscribed": c.subscribed, "sub_to": c.sub_to, "pending_in": c.pending_in}
+        values = {"subscribed": c.subscribed, "sub_to": c.sub_to, "pending_in": c.pending_in,
+                  "pending_out": c.pending_out}
         res = await self.s.execute(update(ContactRow).where(
             ContactRow.blog == c.blog, ContactRow.contact == c.contact).values(**values))
         if not res.rowcount:
@@ -315,7 +316,7 @@ class ContactRepo:
     async def with_presence_to(self) -> Sequence[Contact]:
         rows = (await self.s.execute(select(ContactRow).where(ContactRow.sub_to)
                                      .order_by(ContactRow.id))).scalars()
-        return [Contact(r.blog, r.contact, r.subscribed, r.sub_to, r.pending_in) for r in rows]
+        return [Contact(r.blog, r.contact, r.subscribed, r.sub_to, r.pending_in, r.pending_out) for r in rows]
 
 
 class ImRepo:

@@ -102,7 +102,8 @@ class ContactRow(Base):
 
     `subscribed`: the contact receives the blog's presence (RFC 6121 'from');
     `sub_to`: the blog receives the contact's presence ('to');
-    `pending_in`: the contact asked and the owner has not answered yet.
+    `pending_in`: the contact asked and the owner has not answered yet;
+    `pending_out`: we asked for the contact's presence and got no answer yet.
     """
 
     __tablename__ = "contacts"
@@ -115,6 +116,7 @@ class ContactRow(Base):
     subscribed: Mapped[bool] = mapped_column(Boolean)
     sub_to: Mapped[bool] = mapped_column(Boolean, server_default=false())
     pending_in: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    pending_out: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class ImUserRow(Base):

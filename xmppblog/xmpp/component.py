@@ -82,6 +82,30 @@ def shape_error(xml: ET.Element) -> str | None:
     return None
 
 
+class InOrder:
+    """Runs coroutines one at a time per key, in arrival order; different keys run concurrently.
+
+    Stanzas from one sender are handled in the order they were sent (a `follow`
+    then an `unfollow` must not swap), without one slow sender holding up others.
+    """
+
+    def __init__(self) -> None:
+        self._tails: dict[str, asyncio.Future[None]] = {}
+
+    async def run(self, key: str, work: Callable[[], Awaitable[None]]) -> None:
+        prev = self._tails.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[key] = mine
+        try:
+            if prev is not None:
+                await prev
+            await work()
+        finally:
+            mine.set_result(None)
+            if self._tails.get(key) is mine:
+                del self._tails[key]
+
+
 class BlogComponent(slixmpp.ComponentXMPP):
     def __init__(self, jid: str, secret: str, host: str, port: int, error_for: ErrorMapper,
                  max_reconnect_delay: float = 60.0) -> None:
@@ -98,6 +122,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self._message: list[StanzaHandler] = []
         self._presence: list[StanzaHandler] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_order = InOrder()
         self._on_online: list[Callable[[], None]] = []
         self.last_stream_error: str | None = None
         # slixmpp's component roster would answer probes and subscriptions by
@@ -212,8 +237,9 @@ class BlogComponent(slixmpp.ComponentXMPP):
 
     # ------------------------------------------------------------ dispatch
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, stanza: Any, work: Callable[[], Awaitable[None]]) -> None:
+        key = stanza.xml.get("from", "").split("/", 1)[0].lower()
+        task = asyncio.ensure_future(self._in_order.run(key, work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -223,14 +249,14 @@ class BlogComponent(slixmpp.ComponentXMPP):
         if self.stopping:
             self._reply_error(iq, error_element("wait", "service-unavailable", "shutting down"))
             return
-        self._spawn(self._handle_iq(iq))
+        self._spawn(iq, lambda: self._handle_iq(iq))
 
     def _spawn_message(self, msg: Any) -> None:
         if msg["type"] != "error":
-            self._spawn(self._handle_stanza(msg, self._message))
+            self._spawn(msg, lambda: self._handle_stanza(msg, self._message))
 
     def _spawn_presence(self, pres: Any) -> None:
-        self._spawn(self._handle_stanza(pres, self._presence))
+        self._spawn(pres, lambda: self._handle_stanza(pres, self._presence))
 
     def _request(self, stanza: Any) -> Request:
         xml = stanza.xml
