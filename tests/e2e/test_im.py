@@ -62,8 +62,13 @@ async def test_roster_follow_and_unfollow(clients):
     avail = await kim.presences.wait(lambda p: p["type"] == "available" and p["from"].bare == blog("leo"))
     assert avail is not None, "blog JIDs look alive in rosters"
     await ready(kim)
-    r = await leo.say("hello from leo #intro")
+    r = await leo.say("hello from leo #intro, cc @kim@alpha.test")
     assert r.startswith("Posted #")
+    # On the node it is a proper XEP-0277 entry: hashtags as categories, mentions as links.
+    stored = (await leo.pubsub.get_items(blog("leo"), NODE)).xml.find(f".//{{{ATOM}}}entry")
+    assert [c.get("term") for c in stored.findall(f"{{{ATOM}}}category")] == ["intro"]
+    assert ("mentioned", "xmpp:kim@alpha.test") in [(link.get("rel"), link.get("href"))
+                                                   for link in stored.findall(f"{{{ATOM}}}link")]
     m = await kim.inbox.wait(chat_from("leo", "hello from leo #intro"))
     assert m is not None, "roster follower got no chat message"
     assert posted_id(r) in m["body"]
@@ -90,6 +95,8 @@ async def test_status_and_vcard(clients):
     card = await raw_iq(xavier, blog("wendy"), "get", "<vCard xmlns='vcard-temp'/>")
     assert card.xml.find("{vcard-temp}vCard/{vcard-temp}NICKNAME").text == "wendy"
     assert card.xml.find("{vcard-temp}vCard/{vcard-temp}JABBERID").text == "wendy@alpha.test"
+    nick = await xavier.pubsub.get_items(blog("wendy"), "http://jabber.org/protocol/nick")
+    assert nick.xml.find(".//{http://jabber.org/protocol/nick}nick").text == "wendy"
 
 
 async def test_chat_follow_unfollow_and_lists(clients):
@@ -256,6 +263,7 @@ async def test_errors_and_help(clients):
     assert await abe.say("follow abe@alpha.test") == \
         "You can't follow yourself; your own posts are in `timeline` anyway."
     assert (await abe.say("x" * 9000)).startswith("Too long: posts are limited to")
+    assert await abe.say("   ") == "Nothing to post: send some text (or 'help')."
     assert await abe.say("track #no spaces allowed") == \
         "Track one word (letters, digits, - or '), up to 64 characters."
     assert await abe.say("timeline") is not None

@@ -280,6 +280,18 @@ class SocialService:
         async with self._uow() as uow:
             return [(c.blog, c.contact) for c in await uow.contacts.with_presence_to()]
 
+    async def presence_audience(self) -> list[tuple[str, str, str]]:
+        """(blog, contact, status): who sees which blog JID's presence, re-announced after a restart."""
+        out = []
+        statuses: dict[str, str] = {}
+        async with self._uow() as uow:
+            for c in await uow.contacts.with_presence_from():
+                if c.blog not in statuses:
+                    statuses[c.blog] = ("Send 'help' to get started" if c.blog == self.addr.service_jid
+                                        else await self.blogs.status(uow, c.blog))
+                out.append((c.blog, c.contact, statuses[c.blog]))
+        return out
+
     # ------------------------------------------------------------ owner answers
 
     async def pending_requests(self, actor: Actor) -> list[str]:

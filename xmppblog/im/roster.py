@@ -68,12 +68,16 @@ class RosterAdapter:
         self.component.loop.create_task(self._probe_all())
 
     async def _probe_all(self) -> None:
+        """After (re)connecting: show the blog JIDs online again and ask who is online."""
         try:
+            audience = await self.social.presence_audience()
             pairs = await self.social.presence_sources()
         except Exception:
-            log.exception("could not load the roster to probe contacts")
+            log.exception("could not load the roster to announce presence")
             return
+        for blog, contact, status in audience:
+            self._send(blog, contact, status=status)
         for blog, contact in pairs:
             self._send(blog, contact, "probe")
-        if pairs:
-            log.info("probed %d contact(s) for presence", len(pairs))
+        if pairs or audience:
+            log.info("presence after connect: announced to %d, probed %d contact(s)", len(audience), len(pairs))

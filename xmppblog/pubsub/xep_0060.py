@@ -29,6 +29,7 @@ from .xep_0277 import parse_entry
 
 log = logging.getLogger(__name__)
 
+NS_NICK = "http://jabber.org/protocol/nick"
 P = f"{{{NS_PUBSUB}}}"
 PO = f"{{{NS_PUBSUB_OWNER}}}"
 
@@ -250,6 +251,8 @@ class PubsubAdapter:
 
     async def get_items(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
         ref = self._ref(req, el)
+        if ref.node == NS_NICK:
+            return self._nick(ref)
         ids = [i.get("id", "") for i in el.findall(P + "item")]
         if any(not i for i in ids):
             raise errors.ItemRequired("<item/> in an items request needs an id")
@@ -264,6 +267,14 @@ class PubsubAdapter:
         rsm = xep_0059.parse(pubsub)
         page = await self.service.get_items(req.actor, ref, ids, rsm or PageRequest(), max_items)
         return _page_el(ref.node, page, with_rsm=rsm is not None)
+
+    def _nick(self, ref: NodeRef) -> ET.Element:
+        """XEP-0172 nickname of a blog JID, as a read-only PEP node: its owner's user name."""
+        owner = self.service.owner_of(ref.service)
+        ps = ET.Element(P + "pubsub")
+        item = ET.SubElement(ET.SubElement(ps, P + "items", {"node": NS_NICK}), P + "item", {"id": "current"})
+        ET.SubElement(item, f"{{{NS_NICK}}}nick").text = owner.split("@")[0]
+        return ps
 
     async def get_subscriptions(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
         node = _node(el, required=False) or None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -314,8 +315,13 @@ class ContactRepo:
             await self.s.flush()
 
     async def with_presence_to(self) -> Sequence[Contact]:
-        rows = (await self.s.execute(select(ContactRow).where(ContactRow.sub_to)
-                                     .order_by(ContactRow.id))).scalars()
+        return await self._where(ContactRow.sub_to)
+
+    async def with_presence_from(self) -> Sequence[Contact]:
+        return await self._where(ContactRow.subscribed)
+
+    async def _where(self, cond: Any) -> Sequence[Contact]:
+        rows = (await self.s.execute(select(ContactRow).where(cond).order_by(ContactRow.id))).scalars()
         return [Contact(r.blog, r.contact, r.subscribed, r.sub_to, r.pending_in, r.pending_out) for r in rows]
 
 
