@@ -16,7 +16,10 @@ from datetime import UTC, datetime
 from .config import Config
 from .core.addressing import Addressing
 from .core.service import BlogService, Limits
+from .core.federation import FederationService
 from .core.social import SocialService
+from .federation.inbound import InboundEvents
+from .federation.remote import RemoteBlogs
 from .im.commands import ChatBot
 from .im.online import OnlineTracker
 from .im.roster import RosterAdapter
@@ -28,6 +31,7 @@ from .pubsub.xep_0030 import DiscoAdapter, MiscAdapter
 from .pubsub.xep_0050 import CommandsAdapter
 from .pubsub.xep_0060 import PubsubAdapter
 from .pubsub.xep_0277 import AtomCodec
+from .spamguard.guard import Guard
 from .storage import migrate
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
@@ -59,10 +63,15 @@ class App:
                    min(256 * 1024, lim.max_stanza_bytes // 2)),
             after_commit=self.sender.wake, online=self.online)
         self.social = SocialService(self.service, uow)
+        self.federation = FederationService(self.service.addr, uow, AtomCodec(), clock, self.online,
+                                            self.service.commit)
+        self.guard = Guard(self.federation.consented)
+        self.remote = RemoteBlogs(self.component, self.federation, max_payload_bytes=lim.max_payload_bytes)
         for adapter in (PubsubAdapter(self.service), DiscoAdapter(self.service), MiscAdapter(),
                         CommandsAdapter(self.service), VCardAdapter(self.service),
                         RosterAdapter(self.social, self.component, self.online),
-                        ChatBot(self.social, self.component)):
+                        ChatBot(self.social, self.component, self.remote),
+                        InboundEvents(self.federation, self.guard, lim.max_payload_bytes), self.remote):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
         self._stop = asyncio.Event()

@@ -42,3 +42,55 @@ class Addressing:
 
     def is_local_user(self, user_jid: str) -> bool:
         return self.blog_of(user_jid) is not None
+
+    def proxy_of(self, remote_bare: str) -> str:
+        """The local address standing for a remote author (XEP-0106-escaped bare JID).
+
+        A component may only send from its own domain (THREATS.md fact 4), so IM
+        deliveries of remote posts come from `bob\\40example.net@blog.example.org`.
+        """
+        return f"{escape_node(remote_bare)}@{self.service_jid}"
+
+    def remote_of(self, proxy_jid: str) -> str | None:
+        """The remote bare JID a proxy address stands for, or None."""
+        try:
+            j = parse(proxy_jid)
+        except InvalidJid:
+            return None
+        if j.domain != self.service_jid or "\\40" not in j.local:
+            return None
+        try:
+            return parse(unescape_node(j.local)).bare
+        except InvalidJid:
+            return None
+
+
+# XEP-0106 §3.2: the characters a JID local part cannot hold, and their escapes.
+_ESCAPES = {" ": "\\20", '"': "\\22", "&": "\\26", "'": "\\27", "/": "\\2f", ":": "\\3a",
+            "<": "\\3c", ">": "\\3e", "@": "\\40", "\\": "\\5c"}
+_UNESCAPES = {v: k for k, v in _ESCAPES.items()}
+
+
+def escape_node(text: str) -> str:
+    """XEP-0106 escaping of a string into a JID local part."""
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\" and text[i + 1:i + 3].lower() not in {e[1:] for e in _ESCAPES.values()}:
+            out.append(ch)  # a backslash not followed by an escape sequence stays
+        else:
+            out.append(_ESCAPES.get(ch, ch))
+    return "".join(out)
+
+
+def unescape_node(local: str) -> str:
+    """Inverse of `escape_node`."""
+    out, i = [], 0
+    while i < len(local):
+        seq = local[i:i + 3].lower()
+        if seq in _UNESCAPES:
+            out.append(_UNESCAPES[seq])
+            i += 3
+        else:
+            out.append(local[i])
+            i += 1
+    return "".join(out)

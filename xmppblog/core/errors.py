@@ -102,3 +102,11 @@ class Unsupported(BlogError):
 
 class StorageUnavailable(BlogError):
     """The database failed; the request changed nothing and may be retried."""
+
+
+class RemoteUnavailable(BlogError):
+    """Another server did not answer, or answered with an error (never passed on verbatim)."""
+
+
+class NoMicroblog(BlogError):
+    """A JID names nobody whose microblog we can follow."""

@@ -136,7 +136,8 @@ async def plan_post(uow: UnitOfWork, addr: Addressing, online: OnlineView, post:
     if event_jids:
         events.append(OutboxEvent(EventKind.ITEM_PUBLISHED, ref.service, ref.node, tuple(event_jids),
                                   item_id=post.item_id, payload=post.payload, publisher=post.author))
-    sender = addr.blog_of(post.author) or ref.service
+    # Never send from outside our domain (THREATS.md fact 4): remote authors have a proxy address.
+    sender = addr.blog_of(post.author) or addr.proxy_of(post.author)
     for (marker, word), people in im_by_marker.items():
         events.append(OutboxEvent(EventKind.IM_POST, sender, ref.node, tuple(people), item_id=post.item_id,
                                   payload=post.payload, publisher=post.author,

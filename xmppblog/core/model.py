@@ -80,6 +80,17 @@ class Node:
     owner: str
     config: NodeConfig
     db_id: int = 0
+    remote: bool = False  # a local cache of another server's node
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSub:
+    """A subscription held at another pubsub service: the consent record spamguard checks."""
+
+    service: str
+    node: str
+    subscriber: str
+    state: SubState
 
 
 @dataclass(frozen=True, slots=True)

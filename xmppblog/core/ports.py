@@ -23,6 +23,7 @@ from .model import (
     OutboxEvent,
     Page,
     PageRequest,
+    RemoteSub,
     Stamp,
     SubState,
     Subscription,
@@ -44,6 +45,10 @@ class EntryCodec(Protocol):
 
     def summary(self, payload: str) -> str:
         """The plain text of a stored payload (for presence status lines)."""
+        ...
+
+    def raw(self, draft: object) -> str:
+        """A remote entry serialised as received (no server stamp)."""
         ...
 
 
@@ -115,6 +120,16 @@ class ImRepo(Protocol):
     async def blockers_of(self, author: str, among: Sequence[str] | None = None) -> set[str]: ...
 
 
+class RemoteRepo(Protocol):
+    """Subscriptions this server holds at other services."""
+
+    async def get(self, service: str, node: str, subscriber: str) -> RemoteSub | None: ...
+    async def put(self, sub: RemoteSub) -> None: ...
+    async def delete(self, service: str, node: str, subscriber: str) -> bool: ...
+    async def all(self) -> Sequence[RemoteSub]: ...
+    async def consented(self, service: str, node: str) -> bool: ...
+
+
 class FeedRepo(Protocol):
     """Read models across nodes: timelines, short-id lookup, counts."""
 
@@ -141,6 +156,7 @@ class UnitOfWork(Protocol):
     outbox: OutboxRepo
     im: ImRepo
     feed: FeedRepo
+    remote: RemoteRepo
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

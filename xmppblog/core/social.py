@@ -159,10 +159,16 @@ class SocialService:
         async with self._uow() as uow:
             subs = await uow.subs.following(actor.jid)
         out: dict[str, SubState] = {}
-        for s in subs:
-            owner = self.addr.owner_of(s.ref.service)
-            if owner and s.ref.node == NS_MICROBLOG:
-                out[owner] = s.state
+        async with self._uow() as uow:
+            for s in subs:
+                if s.ref.node != NS_MICROBLOG:
+                    continue
+                owner = self.addr.owner_of(s.ref.service)
+                if owner is None:  # a remote blog cached here
+                    node = await uow.nodes.get(s.ref)
+                    owner = node.owner if node is not None and node.remote else None
+                if owner:
+                    out[owner] = s.state
         return sorted(out.items())
 
     async def followers(self, actor: Actor) -> list[tuple[str, SubState]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from ..core import errors
@@ -42,9 +43,19 @@ WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track",
 MAX_BODY = 8000
 
 
+class RemoteFollowing(Protocol):
+    """Following users of other servers (federation/remote.py RemoteBlogs)."""
+
+    async def follow(self, actor: Actor, target: str) -> tuple[str, SubState, bool]: ...
+
+    async def unfollow(self, actor: Actor, target: str) -> str: ...
+
+
 class ChatBot:
-    def __init__(self, social: SocialService, component: BlogComponent) -> None:
+    def __init__(self, social: SocialService, component: BlogComponent,
+                 remote: RemoteFollowing | None = None) -> None:
         self.social = social
+        self.remote = remote
         self.blogs: BlogService = social.blogs
         self.component = component
         self._commands: dict[str, Callable[[Actor, str], Awaitable[str]]] = {
@@ -171,7 +182,17 @@ class ChatBot:
     async def cmd_follow(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:
             return "Usage: follow JID (e.g. follow alice@example.org). To post this text: post follow …"
-        f = await self.social.follow(actor, rest)
+        try:
+            f = await self.social.follow(actor, rest)
+        except errors.Unsupported as exc:
+            if exc.feature != "federation" or self.remote is None:
+                raise
+            author, state, already = await self.remote.follow(actor, rest)
+            if already:
+                return f"You already follow {author}."
+            if state is SubState.PENDING:
+                return f"Now following {author} (their server has not confirmed yet; posts arrive once it does)."
+            return f"Now following {author}"
         if f.state is SubState.PENDING:
             return f"{f.user}'s blog is protected: your request is waiting for their approval."
         if f.already:
@@ -181,7 +202,12 @@ class ChatBot:
     async def cmd_unfollow(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:
             return "Usage: unfollow JID"
-        return f"You no longer follow {await self.social.unfollow(actor, rest)}"
+        try:
+            return f"You no longer follow {await self.social.unfollow(actor, rest)}"
+        except errors.Unsupported as exc:
+            if exc.feature != "federation" or self.remote is None:
+                raise
+            return f"You no longer follow {await self.remote.unfollow(actor, rest)}"
 
     async def cmd_following(self, actor: Actor, rest: str) -> str:
         people = await self.social.following(actor)

@@ -74,7 +74,9 @@ def im_body(ev: OutboxEvent) -> str:
     marker, _, word = (ev.subject or Marker.FOLLOW.value).partition(":")
     sid = f"#{short_id(ev.item_id or '')}"
     if marker == Marker.FOLLOW.value:
-        return f"{text}\n{sid} · reply {short_id(ev.item_id or '')} … / repost {short_id(ev.item_id or '')}"
+        # A remote author's posts come from a proxy address: name the real JID first.
+        who = f"{author}: " if "\\40" in ev.sender.split("@", 1)[0] else ""
+        return f"{who}{text}\n{sid} · reply {short_id(ev.item_id or '')} … / repost {short_id(ev.item_id or '')}"
     label = {Marker.TRACK.value: f"[tracking {word}]", Marker.MENTION.value: "[mention]",
              Marker.REPLY.value: "[reply]"}.get(marker, "")
     return f"{label} {author}: {text}\n{sid}"

@@ -37,6 +37,8 @@ ERRORS: dict[type[E.BlogError], tuple[str, str, str | None]] = {
     E.PreconditionNotMet: ("cancel", "conflict", "precondition-not-met"),
     E.Unsupported: ("cancel", "feature-not-implemented", "unsupported"),
     E.StorageUnavailable: ("wait", "internal-server-error", None),
+    E.RemoteUnavailable: ("wait", "remote-server-timeout", None),
+    E.NoMicroblog: ("cancel", "item-not-found", None),
 }
 
 

@@ -77,8 +77,14 @@ class DiscoAdapter:
         if req.to == self.service_jid:
             if node:
                 raise errors.NodeNotFound("the service JID has no nodes")
-            return _info([("pubsub", "service", "xmppblog"), ("component", "generic", "xmppblog")],
-                         SERVICE_FEATURES)
+            q = _info([("pubsub", "service", "xmppblog"), ("component", "generic", "xmppblog")],
+                      SERVICE_FEATURES)
+            # XEP-0128: how this service maps users to blog JIDs (alice@<users_domain> -> alice@<service>).
+            q.append(forms.Form("result")
+                     .field("FORM_TYPE", NS_XMPPBLOG, "hidden")
+                     .field("users_domain", self.service.addr.users_domain)
+                     .field("version", __version__).el)
+            return q
         owner = self.service.owner_of(req.to)
         if not node:
             return _info([("pubsub", "pep", f"Microblog of {owner}")], BLOG_FEATURES)

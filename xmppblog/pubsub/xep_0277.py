@@ -94,6 +94,13 @@ class AtomCodec:
         assert isinstance(draft, AtomDraft)
         return plain_text(draft.entry)
 
+    def raw(self, draft: object) -> str:
+        assert isinstance(draft, AtomDraft)
+        try:
+            return ET.tostring(draft.entry, encoding="unicode", default_namespace=NS_ATOM)
+        except ValueError:
+            return ET.tostring(draft.entry, encoding="unicode")
+
     def summary(self, payload: str) -> str:
         try:
             return plain_text(ET.fromstring(payload))

@@ -33,6 +33,7 @@ from ..core.model import (
     OutboxEvent,
     Page,
     PageRequest,
+    RemoteSub,
     SubState,
     Subscription,
 )
@@ -45,6 +46,7 @@ from .tables import (
     NodeRow,
     OutboxEventRow,
     OutboxRow,
+    RemoteSubscriptionRow,
     SubscriptionRow,
     TrackRow,
 )
@@ -63,7 +65,7 @@ def now() -> datetime:
 
 def _node(row: NodeRow) -> Node:
     config = NodeConfig(AccessModel(row.access_model), row.max_items, row.notify_retract, row.title)
-    return Node(NodeRef(row.service, row.node), row.owner, config, row.id)
+    return Node(NodeRef(row.service, row.node), row.owner, config, row.id, bool(row.remote))
 
 
 def _item(row: ItemRow) -> Item:
@@ -83,7 +85,7 @@ class NodeRepo:
         c = node.config
         row = NodeRow(service=node.ref.service, node=node.ref.node, owner=node.owner,
                       access_model=c.access_model.value, max_items=c.max_items,
-                      notify_retract=c.notify_retract, title=c.title, created_at=now())
+                      notify_retract=c.notify_retract, title=c.title, created_at=now(), remote=node.remote)
         self.s.add(row)
         await self.s.flush()
         return _node(row)
@@ -389,6 +391,45 @@ class ImRepo:
         return set((await self.s.execute(q)).scalars())
 
 
+class RemoteRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    @staticmethod
+    def _sub(r: RemoteSubscriptionRow) -> RemoteSub:
+        return RemoteSub(r.service, r.node, r.subscriber, SubState(r.state))
+
+    async def get(self, service: str, node: str, subscriber: str) -> RemoteSub | None:
+        r = (await self.s.execute(select(RemoteSubscriptionRow).where(
+            RemoteSubscriptionRow.service == service, RemoteSubscriptionRow.node == node,
+            RemoteSubscriptionRow.subscriber == subscriber))).scalar_one_or_none()
+        return self._sub(r) if r else None
+
+    async def put(self, sub: RemoteSub) -> None:
+        res = await self.s.execute(update(RemoteSubscriptionRow).where(
+            RemoteSubscriptionRow.service == sub.service, RemoteSubscriptionRow.node == sub.node,
+            RemoteSubscriptionRow.subscriber == sub.subscriber).values(state=sub.state.value, checked_at=now()))
+        if not res.rowcount:
+            self.s.add(RemoteSubscriptionRow(service=sub.service, node=sub.node, subscriber=sub.subscriber,
+                                             state=sub.state.value, created_at=now()))
+            await self.s.flush()
+
+    async def delete(self, service: str, node: str, subscriber: str) -> bool:
+        res = await self.s.execute(delete(RemoteSubscriptionRow).where(
+            RemoteSubscriptionRow.service == service, RemoteSubscriptionRow.node == node,
+            RemoteSubscriptionRow.subscriber == subscriber))
+        return bool(res.rowcount)
+
+    async def all(self) -> Sequence[RemoteSub]:
+        rows = (await self.s.execute(select(RemoteSubscriptionRow).order_by(RemoteSubscriptionRow.id))).scalars()
+        return [self._sub(r) for r in rows]
+
+    async def consented(self, service: str, node: str) -> bool:
+        return bool((await self.s.execute(select(exists().where(
+            RemoteSubscriptionRow.service == service, RemoteSubscriptionRow.node == node,
+            RemoteSubscriptionRow.state == SubState.SUBSCRIBED.value)))).scalar())
+
+
 class FeedRepo:
     """Read models across nodes (timelines, short ids, counts)."""
 
@@ -489,6 +530,7 @@ class SqlUnitOfWork:
         self.outbox = OutboxRepo(s)
         self.im = ImRepo(s)
         self.feed = FeedRepo(s)
+        self.remote = RemoteRepo(s)
         return self
 
     async def commit(self) -> None:

@@ -52,6 +52,8 @@ class NodeRow(Base):
     notify_retract: Mapped[bool] = mapped_column(Boolean)
     title: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: a local cache of a node on another server, fed by federation
+    remote: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class ItemRow(Base):
@@ -176,3 +178,22 @@ class OutboxRow(Base):
     recipient: Mapped[str] = mapped_column(String(3071))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RemoteSubscriptionRow(Base):
+    """A subscription this server holds at another pubsub service (consent record).
+
+    `subscriber` is the service JID for server-level subscriptions (one for all
+    local followers) or a local user's JID for protected remote nodes.
+    """
+
+    __tablename__ = "remote_subscriptions"
+    __table_args__ = (UniqueConstraint("service", "node", "subscriber", name="uq_remote_subscriptions_service"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(2047))
+    node: Mapped[str] = mapped_column(String(1024))
+    subscriber: Mapped[str] = mapped_column(String(2047))
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

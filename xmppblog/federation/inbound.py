@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Inbound pubsub events from other servers -> spamguard -> FederationService (adapter layer).
+
+Order as in Synapse's _handle_received_pdu: parse, check origin and consent,
+then persist. Drops are silent. One bad item does not sink the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+
+from ..core import errors
+from ..core.federation import FederationService, RemoteEntry
+from ..core.jid import bare
+from ..core.model import NodeRef, SubState
+from ..pubsub.xep_0277 import parse_entry
+from ..spamguard.guard import Guard, RemotePush
+from ..xmpp.component import BlogComponent, Request
+from ..xmpp.namespaces import NS_ATOM, NS_PUBSUB_EVENT
+
+log = logging.getLogger(__name__)
+
+EV = f"{{{NS_PUBSUB_EVENT}}}"
+A = f"{{{NS_ATOM}}}"
+
+
+class InboundEvents:
+    def __init__(self, fed: FederationService, guard: Guard, max_payload_bytes: int) -> None:
+        self.fed = fed
+        self.guard = guard
+        self.max_payload_bytes = max_payload_bytes
+
+    def register(self, component: BlogComponent) -> None:
+        component.on_message(self.on_message)
+
+    async def on_message(self, req: Request) -> None:
+        event = req.xml.find(EV + "event")
+        if event is None or req.to != self.fed.addr.service_jid:
+            return
+        origin = req.sender
+        for child in event:
+            kind = child.tag[len(EV):] if child.tag.startswith(EV) else ""
+            node = child.get("node", "")
+            if kind == "items":
+                items, retracts = child.findall(EV + "item"), child.findall(EV + "retract")
+                push = RemotePush(origin, node, len(items) + len(retracts), "items")
+            elif kind in ("purge", "delete", "subscription"):
+                push = RemotePush(origin, node, 0, kind)
+            else:
+                continue
+            verdict = await self.guard.check(push)
+            if not verdict.accepted:
+                continue
+            if kind == "items":
+                await self._items(origin, node, items, retracts)
+            elif kind == "purge":
+                await self.fed.purge(origin, node)
+            elif kind == "delete" or (kind == "subscription" and child.get("subscription") == "none"):
+                log.info("remote node ended our subscription: origin=%s node=%s (%s)", origin, node, kind)
+                await self.fed.confirmed(NodeRef(origin, node), SubState.NONE)
+
+    async def _items(self, origin: str, node: str, items: list[ET.Element], retracts: list[ET.Element]) -> None:
+        entries = []
+        for item in items:
+            item_id = item.get("id", "")
+            if not item_id:
+                self.guard.drop_item(origin, node, "", "no-item-id")
+                continue
+            try:
+                draft = parse_entry(item, self.max_payload_bytes)
+            except errors.BlogError as exc:
+                self.guard.drop_item(origin, node, item_id, f"invalid-entry: {exc.text}")
+                continue
+            uri = draft.entry.find(f"{A}author/{A}uri")
+            author = (uri.text or "").removeprefix("xmpp:") if uri is not None else ""
+            try:
+                author = bare(author) if author else ""
+            except errors.InvalidJid:
+                author = ""
+            entries.append(RemoteEntry(item_id, draft, author))
+        if entries:
+            await self.fed.ingest(origin, node, entries)
+        ids = [r.get("id", "") for r in retracts if r.get("id")]
+        if ids:
+            await self.fed.retract(origin, node, ids)

@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Following remote microblogs: resolve, subscribe, unsubscribe, re-check (adapter layer).
+
+Resolution of a user JID (issue #4):
+1. an xmppblog service on the user's domain (disco#items of the domain, then a
+   disco#info feature `urn:xmppblog:0` with its `users_domain`) -> their blog JID;
+2. otherwise the user's own PEP microblog node (XEP-0277 at their bare JID);
+3. otherwise NoMicroblog. A blog JID or an xmpp: URI with ;node= is used directly.
+Remote errors are never passed on verbatim: they become RemoteUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import xml.etree.ElementTree as ET
+from urllib.parse import unquote
+
+from slixmpp.exceptions import IqError, IqTimeout
+
+from ..core import errors
+from ..core.federation import FederationService, RemoteEntry
+from ..core.jid import parse
+from ..core.model import NS_MICROBLOG, Actor, NodeRef, SubState
+from ..pubsub.xep_0277 import parse_entry
+from ..xmpp.component import BlogComponent
+from ..xmpp.namespaces import NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_XMPPBLOG
+
+log = logging.getLogger(__name__)
+
+P = f"{{{NS_PUBSUB}}}"
+CATCH_UP_ITEMS = 20
+
+
+class RemoteBlogs:
+    def __init__(self, component: BlogComponent, fed: FederationService, timeout: float = 10.0,
+                 max_payload_bytes: int = 65536) -> None:
+        self.component = component
+        self.fed = fed
+        self.timeout = timeout
+        self.max_payload_bytes = max_payload_bytes
+        self.service_jid = fed.addr.service_jid
+
+    def register(self, component: BlogComponent) -> None:
+        component.on_online(lambda: component.loop.create_task(self.resync()))
+
+    async def _iq(self, to: str, itype: str, payload: ET.Element) -> ET.Element:
+        iq = self.component.make_iq(ito=to, ifrom=self.service_jid, itype=itype)
+        iq.append(payload)
+        try:
+            reply = await iq.send(timeout=self.timeout)
+        except IqError as exc:
+            cond = exc.iq["error"]["condition"]
+            raise errors.RemoteUnavailable(f"{to} refused ({cond})") from None
+        except IqTimeout:
+            raise errors.RemoteUnavailable(f"{to} did not answer") from None
+        return reply.xml
+
+    # ------------------------------------------------------------ resolution
+
+    async def _is_xmppblog(self, jid: str) -> str | None:
+        """The users_domain of an xmppblog service at `jid`, or None."""
+        try:
+            info = await self._iq(jid, "get", ET.Element(f"{{{NS_DISCO_INFO}}}query"))
+        except errors.RemoteUnavailable:
+            return None
+        features = {f.get("var") for f in info.iter(f"{{{NS_DISCO_INFO}}}feature")}
+        if NS_XMPPBLOG not in features:
+            return None
+        for x in info.iter(f"{{{NS_DATA}}}x"):
+            for field in x.findall(f"{{{NS_DATA}}}field"):
+                if field.get("var") == "users_domain":
+                    value = field.find(f"{{{NS_DATA}}}value")
+                    if value is not None and value.text:
+                        return value.text
+        return ""
+
+    async def resolve(self, target: str) -> tuple[str, NodeRef]:
+        """(author, remote node) for a user JID, blog JID or xmpp: URI.
+
+        Raises:
+            InvalidJid, NoMicroblog, RemoteUnavailable.
+        """
+        raw = target.strip()
+        if raw.startswith("xmpp:"):
+            path, _, query = raw[5:].partition("?")
+            params = dict(p.split("=", 1) for p in query.split(";") if "=" in p)
+            j = parse(unquote(path))
+            if "node" in params:
+                return j.bare, NodeRef(j.bare, unquote(params["node"]))
+            raw = j.bare
+        j = parse(raw)
+        if not j.local:
+            raise errors.NoMicroblog(f"{j.bare} is a server, not a person")
+        users_domain = await self._is_xmppblog(j.domain)
+        if users_domain is not None:  # already a blog JID on an xmppblog service
+            return f"{j.local}@{users_domain}" if users_domain else j.bare, NodeRef(j.bare, NS_MICROBLOG)
+        try:
+            items = await self._iq(j.domain, "get", ET.Element(f"{{{NS_DISCO_ITEMS}}}query"))
+            for item in items.iter(f"{{{NS_DISCO_ITEMS}}}item"):
+                service = item.get("jid", "")
+                if service and not item.get("node") and await self._is_xmppblog(service) is not None:
+                    return j.bare, NodeRef(f"{j.local}@{service}", NS_MICROBLOG)
+        except errors.RemoteUnavailable:
+            pass
+        try:
+            q = ET.Element(f"{{{NS_DISCO_INFO}}}query", {"node": NS_MICROBLOG})
+            await self._iq(j.bare, "get", q)
+            return j.bare, NodeRef(j.bare, NS_MICROBLOG)
+        except errors.RemoteUnavailable:
+            pass
+        raise errors.NoMicroblog(f"{j.bare} has no microblog we can follow")
+
+    # ------------------------------------------------------------ subscriptions
+
+    async def follow(self, actor: Actor, target: str) -> tuple[str, SubState, bool]:
+        """Follow a remote user; returns (author, state, already)."""
+        author, ref = await self.resolve(target)
+        follow = await self.fed.follow(actor, author, ref)
+        state = SubState.SUBSCRIBED
+        if follow.first:
+            state = await self.subscribe(ref)
+        return author, state, follow.already
+
+    async def subscribe(self, ref: NodeRef) -> SubState:
+        ps = ET.Element(P + "pubsub")
+        ET.SubElement(ps, P + "subscribe", {"node": ref.node, "jid": self.service_jid})
+        try:
+            reply = await self._iq(ref.service, "set", ps)
+        except errors.RemoteUnavailable:
+            log.warning("remote subscribe failed: service=%s node=%s; will retry", ref.service, ref.node)
+            return SubState.PENDING
+        sub = reply.find(f"{P}pubsub/{P}subscription")
+        state = SubState(sub.get("subscription", "subscribed")) if sub is not None else SubState.SUBSCRIBED
+        await self.fed.confirmed(ref, state)
+        log.info("remote subscription: service=%s node=%s state=%s", ref.service, ref.node, state)
+        if state is SubState.SUBSCRIBED:
+            await self.catch_up(ref, notify=False)
+        return state
+
+    async def unfollow(self, actor: Actor, target: str) -> str:
+        author, ref = await self.resolve(target)
+        if await self.fed.unfollow(actor, ref):
+            ps = ET.Element(P + "pubsub")
+            ET.SubElement(ps, P + "unsubscribe", {"node": ref.node, "jid": self.service_jid})
+            try:
+                await self._iq(ref.service, "set", ps)
+                log.info("remote unsubscribe: service=%s node=%s (last local follower left)", ref.service, ref.node)
+            except errors.RemoteUnavailable as exc:
+                log.warning("remote unsubscribe failed: service=%s node=%s: %s", ref.service, ref.node, exc.text)
+        return author
+
+    async def catch_up(self, ref: NodeRef, notify: bool = False) -> int:
+        """Fetch the latest items (XEP-0059) and store those we miss."""
+        ps = ET.Element(P + "pubsub")
+        ET.SubElement(ps, P + "items", {"node": ref.node})
+        rsm = ET.SubElement(ps, f"{{{NS_RSM}}}set")
+        ET.SubElement(rsm, f"{{{NS_RSM}}}max").text = str(CATCH_UP_ITEMS)
+        reply = await self._iq(ref.service, "get", ps)
+        entries = []
+        for item in reversed(reply.findall(f"{P}pubsub/{P}items/{P}item")):
+            try:
+                entries.append(RemoteEntry(item.get("id", ""), parse_entry(item, self.max_payload_bytes), ""))
+            except errors.BlogError:
+                continue
+        return await self.fed.ingest(ref.service, ref.node, [e for e in entries if e.item_id], notify=notify)
+
+    async def resync(self) -> None:
+        """At start-up: check every subscription we hold (§5.6), re-subscribe, fetch what we missed."""
+        try:
+            held = await self.fed.held()
+        except errors.BlogError:
+            log.warning("remote resync: database unavailable")
+            return
+        for sub in held:
+            ref = NodeRef(sub.service, sub.node)
+            try:
+                ps = ET.Element(P + "pubsub")
+                ET.SubElement(ps, P + "subscriptions", {"node": sub.node})
+                reply = await self._iq(sub.service, "get", ps)
+                states = [s.get("subscription") for s in reply.iter(P + "subscription")
+                          if parse(s.get("jid", "x")).bare == self.service_jid]
+                if "subscribed" not in states:
+                    await self.subscribe(ref)
+                else:
+                    await self.fed.confirmed(ref, SubState.SUBSCRIBED)
+                    await self.catch_up(ref, notify=False)
+            except errors.BlogError as exc:
+                log.warning("remote resync failed: service=%s node=%s: %s", sub.service, sub.node, exc.text)
+            await asyncio.sleep(0)
+        if held:
+            log.info("remote resync: checked %d subscription(s)", len(held))
