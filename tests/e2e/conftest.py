@@ -34,7 +34,7 @@ def net(tmp_path_factory):
         pytest.skip("prosody is not installed (scripts/install-deps.sh installs it)")
     base = tmp_path_factory.mktemp("prosody")
     servers = [Prosody("alpha", "alpha.test", "127.0.10.2", base, ALPHA_USERS),
-               Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda"])]
+               Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda", "xena"])]
     net = ProsodyNet(base, servers)
     net.start()
     yield net
@@ -54,6 +54,16 @@ def component(net, alpha, tmp_path_factory):
     rc = comp.stop()
     assert rc == 0, f"xmppblog exited with {rc} on SIGTERM"
     assert "Traceback" not in comp.log_text(), "a traceback was logged:\n" + comp.log_text()[-4000:]
+
+
+@pytest.fixture(scope="session")
+def component_beta(net, tmp_path_factory):
+    """xmppblog on beta.test too, for federation tests."""
+    comp = Component(net["beta"], tmp_path_factory.mktemp("xmppblog-beta"))
+    comp.start()
+    yield comp
+    assert comp.stop() == 0
+    assert "Traceback" not in comp.log_text(), comp.log_text()[-4000:]
 
 
 @pytest.fixture

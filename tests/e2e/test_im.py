@@ -259,7 +259,6 @@ async def test_errors_and_help(clients):
     assert await abe.say("follow the white rabbit") == \
         "Usage: follow JID (e.g. follow alice@example.org). To post this text: post follow …"
     assert (await abe.say("follow not a jid@@")).startswith("Usage: follow JID")
-    assert (await abe.say("follow zed@beta.test")).startswith("zed@beta.test is not on this server")
     assert await abe.say("follow abe@alpha.test") == \
         "You can't follow yourself; your own posts are in `timeline` anyway."
     assert (await abe.say("x" * 9000)).startswith("Too long: posts are limited to")

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Issue #4 end to end: two xmppblog servers on two Prosody servers, over s2s."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from .test_im import greeted
+
+PROXY = "zed\\40beta.test@blog.alpha.test"
+
+
+async def test_follow_remote_user_one_delivery_per_server(clients, component, component_beta):
+    followers = [await clients(u) for u in ("carol", "dave", "erin")]
+    zed = await clients("zed@beta.test")
+    for f in followers:
+        await greeted(f)
+        assert await f.say("follow zed@beta.test") == "Now following zed@beta.test"
+    assert "zed@beta.test" in await followers[0].say("following")
+    answer = await zed.say("hello federation #fed")
+    item_id = answer.split("#")[1]
+    full_id = None
+    for f in followers:
+        m = await f.inbox.wait(lambda m: m["from"].bare == PROXY and "hello federation" in (m["body"] or ""))
+        assert m is not None, f"{f.boundjid.bare} got no remote post"
+        assert m["body"].startswith("zed@beta.test: hello federation #fed")
+        full_id = m.xml.find("{http://www.w3.org/2005/Atom}entry/{http://www.w3.org/2005/Atom}id").text
+    assert full_id and item_id in full_id
+    full_item = re.search(r"item=([0-9a-f]+)", full_id).group(1)
+    await asyncio.sleep(0.5)
+    sent = re.findall(r'SEND: <message from="zed@blog\.beta\.test" type=\'headline\' to="blog\.alpha\.test"[^\n]*'
+                      + re.escape(full_item), component_beta.log_text())
+    assert len(sent) == 1, f"beta must send one notification per post to alpha, sent {len(sent)}"
+    # the remote post is in the followers' timeline; a remote retraction removes it
+    assert "zed@beta.test: hello federation #fed" in await followers[0].say("timeline 5")
+    assert (await zed.say(f"delete {item_id}")).startswith("Deleted")
+    for _ in range(50):
+        if "hello federation" not in await followers[0].say("timeline 5"):
+            break
+        await asyncio.sleep(0.1)
+    assert "hello federation" not in await followers[0].say("timeline 5")
+    # the last local follower leaving ends the server-level subscription
+    for f in followers:
+        assert await f.say("unfollow zed@beta.test") == "You no longer follow zed@beta.test"
+    component_beta.wait_log("unsubscribed: service=zed@blog.beta.test node=urn:xmpp:microblog:0 jid=blog.alpha.test")
+
+
+async def test_unknown_remote_user(clients, component_beta):
+    carol = await clients("carol")
+    assert await carol.say("follow nobody@gamma.invalid") == "nobody@gamma.invalid has no microblog we can follow."
+
+
+async def test_catch_up_after_downtime(clients, component, component_beta):
+    yolanda = await clients("yolanda@beta.test")
+    frank = await clients("frank")
+    await greeted(frank)
+    assert await frank.say("follow yolanda@beta.test") == "Now following yolanda@beta.test"
+    component.stop()
+    await yolanda.say("posted while alpha was down")
+    component.start()
+    component.wait_log("remote resync: checked")
+    frank2 = await clients("frank")
+    assert "yolanda@beta.test: posted while alpha was down" in await frank2.say("timeline 5")
+
+
+async def test_forged_and_unsolicited_pushes_are_dropped(clients, component, component_beta):
+    xena, grace = await clients("xena@beta.test"), await clients("grace")
+    await greeted(grace)
+    # grace follows nobody on beta: an event for a node we never subscribed to (T1)
+    xena.send_raw(
+        "<message to='blog.alpha.test' type='headline' id='spam1'>"
+        "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:microblog:0'>"
+        "<item id='spam1'><entry xmlns='http://www.w3.org/2005/Atom'><title>BUY NOW</title></entry></item>"
+        "</items></event></message>")
+    component.wait_log("reason=from-full-jid")
+    assert await grace.inbox.wait(lambda m: "BUY NOW" in (m["body"] or ""), timeout=1.0) is None
+    assert "BUY NOW" not in await grace.say("timeline 5")
