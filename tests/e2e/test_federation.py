@@ -76,3 +76,23 @@ async def test_forged_and_unsolicited_pushes_are_dropped(clients, component, com
     component.wait_log("reason=from-full-jid")
     assert await grace.inbox.wait(lambda m: "BUY NOW" in (m["body"] or ""), timeout=1.0) is None
     assert "BUY NOW" not in await grace.say("timeline 5")
+
+
+async def test_protected_remote_blog_is_followed_per_person(clients, component, component_beta):
+    xena, heidi = await clients("xena@beta.test"), await clients("heidi")
+    assert (await xena.say("protect on")).startswith("Your blog is now protected")
+    answer = await heidi.say("follow xena@beta.test")
+    assert answer == ("xena@beta.test's blog is protected: add xena@blog.beta.test to your roster "
+                      "to ask xena@beta.test for access.")
+    assert "xena@beta.test" not in await heidi.say("following")
+    # heidi asks with her own JID; xena approves that JID; posts come straight from xena's server
+    heidi.send_presence(pto="xena@blog.beta.test", ptype="subscribe")
+    req = await xena.inbox.wait(lambda m: "asks to follow your blog" in (m["body"] or ""))
+    assert req is not None and "heidi@alpha.test" in req["body"]
+    assert await xena.say("approve heidi@alpha.test") == "Approved: heidi@alpha.test now follows you."
+    assert await heidi.presences.wait(lambda p: p["type"] == "subscribed" and p["from"].bare == "xena@blog.beta.test")
+    await asyncio.sleep(0.5)
+    await xena.say("for approved eyes only")
+    m = await heidi.inbox.wait(lambda m: "for approved eyes only" in (m["body"] or ""))
+    assert m is not None and m["from"].bare == "xena@blog.beta.test"
+    assert (await xena.say("protect off")).startswith("Your blog is public again")

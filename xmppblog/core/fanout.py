@@ -50,6 +50,11 @@ def mentions(text: str) -> list[str]:
     return list(out)
 
 
+def is_server(jid: str) -> bool:
+    """A subscriber JID with no local part is another server (a server-level subscription)."""
+    return "@" not in jid.split("/", 1)[0]
+
+
 async def viewer_of(uow: UnitOfWork, access: Node, jid: str) -> Viewer:
     if jid == access.owner:
         return Viewer(Affiliation.OWNER, SubState.SUBSCRIBED, True)
@@ -68,6 +73,9 @@ async def allowed_subscribers(uow: UnitOfWork, node: Node, access: Node) -> list
         return [(s.jid, s.delivery) for s in subs if affs.get(bare(s.jid)) is not Affiliation.OUTCAST]
     out = []
     for s in subs:
+        if is_server(s.jid):
+            continue  # a server re-delivers to its users: public posts only travel this way
+
         viewer = await viewer_of(uow, access, bare(s.jid))
         if may(Action.BE_SUBSCRIBED, access.config.access_model, viewer):
             out.append((s.jid, s.delivery))

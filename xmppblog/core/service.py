@@ -425,6 +425,9 @@ class BlogService:
             raise errors.InvalidJid("you can only subscribe your own JID")
         async with self._uow() as uow:
             node, access = await self._load(uow, ref, create=True)
+            if fanout.is_server(subscriber) and access.config.access_model is not AccessModel.OPEN:
+                # Server-level subscriptions re-deliver to anyone on that server: open blogs only.
+                raise errors.ClosedNode("this blog is protected: its readers subscribe one by one")
             viewer = await self._viewer(uow, access, Actor(bare(subscriber)) if not actor.system else actor)
             check(Action.SUBSCRIBE, access.config.access_model, viewer)
             existing = await uow.subs.get(node, subscriber)
@@ -524,7 +527,8 @@ class BlogService:
         removed = 0
         for sub in await uow.subs.for_node(access, SubState.SUBSCRIBED):
             viewer = await self._viewer(uow, access, Actor(bare(sub.jid)))
-            if not may(Action.BE_SUBSCRIBED, access.config.access_model, viewer):
+            server = fanout.is_server(sub.jid) and access.config.access_model is not AccessModel.OPEN
+            if server or not may(Action.BE_SUBSCRIBED, access.config.access_model, viewer):
                 await uow.subs.delete(access, sub.jid)
                 removed += 1
         return removed

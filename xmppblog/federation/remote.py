@@ -24,12 +24,26 @@ from ..core.jid import parse
 from ..core.model import NS_MICROBLOG, Actor, NodeRef, SubState
 from ..pubsub.xep_0277 import parse_entry
 from ..xmpp.component import BlogComponent
-from ..xmpp.namespaces import NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_XMPPBLOG
+from ..xmpp.namespaces import NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_STANZAS, NS_XMPPBLOG
 
 log = logging.getLogger(__name__)
 
 P = f"{{{NS_PUBSUB}}}"
 CATCH_UP_ITEMS = 20
+
+
+def condition(stanza: ET.Element) -> str:
+    """The defined condition of an error stanza, whatever namespace its <error/> is in.
+
+    (slixmpp's Error plugin only looks in jabber:client; a component stream says
+    jabber:component:accept.)
+    """
+    for err in stanza:
+        if err.tag.endswith("}error") or err.tag == "error":
+            for child in err:
+                if child.tag.startswith(f"{{{NS_STANZAS}}}") and not child.tag.endswith("}text"):
+                    return child.tag.split("}", 1)[1]
+    return "undefined-condition"
 
 
 class RemoteBlogs:
@@ -50,8 +64,7 @@ class RemoteBlogs:
         try:
             reply = await iq.send(timeout=self.timeout)
         except IqError as exc:
-            cond = exc.iq["error"]["condition"]
-            raise errors.RemoteUnavailable(f"{to} refused ({cond})") from None
+            raise errors.RemoteUnavailable(f"{to} refused ({condition(exc.iq.xml)})") from None
         except IqTimeout:
             raise errors.RemoteUnavailable(f"{to} did not answer") from None
         return reply.xml
@@ -114,24 +127,47 @@ class RemoteBlogs:
     # ------------------------------------------------------------ subscriptions
 
     async def follow(self, actor: Actor, target: str) -> tuple[str, SubState, bool]:
-        """Follow a remote user; returns (author, state, already)."""
+        """Follow a remote user; returns (author, state, already).
+
+        Raises:
+            Forbidden: the remote blog is protected; its readers must ask the owner themselves.
+        """
         author, ref = await self.resolve(target)
         follow = await self.fed.follow(actor, author, ref)
         state = SubState.SUBSCRIBED
         if follow.first:
             state = await self.subscribe(ref)
+        if state is SubState.NONE:
+            await self.unfollow_ref(actor, ref)
+            raise errors.Forbidden(
+                f"{author}'s blog is protected: add {ref.service} to your roster to ask {author} for access")
         return author, state, follow.already
 
     async def subscribe(self, ref: NodeRef) -> SubState:
+        """Subscribe as this service. PENDING: unreachable, retried later; NONE: protected node."""
         ps = ET.Element(P + "pubsub")
         ET.SubElement(ps, P + "subscribe", {"node": ref.node, "jid": self.service_jid})
+        iq = self.component.make_iq(ito=ref.service, ifrom=self.service_jid, itype="set")
+        iq.append(ps)
         try:
-            reply = await self._iq(ref.service, "set", ps)
-        except errors.RemoteUnavailable:
-            log.warning("remote subscribe failed: service=%s node=%s; will retry", ref.service, ref.node)
+            reply = (await iq.send(timeout=self.timeout)).xml
+        except IqError as exc:
+            cond = condition(exc.iq.xml)
+            if cond in ("not-allowed", "not-authorized", "forbidden", "registration-required"):
+                log.info("remote node is protected: service=%s node=%s (%s)", ref.service, ref.node, cond)
+                return SubState.NONE
+            log.warning("remote subscribe failed: service=%s node=%s (%s); will retry",
+                        ref.service, ref.node, cond)
+            return SubState.PENDING
+        except IqTimeout:
+            log.warning("remote subscribe timed out: service=%s node=%s; will retry", ref.service, ref.node)
             return SubState.PENDING
         sub = reply.find(f"{P}pubsub/{P}subscription")
         state = SubState(sub.get("subscription", "subscribed")) if sub is not None else SubState.SUBSCRIBED
+        if state is SubState.PENDING:
+            # Pending approval means a protected node: servers only follow public blogs.
+            await self._unsubscribe(ref)
+            return SubState.NONE
         await self.fed.confirmed(ref, state)
         log.info("remote subscription: service=%s node=%s state=%s", ref.service, ref.node, state)
         if state is SubState.SUBSCRIBED:
@@ -140,15 +176,21 @@ class RemoteBlogs:
 
     async def unfollow(self, actor: Actor, target: str) -> str:
         author, ref = await self.resolve(target)
-        if await self.fed.unfollow(actor, ref):
-            ps = ET.Element(P + "pubsub")
-            ET.SubElement(ps, P + "unsubscribe", {"node": ref.node, "jid": self.service_jid})
-            try:
-                await self._iq(ref.service, "set", ps)
-                log.info("remote unsubscribe: service=%s node=%s (last local follower left)", ref.service, ref.node)
-            except errors.RemoteUnavailable as exc:
-                log.warning("remote unsubscribe failed: service=%s node=%s: %s", ref.service, ref.node, exc.text)
+        await self.unfollow_ref(actor, ref)
         return author
+
+    async def unfollow_ref(self, actor: Actor, ref: NodeRef) -> None:
+        if await self.fed.unfollow(actor, ref):
+            await self._unsubscribe(ref)
+            log.info("remote unsubscribe: service=%s node=%s (last local follower left)", ref.service, ref.node)
+
+    async def _unsubscribe(self, ref: NodeRef) -> None:
+        ps = ET.Element(P + "pubsub")
+        ET.SubElement(ps, P + "unsubscribe", {"node": ref.node, "jid": self.service_jid})
+        try:
+            await self._iq(ref.service, "set", ps)
+        except errors.RemoteUnavailable as exc:
+            log.warning("remote unsubscribe failed: service=%s node=%s: %s", ref.service, ref.node, exc.text)
 
     async def catch_up(self, ref: NodeRef, notify: bool = False) -> int:
         """Fetch the latest items (XEP-0059) and store those we miss."""
