@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from .config import Config
 from .core.addressing import Addressing
-from .core.service import BlogService, Limits
+from .core.delivery import Deliveries, DeliveryPolicy
 from .core.federation import FederationService
+from .core.service import BlogService, Limits
 from .core.social import SocialService
+from .federation.bounces import Bounces
 from .federation.inbound import InboundEvents
 from .federation.remote import RemoteBlogs
 from .im.commands import ChatBot
@@ -53,8 +55,15 @@ class App:
         uow = uow_factory(sessionmaker(self.engine))
         clock = SystemClock()
         self.component = BlogComponent(c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay)
+        f = cfg.federation
+        self.deliveries = Deliveries(uow, clock, DeliveryPolicy(
+            timedelta(seconds=f.retry_for_seconds), timedelta(seconds=f.keep_sent_seconds),
+            f.max_permanent_failures))
+        local_domains = {c.users_domain, c.jid}
         self.sender = OutboxSender(uow, self.component.send_raw_stanza, self.component.online, clock,
-                                   max_stanza_bytes=cfg.limits.max_stanza_bytes, im_body=im_body)
+                                   max_stanza_bytes=cfg.limits.max_stanza_bytes, im_body=im_body,
+                                   is_remote=lambda jid: jid.split("/")[0].rpartition("@")[2] not in local_domains,
+                                   expire=self.deliveries.expire_sent)
         self.online = OnlineTracker()
         lim = cfg.limits
         self.service = BlogService(
@@ -71,7 +80,8 @@ class App:
                         CommandsAdapter(self.service), VCardAdapter(self.service),
                         RosterAdapter(self.social, self.component, self.online),
                         ChatBot(self.social, self.component, self.remote),
-                        InboundEvents(self.federation, self.guard, lim.max_payload_bytes), self.remote):
+                        InboundEvents(self.federation, self.guard, lim.max_payload_bytes), self.remote,
+                        Bounces(self.deliveries)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
         self._stop = asyncio.Event()

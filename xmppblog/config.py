@@ -51,6 +51,13 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class FederationConfig:
+    retry_for_seconds: int = 86400
+    max_permanent_failures: int = 3
+    keep_sent_seconds: int = 600
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
 
@@ -60,12 +67,13 @@ class Config:
     component: ComponentConfig
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
 SECTIONS: dict[str, type] = {
     "component": ComponentConfig, "database": DatabaseConfig,
-    "limits": LimitsConfig, "log": LogConfig,
+    "limits": LimitsConfig, "federation": FederationConfig, "log": LogConfig,
 }
 REQUIRED = {"component": ("jid", "secret")}
 
@@ -155,6 +163,10 @@ def _validate(cfg: Config) -> Config:
             raise ConfigError(f"[limits] {name}: must be positive")
     if lim.max_stanza_bytes > 500 * 1024:
         raise ConfigError("[limits] max_stanza_bytes: must stay below the host server's 512 KiB limit")
+    fed = cfg.federation
+    for name in ("retry_for_seconds", "max_permanent_failures", "keep_sent_seconds"):
+        if getattr(fed, name) < 1:
+            raise ConfigError(f"[federation] {name}: must be positive")
     if lim.max_payload_bytes > lim.max_stanza_bytes // 2:
         raise ConfigError("[limits] max_payload_bytes: must be at most half of max_stanza_bytes")
     return dataclasses.replace(cfg, component=dataclasses.replace(

@@ -16,8 +16,10 @@ from xmppblog.storage.repos import uow_factory
 
 
 class FakeClock:
+    """Starts at the real time (storage stamps rows with it too) and moves only by `advance`."""
+
     def __init__(self) -> None:
-        self.t = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+        self.t = datetime.now(UTC)
 
     def now(self) -> datetime:
         return self.t

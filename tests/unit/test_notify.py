@@ -67,6 +67,9 @@ class FakeUow:
     async def done(self, ids):
         self.handed.extend(ids)
 
+    async def mark_sent(self, ids, at):
+        self.handed.extend(ids)
+
 
 class Clock:
     def now(self):

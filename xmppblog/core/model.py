@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
 from datetime import datetime
+from typing import ClassVar
 
 NS_MICROBLOG = "urn:xmpp:microblog:0"
 COMMENTS_PREFIX = NS_MICROBLOG + ":comments/"
@@ -201,6 +201,7 @@ class OutboxDelivery:
     recipient: str
     attempts: int
     event: OutboxEvent = field(compare=False)
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

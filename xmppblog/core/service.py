@@ -34,8 +34,8 @@ from .model import (
     Page,
     PageRequest,
     Stamp,
-    SubState,
     Subscription,
+    SubState,
 )
 from .policy import Action, Viewer, check, may, subscribe_state
 from .ports import Clock, EntryCodec, OnlineView, UnitOfWork, UnitOfWorkFactory

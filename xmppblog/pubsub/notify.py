@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
@@ -109,8 +109,13 @@ class OutboxSender:
 
     def __init__(self, uow: UnitOfWorkFactory, send: Callable[[str], bool], online: asyncio.Event,
                  clock: Clock, batch: int = 500, max_stanza_bytes: int = 400 * 1024,
-                 im_body: Callable[[OutboxEvent], str] | None = None) -> None:
+                 im_body: Callable[[OutboxEvent], str] | None = None,
+                 is_remote: Callable[[str], bool] = lambda jid: False,
+                 expire: Callable[[], Awaitable[int]] | None = None) -> None:
         self._im_body = im_body
+        self._is_remote = is_remote
+        self._expire = expire
+        self._last_expiry = 0.0
         self._uow = uow
         self._send = send
         self._online = online
@@ -142,6 +147,12 @@ class OutboxSender:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
+            if self._expire is not None and asyncio.get_running_loop().time() - self._last_expiry > 60:
+                self._last_expiry = asyncio.get_running_loop().time()
+                try:
+                    await self._expire()
+                except errors.BlogError:
+                    pass
             if n < self.batch:
                 self._wake.clear()
                 try:
@@ -166,6 +177,7 @@ class OutboxSender:
         if not due:
             return 0
         handed: list[int] = []
+        remote: list[int] = []
         cache: dict[int, Template] = {}
         for d in due:
             template = cache.get(d.event_id)
@@ -181,11 +193,14 @@ class OutboxSender:
                 continue
             if not self._send(stanza):
                 break
-            handed.append(d.row_id)
+            # Remote servers may bounce it later (federation/bounces.py): keep the row a while.
+            (remote if self._is_remote(d.recipient) else handed).append(d.row_id)
         async with self._uow() as uow:
             await uow.outbox.done(handed)
+            await uow.outbox.mark_sent(remote, self._clock.now())
             await uow.commit()
-        self.sent += len(handed)
+        self.sent += len(handed) + len(remote)
+        handed += remote
         log.debug("outbox: handed %d notification(s) to the stream", len(handed))
         return len(handed)
 

@@ -34,8 +34,8 @@ from ..core.model import (
     Page,
     PageRequest,
     RemoteSub,
-    SubState,
     Subscription,
+    SubState,
 )
 from .tables import (
     AffiliationRow,
@@ -239,6 +239,14 @@ class SubscriptionRepo:
             .where(NodeRow.service == service, SubscriptionRow.bare == jid)
             .order_by(SubscriptionRow.id))).all()
         return [Subscription(NodeRef(service, n), j, SubState(st)) for n, j, st in rows]
+
+    async def add_failure(self, node: Node, jid: str) -> int:
+        await self.s.execute(update(SubscriptionRow).where(
+            SubscriptionRow.node_id == node.db_id, SubscriptionRow.jid == jid)
+            .values(failures=SubscriptionRow.failures + 1))
+        v = (await self.s.execute(select(SubscriptionRow.failures).where(
+            SubscriptionRow.node_id == node.db_id, SubscriptionRow.jid == jid))).scalar_one_or_none()
+        return int(v or 0)
 
     async def following(self, bare: str) -> Sequence[Subscription]:
         rows = (await self.s.execute(
@@ -483,18 +491,35 @@ class OutboxRepo:
         return int(row.id)
 
     async def due(self, at: datetime, limit: int) -> Sequence[OutboxDelivery]:
-        rows = (await self.s.execute(
-            select(OutboxRow, OutboxEventRow).join(OutboxEventRow, OutboxEventRow.id == OutboxRow.event_id)
-            .where(OutboxRow.next_at <= at).order_by(OutboxRow.id).limit(limit))).all()
+        return await self._load(select(OutboxRow, OutboxEventRow).join(
+            OutboxEventRow, OutboxEventRow.id == OutboxRow.event_id)
+            .where(OutboxRow.next_at <= at, OutboxRow.sent_at.is_(None)).order_by(OutboxRow.id).limit(limit))
+
+    async def _load(self, query: Any) -> list[OutboxDelivery]:
         events: dict[int, OutboxEvent] = {}
         out = []
-        for o, e in rows:
+        for o, e in (await self.s.execute(query)).all():
             ev = events.get(e.id)
             if ev is None:
                 ev = events[e.id] = OutboxEvent(EventKind(e.kind), e.sender, e.node, (), e.item_id,
                                                 e.payload, e.publisher, e.subject, e.state)
-            out.append(OutboxDelivery(o.id, e.id, o.recipient, o.attempts, ev))
+            out.append(OutboxDelivery(o.id, e.id, o.recipient, o.attempts, ev, utc(e.created_at)))
         return out
+
+    async def get(self, row_id: int) -> OutboxDelivery | None:
+        rows = await self._load(select(OutboxRow, OutboxEventRow).join(
+            OutboxEventRow, OutboxEventRow.id == OutboxRow.event_id).where(OutboxRow.id == row_id))
+        return rows[0] if rows else None
+
+    async def mark_sent(self, row_ids: Sequence[int], at: datetime) -> None:
+        if row_ids:
+            await self.s.execute(update(OutboxRow).where(OutboxRow.id.in_(list(row_ids))).values(sent_at=at))
+
+    async def expire_sent(self, before: datetime) -> int:
+        ids = list((await self.s.execute(select(OutboxRow.id).where(
+            OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < before))).scalars())
+        await self.done(ids)
+        return len(ids)
 
     async def done(self, row_ids: Sequence[int]) -> None:
         if not row_ids:
@@ -508,7 +533,7 @@ class OutboxRepo:
 
     async def retry(self, row_id: int, attempts: int, next_at: datetime) -> None:
         await self.s.execute(update(OutboxRow).where(OutboxRow.id == row_id)
-                             .values(attempts=attempts, next_at=next_at))
+                             .values(attempts=attempts, next_at=next_at, sent_at=None))
 
     async def pending_count(self) -> int:
         return int((await self.s.execute(select(func.count()).select_from(OutboxRow))).scalar_one())

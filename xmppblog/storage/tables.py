@@ -85,6 +85,8 @@ class SubscriptionRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     #: 'event' (XEP-0060 notifications) or 'im' (chat messages to an IM follower)
     delivery: Mapped[str] = mapped_column(String(8), server_default="event")
+    #: permanent delivery errors in a row (bounces); the subscription ends at a limit
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -178,6 +180,8 @@ class OutboxRow(Base):
     recipient: Mapped[str] = mapped_column(String(3071))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: set when handed to the stream for a remote recipient: kept a while to match bounces
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class RemoteSubscriptionRow(Base):

@@ -120,6 +120,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self.stopping = False
         self._iq: dict[tuple[str, str], IqHandler] = {}
         self._message: list[StanzaHandler] = []
+        self._message_error: list[StanzaHandler] = []
         self._presence: list[StanzaHandler] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_order = InOrder()
@@ -164,6 +165,10 @@ class BlogComponent(slixmpp.ComponentXMPP):
 
     def on_message(self, handler: StanzaHandler) -> None:
         self._message.append(handler)
+
+    def on_message_error(self, handler: StanzaHandler) -> None:
+        """Route <message type='error'/> (bounces of what we sent) to `handler`. Never answered."""
+        self._message_error.append(handler)
 
     def on_presence(self, handler: StanzaHandler) -> None:
         self._presence.append(handler)
@@ -252,7 +257,9 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self._spawn(iq, lambda: self._handle_iq(iq))
 
     def _spawn_message(self, msg: Any) -> None:
-        if msg["type"] != "error":
+        if msg.xml.get("type") == "error":
+            self._spawn(msg, lambda: self._handle_stanza(msg, self._message_error))
+        else:
             self._spawn(msg, lambda: self._handle_stanza(msg, self._message))
 
     def _spawn_presence(self, pres: Any) -> None:
@@ -307,7 +314,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
         except errors.BlogError as exc:
             log.info("%s refused: from=%s to=%s id=%s error=%s: %s", stanza.name,
                      xml.get("from"), xml.get("to"), xml.get("id"), type(exc).__name__, exc.text)
-            if stanza.name == "message":
+            if stanza.name == "message" and xml.get("type") != "error":
                 self._reply_error(stanza, self.error_for(exc))
         except Exception:
             log.exception("%s failed: from=%s to=%s id=%s", stanza.name, xml.get("from"),

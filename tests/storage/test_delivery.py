@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Bounces of notifications to other servers: retry with backoff, give up, end subscriptions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from xmppblog.core.delivery import Deliveries, DeliveryPolicy, backoff, is_temporary
+from xmppblog.core.model import NS_MICROBLOG, Actor, NodeRef
+
+from .test_service_storage import ALICE, draft
+
+REF = NodeRef("alice@blog.example.org", NS_MICROBLOG)
+PEER = "blog.other.org"
+
+
+async def _sent_row(service, uow, clock):
+    await service.subscribe(Actor(PEER), REF, PEER)
+    await service.publish(ALICE, REF, None, draft("to a peer"))
+    async with uow() as u:
+        due = await u.outbox.due(clock.now(), 10)
+        row = next(d for d in due if d.recipient == PEER)
+        await u.outbox.mark_sent([row.row_id], clock.now())
+        await u.commit()
+        assert not [d for d in await u.outbox.due(clock.now(), 10) if d.row_id == row.row_id]
+    return row.row_id
+
+
+def test_conditions_and_backoff():
+    assert is_temporary("remote-server-timeout") and is_temporary("recipient-unavailable")
+    assert not is_temporary("item-not-found") and not is_temporary("remote-server-not-found")
+    assert [backoff(n).total_seconds() for n in (1, 2, 3, 20)] == [30, 60, 120, 3600]
+
+
+async def test_temporary_bounce_retries_then_gives_up(backend):
+    service, uow, clock = backend
+    d = Deliveries(uow, clock, DeliveryPolicy(retry_for=timedelta(hours=1)))
+    row = await _sent_row(service, uow, clock)
+    assert await d.bounced(row, "mallory.example", "remote-server-timeout") == "unknown"
+    assert await d.bounced(row, PEER, "remote-server-timeout") == "retry"
+    async with uow() as u:
+        assert await u.outbox.due(clock.now(), 10) == []
+    clock.advance(31)
+    async with uow() as u:
+        assert [x.row_id for x in await u.outbox.due(clock.now(), 10)] == [row]
+        await u.outbox.mark_sent([row], clock.now())
+        await u.commit()
+    clock.advance(3700)
+    assert await d.bounced(row, PEER, "recipient-unavailable") == "gave-up"
+    async with uow() as u:
+        assert await u.outbox.get(row) is None
+
+
+async def test_repeated_permanent_errors_end_the_subscription(backend):
+    service, uow, clock = backend
+    d = Deliveries(uow, clock, DeliveryPolicy(max_failures=2))
+    assert await d.bounced(await _sent_row(service, uow, clock), PEER, "item-not-found") == "failed"
+    assert [s.jid for s in await service.get_subscriptions(ALICE, REF)] == [PEER]
+    assert await d.bounced(await _sent_row(service, uow, clock), PEER, "item-not-found") == "ended"
+    assert await service.get_subscriptions(ALICE, REF) == []
+
+
+async def test_unbounced_rows_expire(backend):
+    service, uow, clock = backend
+    d = Deliveries(uow, clock, DeliveryPolicy(keep_sent_for=timedelta(minutes=10)))
+    row = await _sent_row(service, uow, clock)
+    assert await d.expire_sent() == 0
+    clock.advance(601)
+    assert await d.expire_sent() == 1
+    async with uow() as u:
+        assert await u.outbox.get(row) is None

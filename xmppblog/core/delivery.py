@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""What to do when a notification to another server bounces (core layer).
+
+XMPP acknowledges nothing a component sends (THREATS.md fact 7), so an outbox
+row addressed to a remote server is kept for a while after sending. A bounce
+that names it is either temporary (the s2s link or the remote server is down:
+retry with backoff until `retry_for` has passed) or permanent (the subscriber
+is gone or refuses us). Only repeated permanent errors end a subscription:
+treating one 'recipient-unavailable' as an unsubscribe would drop real
+followers after a network blip (fact 8).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .jid import bare
+from .model import NodeRef
+from .ports import Clock, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+TEMPORARY = frozenset({"remote-server-timeout", "recipient-unavailable", "resource-constraint",
+                       "internal-server-error", "service-unavailable", "undefined-condition",
+                       "policy-violation"})
+PERMANENT = frozenset({"item-not-found", "forbidden", "remote-server-not-found", "not-allowed",
+                       "gone", "not-authorized", "registration-required", "bad-request",
+                       "subscription-required", "jid-malformed", "feature-not-implemented"})
+
+
+def is_temporary(condition: str) -> bool:
+    return condition not in PERMANENT
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min … capped at 1 h."""
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    retry_for: timedelta = timedelta(hours=24)
+    keep_sent_for: timedelta = timedelta(minutes=10)
+    max_failures: int = 3
+
+
+class Deliveries:
+    """Bounce handling and the expiry of sent rows."""
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, policy: DeliveryPolicy = DeliveryPolicy()) -> None:
+        self._uow = uow
+        self._clock = clock
+        self.policy = policy
+
+    async def bounced(self, row_id: int, sender: str, condition: str) -> str:
+        """A notification with outbox id `row_id` bounced from `sender`. Returns what was done."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            row = await uow.outbox.get(row_id)
+            if row is None or bare(row.recipient) != bare(sender):
+                return "unknown"  # not ours, or already expired: nothing to retry
+            ev = row.event
+            if is_temporary(condition):
+                if row.created_at is not None and now - row.created_at > self.policy.retry_for:
+                    await uow.outbox.done([row_id])
+                    await uow.commit()
+                    log.warning("delivery given up: to=%s node=%s item=%s after %s (%s)",
+                                row.recipient, ev.node, ev.item_id, now - row.created_at, condition)
+                    return "gave-up"
+                attempts = row.attempts + 1
+                await uow.outbox.retry(row_id, attempts, now + backoff(attempts))
+                await uow.commit()
+                log.info("delivery retry: to=%s node=%s item=%s attempt=%d in %s (%s)",
+                         row.recipient, ev.node, ev.item_id, attempts, backoff(attempts), condition)
+                return "retry"
+            await uow.outbox.done([row_id])
+            failures = 0
+            node = await uow.nodes.get(NodeRef(ev.sender, ev.node))
+            if node is not None:
+                failures = await uow.subs.add_failure(node, row.recipient)
+                if failures >= self.policy.max_failures:
+                    await uow.subs.delete(node, row.recipient)
+                    log.warning("subscription ended after %d permanent errors: node=%s jid=%s (%s)",
+                                failures, ev.node, row.recipient, condition)
+            await uow.commit()
+            log.info("delivery failed permanently: to=%s node=%s item=%s failures=%d (%s)",
+                     row.recipient, ev.node, ev.item_id, failures, condition)
+            return "ended" if failures >= self.policy.max_failures else "failed"
+
+    async def expire_sent(self) -> int:
+        """Forget remote deliveries that did not bounce within `keep_sent_for`."""
+        async with self._uow() as uow:
+            n = await uow.outbox.expire_sent(self._clock.now() - self.policy.keep_sent_for)
+            await uow.commit()
+        return n
