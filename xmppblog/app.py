@@ -52,8 +52,8 @@ class App:
         self.cfg = cfg
         c = cfg.component
         self.engine = create_engine(cfg.database.url, cfg.database.sqlite_synchronous.upper())
-        uow = uow_factory(sessionmaker(self.engine))
         clock = SystemClock()
+        uow = uow_factory(sessionmaker(self.engine), clock)
         self.component = BlogComponent(c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay)
         f = cfg.federation
         self.deliveries = Deliveries(uow, clock, DeliveryPolicy(

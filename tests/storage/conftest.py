@@ -16,10 +16,10 @@ from xmppblog.storage.repos import uow_factory
 
 
 class FakeClock:
-    """Starts at the real time (storage stamps rows with it too) and moves only by `advance`."""
+    """Moves only by `advance`."""
 
     def __init__(self) -> None:
-        self.t = datetime.now(UTC)
+        self.t = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
     def now(self) -> datetime:
         return self.t
@@ -34,7 +34,7 @@ async def backend(db_url):
     engine = create_engine(db_url)
     clock = FakeClock()
     counter = iter(range(1, 10**9))
-    uow = uow_factory(sessionmaker(engine))
+    uow = uow_factory(sessionmaker(engine), clock)
     service = BlogService(Addressing("blog.example.org", "example.org"), uow, AtomCodec(), clock,
                           Limits(max_payload_bytes=4096, max_items_per_node=5, max_page_items=3),
                           new_id=lambda: f"id{next(counter)}")

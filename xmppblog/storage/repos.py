@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..core import errors
+from ..core.ports import Clock
 from ..core.model import (
     AccessModel,
     Affiliation,
@@ -474,16 +475,18 @@ class FeedRepo:
 
 
 class OutboxRepo:
-    def __init__(self, s: AsyncSession) -> None:
+    def __init__(self, s: AsyncSession, clock: Clock | None = None) -> None:
         self.s = s
+        # Rows are stamped with the service's clock, so "due" and "retry" agree with it.
+        self._now = clock.now if clock is not None else now
 
     async def add(self, event: OutboxEvent) -> int:
         row = OutboxEventRow(kind=event.kind.value, sender=event.sender, node=event.node,
                              item_id=event.item_id, payload=event.payload, publisher=event.publisher,
-                             subject=event.subject, state=event.state, created_at=now())
+                             subject=event.subject, state=event.state, created_at=self._now())
         self.s.add(row)
         await self.s.flush()
-        when = now()
+        when = self._now()
         # One statement for all recipients: fan-out is planned once (DESIGN.md).
         await self.s.execute(OutboxRow.__table__.insert(), [
             {"event_id": row.id, "recipient": r, "attempts": 0, "next_at": when}
@@ -542,8 +545,9 @@ class OutboxRepo:
 class SqlUnitOfWork:
     """One session, one transaction; `commit()` or everything is rolled back."""
 
-    def __init__(self, factory: async_sessionmaker) -> None:
+    def __init__(self, factory: async_sessionmaker, clock: Clock | None = None) -> None:
         self._factory = factory
+        self._clock = clock
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self.session = s = self._factory()
@@ -552,7 +556,7 @@ class SqlUnitOfWork:
         self.subs = SubscriptionRepo(s)
         self.affs = AffiliationRepo(s)
         self.contacts = ContactRepo(s)
-        self.outbox = OutboxRepo(s)
+        self.outbox = OutboxRepo(s, self._clock)
         self.im = ImRepo(s)
         self.feed = FeedRepo(s)
         self.remote = RemoteRepo(s)
@@ -574,6 +578,6 @@ class SqlUnitOfWork:
             raise errors.StorageUnavailable("the database is unavailable; try again") from exc
 
 
-def uow_factory(factory: async_sessionmaker) -> Callable[[], SqlUnitOfWork]:
+def uow_factory(factory: async_sessionmaker, clock: Clock | None = None) -> Callable[[], SqlUnitOfWork]:
     """A zero-argument callable returning a fresh SqlUnitOfWork (core.ports.UnitOfWorkFactory)."""
-    return lambda: SqlUnitOfWork(factory)
+    return lambda: SqlUnitOfWork(factory, clock)
