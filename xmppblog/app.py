@@ -78,7 +78,7 @@ class App:
         self.remote = RemoteBlogs(self.component, self.federation, max_payload_bytes=lim.max_payload_bytes)
         for adapter in (PubsubAdapter(self.service), DiscoAdapter(self.service), MiscAdapter(),
                         CommandsAdapter(self.service), VCardAdapter(self.service),
-                        RosterAdapter(self.social, self.component, self.online),
+                        RosterAdapter(self.social, self.component, self.online, self.remote),
                         ChatBot(self.social, self.component, self.remote),
                         InboundEvents(self.federation, self.guard, lim.max_payload_bytes), self.remote,
                         Bounces(self.deliveries)):

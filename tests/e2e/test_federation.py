@@ -58,6 +58,8 @@ async def test_catch_up_after_downtime(clients, component, component_beta):
     assert await frank.say("follow yolanda@beta.test") == "Now following yolanda@beta.test"
     component.stop()
     await yolanda.say("posted while alpha was down")
+    # alpha's host bounces the notification while its component is away: beta will retry
+    component_beta.wait_log("delivery retry: to=blog.alpha.test")
     component.start()
     component.wait_log("remote resync: checked")
     frank2 = await clients("frank")
@@ -96,3 +98,17 @@ async def test_protected_remote_blog_is_followed_per_person(clients, component, 
     m = await heidi.inbox.wait(lambda m: "for approved eyes only" in (m["body"] or ""))
     assert m is not None and m["from"].bare == "xena@blog.beta.test"
     assert (await xena.say("protect off")).startswith("Your blog is public again")
+
+
+async def test_roster_add_of_remote_author_address_follows(clients, component, component_beta):
+    judy, zed = await clients("judy"), await clients("zed@beta.test")
+    await greeted(judy)
+    judy.send_presence(pto=PROXY, ptype="subscribe")
+    assert await judy.presences.wait(lambda p: p["type"] == "subscribed" and p["from"].bare == PROXY)
+    assert "zed@beta.test" in await judy.say("following")
+    await zed.say("seen through the roster")
+    m = await judy.inbox.wait(lambda m: m["from"].bare == PROXY and "seen through the roster" in (m["body"] or ""))
+    assert m is not None and m["body"].startswith("zed@beta.test: ")
+    judy.send_presence(pto=PROXY, ptype="unsubscribe")
+    await judy.say("tracking")
+    assert "zed@beta.test" not in await judy.say("following")

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 P = f"{{{NS_PUBSUB}}}"
 CATCH_UP_ITEMS = 20
+RESYNC_EVERY = 6 * 3600.0
 
 
 def condition(stanza: ET.Element) -> str:
@@ -57,6 +58,15 @@ class RemoteBlogs:
 
     def register(self, component: BlogComponent) -> None:
         component.on_online(lambda: component.loop.create_task(self.resync()))
+        component.loop.call_later(RESYNC_EVERY, self._periodic)
+
+    def _periodic(self) -> None:
+        """Re-check subscriptions every RESYNC_EVERY seconds while connected (issue #4)."""
+        if self.component.stopping:
+            return
+        if self.component.online.is_set():
+            self.component.loop.create_task(self.resync())
+        self.component.loop.call_later(RESYNC_EVERY, self._periodic)
 
     async def _iq(self, to: str, itype: str, payload: ET.Element) -> ET.Element:
         iq = self.component.make_iq(ito=to, ifrom=self.service_jid, itype=itype)

@@ -12,17 +12,22 @@ from __future__ import annotations
 import logging
 from xml.sax.saxutils import escape, quoteattr
 
+from ..core import errors
 from ..core.jid import parse
+from ..core.model import Actor
 from ..core.social import SocialService
 from ..xmpp.component import BlogComponent, Request
+from .commands import RemoteFollowing
 from .online import OnlineTracker
 
 log = logging.getLogger(__name__)
 
 
 class RosterAdapter:
-    def __init__(self, social: SocialService, component: BlogComponent, online: OnlineTracker) -> None:
+    def __init__(self, social: SocialService, component: BlogComponent, online: OnlineTracker,
+                 remote: RemoteFollowing | None = None) -> None:
         self.social = social
+        self.remote = remote
         self.component = component
         self.online = online
 
@@ -47,6 +52,10 @@ class RosterAdapter:
                 self.online.unavailable(sender.bare, sender.resource)
             return
         blog = req.to
+        remote = self.social.addr.remote_of(blog)
+        if remote is not None:
+            await self._proxy(req, blog, remote, ptype, sender.bare)
+            return
         if blog != self.social.addr.service_jid and self.social.addr.owner_of(blog) is None:
             return
         if ptype == "subscribe":
@@ -61,6 +70,30 @@ class RosterAdapter:
             status = await self.social.probe_answer(blog, sender.bare)
             if status is not None:
                 self._send(blog, req.sender, status=status)
+
+    async def _proxy(self, req: Request, proxy: str, remote: str, ptype: str, contact: str) -> None:
+        """Presence to a remote author's local address: adding it to the roster follows them."""
+        if self.remote is None or not self.social.addr.is_local_user(contact):
+            return
+        actor = Actor(contact)
+        if ptype == "subscribe":
+            try:
+                author, _, _ = await self.remote.follow(actor, remote)
+            except errors.BlogError as exc:
+                log.info("roster follow of %s refused for %s: %s", remote, contact, exc.text)
+                self._send(proxy, contact, "unsubscribed")
+                return
+            self._send(proxy, contact, "subscribed")
+            self._send(proxy, contact, status=f"{author}'s microblog (via {self.social.addr.service_jid})")
+        elif ptype in ("unsubscribe", "unsubscribed"):
+            try:
+                await self.remote.unfollow(actor, remote)
+            except errors.BlogError:
+                pass
+            if ptype == "unsubscribe":
+                self._send(proxy, contact, "unsubscribed")
+        elif ptype == "probe":
+            self._send(proxy, req.sender, status=f"{remote}'s microblog")
 
     def _after_connect(self) -> None:
         # Online state is not kept across restarts: ask every contact again.
