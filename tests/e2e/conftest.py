@@ -34,7 +34,9 @@ def net(tmp_path_factory):
         pytest.skip("prosody is not installed (scripts/install-deps.sh installs it)")
     base = tmp_path_factory.mktemp("prosody")
     servers = [Prosody("alpha", "alpha.test", "127.0.10.2", base, ALPHA_USERS),
-               Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda", "xena"])]
+               Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda", "xena"]),
+               # a third server with no xmppblog: its users blog with Prosody's own PEP
+               Prosody("gamma", "gamma.test", "127.0.10.4", base, ["pat"])]
     net = ProsodyNet(base, servers)
     net.start()
     yield net
@@ -73,7 +75,7 @@ async def clients(net, component):
 
     async def make(who: str, presence: bool = True):
         jid = who if "@" in who else f"{who}@alpha.test"
-        server = net["beta"] if jid.endswith("@beta.test") else net["alpha"]
+        server = net[jid.split("@")[1].split(".")[0]]
         c = await connect(jid, server.ip, presence=presence)
         made.append(c)
         return c

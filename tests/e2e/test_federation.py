@@ -112,3 +112,32 @@ async def test_roster_add_of_remote_author_address_follows(clients, component, c
     judy.send_presence(pto=PROXY, ptype="unsubscribe")
     await judy.say("tracking")
     assert "zed@beta.test" not in await judy.say("following")
+
+
+async def test_follow_a_plain_pep_microblog_on_a_server_without_xmppblog(clients, component):
+    """Interop: Prosody's own PEP (XEP-0163) microblog of a user of a third server."""
+    from slixmpp.plugins.xep_0004 import Form
+    from slixmpp.xmlstream import ET
+    pat, ivan = await clients("pat@gamma.test"), await clients("ivan")
+    opts = Form()
+    opts["type"] = "submit"
+    opts.add_field("FORM_TYPE", value="http://jabber.org/protocol/pubsub#publish-options", ftype="hidden")
+    opts.add_field("pubsub#access_model", value="open")
+
+    def entry(text):
+        e = ET.fromstring("<entry xmlns='http://www.w3.org/2005/Atom'><title/>"
+                          "<author><name>Pat</name><uri>xmpp:pat@gamma.test</uri></author></entry>")
+        e.find("{http://www.w3.org/2005/Atom}title").text = text
+        return e
+
+    await pat.pubsub.publish("pat@gamma.test", "urn:xmpp:microblog:0", payload=entry("first PEP post"),
+                             options=opts)
+    await greeted(ivan)
+    assert await ivan.say("follow pat@gamma.test") == "Now following pat@gamma.test"
+    assert "pat@gamma.test: first PEP post" in await ivan.say("timeline 5"), "catch-up on subscribe"
+    await pat.pubsub.publish("pat@gamma.test", "urn:xmpp:microblog:0", payload=entry("second PEP post"),
+                             options=opts)
+    proxy = "pat\\40gamma.test@blog.alpha.test"
+    m = await ivan.inbox.wait(lambda m: m["from"].bare == proxy and "second PEP post" in (m["body"] or ""))
+    assert m is not None and m["body"].startswith("pat@gamma.test: second PEP post")
+    assert await ivan.say("unfollow pat@gamma.test") == "You no longer follow pat@gamma.test"

@@ -127,8 +127,11 @@ class RemoteBlogs:
         except errors.RemoteUnavailable:
             pass
         try:
-            q = ET.Element(f"{{{NS_DISCO_INFO}}}query", {"node": NS_MICROBLOG})
-            await self._iq(j.bare, "get", q)
+            # PEP (XEP-0163): Prosody hides node disco from non-contacts, but an open
+            # node's items are readable by anyone, and that is what we can follow.
+            ps = ET.Element(P + "pubsub")
+            ET.SubElement(ps, P + "items", {"node": NS_MICROBLOG, "max_items": "1"})
+            await self._iq(j.bare, "get", ps)
             return j.bare, NodeRef(j.bare, NS_MICROBLOG)
         except errors.RemoteUnavailable:
             pass
