@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 
+from slixmpp.xmlstream import ET
+
 from .test_im import greeted
 
 PROXY = "zed\\40beta.test@blog.alpha.test"
@@ -141,3 +143,28 @@ async def test_follow_a_plain_pep_microblog_on_a_server_without_xmppblog(clients
     m = await ivan.inbox.wait(lambda m: m["from"].bare == proxy and "second PEP post" in (m["body"] or ""))
     assert m is not None and m["body"].startswith("pat@gamma.test: second PEP post")
     assert await ivan.say("unfollow pat@gamma.test") == "You no longer follow pat@gamma.test"
+
+
+async def test_reply_and_repost_across_servers(clients, component, component_beta):
+    kim, zed = await clients("kim"), await clients("zed@beta.test")
+    await greeted(kim)
+    await greeted(zed)
+    assert await kim.say("follow zed@beta.test") == "Now following zed@beta.test"
+    post = (await zed.say("what do you think?")).split("#")[1]
+    m = await kim.inbox.wait(lambda m: m["from"].bare == PROXY and "what do you think?" in (m["body"] or ""))
+    assert m is not None
+    answer = await kim.say(f"reply {post} looks great from alpha")
+    assert answer.startswith(f"Replied to zed@beta.test's post #{post}")
+    # zed, on beta, is told about the reply; it sits on zed's comments node, threaded to the post
+    note = await zed.inbox.wait(lambda m: "[reply]" in (m["body"] or "") and "looks great from alpha" in m["body"])
+    assert note is not None
+    items = await zed.pubsub.get_items("zed@blog.beta.test", "urn:xmpp:microblog:0")
+    full = next(i["id"] for i in items["pubsub"]["items"] if i["id"].startswith(post))
+    comments = await zed.pubsub.get_items("zed@blog.beta.test", f"urn:xmpp:microblog:0:comments/{full}")
+    xml = ET.tostring(comments.xml, encoding="unicode")
+    assert "looks great from alpha" in xml and f"item={full}" in xml  # thr:in-reply-to
+    answer = await kim.say(f"repost {post}")
+    assert answer.startswith(f"Reposted zed@beta.test's #{post} as #")
+    mine = await kim.pubsub.get_items("kim@blog.alpha.test", "urn:xmpp:microblog:0")
+    assert "zed@beta.test: what do you think?" in ET.tostring(mine.xml, encoding="unicode")
+    assert await kim.say("unfollow zed@beta.test") == "You no longer follow zed@beta.test"

@@ -39,7 +39,8 @@ async def ready(c) -> None:
 async def greeted(c) -> None:
     """A first chat with the service: it asks for the user's presence; accept and sync."""
     await c.say("help")
-    assert await c.presences.wait(lambda p: p["type"] == "subscribe" and p["from"].bare == SERVICE)
+    service = "blog." + c.boundjid.domain
+    assert await c.presences.wait(lambda p: p["type"] == "subscribe" and p["from"].bare == service)
     await ready(c)
 
 

@@ -191,6 +191,9 @@ class FederationService:
             await uow.commit()
         return count
 
+    def codec_raw(self, draft: object) -> str:
+        return self._codec.raw(draft)
+
     async def followers(self, ref: NodeRef) -> list[str]:
         async with self._uow() as uow:
             node = await uow.nodes.get(ref)

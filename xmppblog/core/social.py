@@ -432,10 +432,12 @@ class SocialService:
             candidates = list(await uow.feed.find(s, 20))
         visible = []
         for ref, item in candidates:
-            try:
-                await self.blogs.get_items(actor, ref, [item.item_id])
-            except errors.BlogError:
-                continue
+            if self.addr.owner_of(ref.service) is not None:
+                try:
+                    await self.blogs.get_items(actor, ref, [item.item_id])
+                except errors.BlogError:
+                    continue
+            # else: a cached remote post; only public nodes are ever cached (core/federation.py)
             if item.item_id == s:
                 return FoundPost(ref, item)
             visible.append(FoundPost(ref, item))

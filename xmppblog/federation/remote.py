@@ -205,6 +205,30 @@ class RemoteBlogs:
         except errors.RemoteUnavailable as exc:
             log.warning("remote unsubscribe failed: service=%s node=%s: %s", ref.service, ref.node, exc.text)
 
+    async def publish(self, actor: Actor, ref: NodeRef, draft: object) -> str:
+        """Publish a comment on another server's node, from the actor's blog JID.
+
+        A component may only send from its own domain, so the remote service sees
+        `alice@blog.example.org`, the blog address of `alice@example.org`.
+        """
+        blog = self.fed.addr.blog_of(actor.jid)
+        if blog is None:
+            raise errors.Forbidden("only local users can reply")
+        ps = ET.Element(P + "pubsub")
+        item = ET.SubElement(ET.SubElement(ps, P + "publish", {"node": ref.node}), P + "item")
+        item.append(ET.fromstring(self.fed.codec_raw(draft)))
+        iq = self.component.make_iq(ito=ref.service, ifrom=blog, itype="set")
+        iq.append(ps)
+        try:
+            reply = (await iq.send(timeout=self.timeout)).xml
+        except IqError as exc:
+            raise errors.RemoteUnavailable(f"{ref.service} refused the reply ({condition(exc.iq.xml)})") from None
+        except IqTimeout:
+            raise errors.RemoteUnavailable(f"{ref.service} did not answer") from None
+        published = reply.find(f"{P}pubsub/{P}publish/{P}item")
+        log.info("remote comment published: by=%s service=%s node=%s", actor.jid, ref.service, ref.node)
+        return published.get("id", "") if published is not None else ""
+
     async def catch_up(self, ref: NodeRef, notify: bool = False) -> int:
         """Fetch the latest items (XEP-0059) and store those we miss."""
         ps = ET.Element(P + "pubsub")

@@ -50,6 +50,8 @@ class RemoteFollowing(Protocol):
 
     async def unfollow(self, actor: Actor, target: str) -> str: ...
 
+    async def publish(self, actor: Actor, ref: NodeRef, draft: object) -> str: ...
+
 
 class ChatBot:
     def __init__(self, social: SocialService, component: BlogComponent,
@@ -148,10 +150,20 @@ class ChatBot:
         if not short or not text.strip():
             return "Usage: reply ID TEXT — ID is the #id under the post."
         found = await self.social.find_post(actor, short)
-        target = found.ref if found.ref.is_comments else found.ref.comments(found.item.item_id)
-        uri = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
-        item_id = await self.blogs.publish(actor, target, None, self._draft(text.strip(), in_reply_to=(uri, uri)))
-        who = self.social.addr.owner_of(found.ref.service) or found.ref.service
+        entry = T.entry_of(found.item.payload)
+        # XEP-0277 §5: the post names its comments node in <link rel='replies'/>.
+        target = T.replies_node(entry) or (
+            found.ref if found.ref.is_comments else found.ref.comments(found.item.item_id))
+        atom_id = T.atom_id(entry) or xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
+        href = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
+        draft = self._draft(text.strip(), in_reply_to=(atom_id, href))
+        if self.social.addr.owner_of(target.service) is not None:
+            item_id = await self.blogs.publish(actor, target, None, draft)
+        elif self.remote is not None:
+            item_id = await self.remote.publish(actor, target, draft)
+        else:
+            raise errors.Unsupported("federation", "replies to other servers are not available")
+        who = T.author_of(entry) or self.social.addr.owner_of(found.ref.service) or found.ref.service
         return f"Replied to {who}'s post #{T.short_id(found.item.item_id)} (your reply: #{T.short_id(item_id)})"
 
     async def cmd_repost(self, actor: Actor, rest: str) -> str:

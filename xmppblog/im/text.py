@@ -10,10 +10,11 @@ plain text: nothing a user wrote is interpreted as markup (T11).
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 import xml.etree.ElementTree as ET
 
 from ..core.fanout import mentions
-from ..core.model import Marker, OutboxEvent
+from ..core.model import Marker, NodeRef, OutboxEvent
 from ..pubsub.xep_0277 import AtomDraft, parse_entry, plain_text
 from ..xmpp.namespaces import NS_ATOM, NS_THR
 
@@ -80,6 +81,25 @@ def im_body(ev: OutboxEvent) -> str:
     label = {Marker.TRACK.value: f"[tracking {word}]", Marker.MENTION.value: "[mention]",
              Marker.REPLY.value: "[reply]"}.get(marker, "")
     return f"{label} {author}: {text}\n{sid}"
+
+
+def atom_id(entry: ET.Element | None) -> str:
+    el = entry.find(A + "id") if entry is not None else None
+    return (el.text or "").strip() if el is not None else ""
+
+
+def replies_node(entry: ET.Element | None) -> NodeRef | None:
+    """The comments node an entry names (<link rel='replies' href='xmpp:service?;node=…'/>)."""
+    if entry is None:
+        return None
+    for link in entry.findall(A + "link"):
+        href = link.get("href", "")
+        if link.get("rel") == "replies" and href.startswith("xmpp:") and ";node=" in href:
+            service, _, query = href[5:].partition("?")
+            params = dict(p.split("=", 1) for p in query.split(";") if "=" in p)
+            if "node" in params and service:
+                return NodeRef(unquote(service), unquote(params["node"]))
+    return None
 
 
 def line(author: str, text: str, item_id: str) -> str:
