@@ -38,8 +38,11 @@ async def ready(c) -> None:
 
 async def greeted(c) -> None:
     """A first chat with the service: it asks for the user's presence; accept and sync."""
-    await c.say("help")
     service = "blog." + c.boundjid.domain
+    if c.client_roster[service]["subscription"] in ("from", "both"):
+        await ready(c)  # greeted in an earlier test: the service already sees this user's presence
+        return
+    await c.say("help")
     assert await c.presences.wait(lambda p: p["type"] == "subscribe" and p["from"].bare == service)
     await ready(c)
 

@@ -57,7 +57,7 @@ class RemoteBlogs:
         self.service_jid = fed.addr.service_jid
 
     def register(self, component: BlogComponent) -> None:
-        component.on_online(lambda: component.loop.create_task(self.resync()))
+        component.on_online(lambda: component.background(self.resync()))
         component.loop.call_later(RESYNC_EVERY, self._periodic)
 
     def _periodic(self) -> None:
@@ -65,7 +65,7 @@ class RemoteBlogs:
         if self.component.stopping:
             return
         if self.component.online.is_set():
-            self.component.loop.create_task(self.resync())
+            self.component.background(self.resync())
         self.component.loop.call_later(RESYNC_EVERY, self._periodic)
 
     async def _iq(self, to: str, itype: str, payload: ET.Element) -> ET.Element:

@@ -98,7 +98,7 @@ class RosterAdapter:
     def _after_connect(self) -> None:
         # Online state is not kept across restarts: ask every contact again.
         self.online.clear()
-        self.component.loop.create_task(self._probe_all())
+        self.component.background(self._probe_all())
 
     async def _probe_all(self) -> None:
         """After (re)connecting: show the blog JIDs online again and ask who is online."""

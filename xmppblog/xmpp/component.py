@@ -242,6 +242,14 @@ class BlogComponent(slixmpp.ComponentXMPP):
 
     # ------------------------------------------------------------ dispatch
 
+    def background(self, coro: Awaitable[None]) -> None:
+        """Run work that is not a reply (probes, resyncs) as a task `drain` waits for."""
+        if self.stopping:
+            return
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _spawn(self, stanza: Any, work: Callable[[], Awaitable[None]]) -> None:
         key = stanza.xml.get("from", "").split("/", 1)[0].lower()
         task = asyncio.ensure_future(self._in_order.run(key, work))
