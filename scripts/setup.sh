@@ -8,7 +8,8 @@
 #   scripts/setup.sh deps   only install (Debian packages + Python venv in .venv)
 #
 # Debian packages: prosody + lua-unbound (host server for the demo and the
-# end-to-end tests), postgresql (the PostgreSQL test lane), python3-venv.
+# end-to-end tests), ejabberd (interop tests), postgresql (the PostgreSQL
+# test lane), python3-venv.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${XMPPBLOG_VENV:-$ROOT/.venv}"
@@ -21,6 +22,7 @@ install_debian() {
 	command -v prosody >/dev/null || need+=(prosody)
 	dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)
 	compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+	command -v ejabberdctl >/dev/null || need+=(ejabberd)
 	command -v runuser >/dev/null || need+=(util-linux)
 	python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 	if ((${#need[@]})); then
@@ -35,6 +37,8 @@ install_debian() {
 	if [[ $EUID -eq 0 ]]; then
 		service prosody stop >/dev/null 2>&1 || true
 		pkill -f '^lua[0-9.]* /usr/bin/prosody' 2>/dev/null || true
+		service ejabberd stop >/dev/null 2>&1 || true
+		pkill -f 'beam.smp.*ejabberd@localhost' 2>/dev/null || true
 	fi
 }
 

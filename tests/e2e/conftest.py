@@ -13,6 +13,7 @@ from ..support.clients import connect
 from ..support.component import Component
 from ..support.prosody import Prosody, ProsodyNet
 
+DELTA_IP = "127.0.10.5"
 ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
                "ivan", "judy", "mallory", "oscar", "peggy", "trent", "victor", "walter",
                # IM tests (tests/e2e/test_im.py)
@@ -37,7 +38,8 @@ def net(tmp_path_factory):
                Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda", "xena"]),
                # a third server with no xmppblog: its users blog with Prosody's own PEP
                Prosody("gamma", "gamma.test", "127.0.10.4", base, ["pat"])]
-    net = ProsodyNet(base, servers)
+    # delta.test is the ejabberd server of the interop tests (started only if they run)
+    net = ProsodyNet(base, servers, extra_hosts=f"{DELTA_IP} delta.test blog.delta.test\n")
     net.start()
     yield net
     net.stop()
@@ -68,14 +70,42 @@ def component_beta(net, tmp_path_factory):
     assert "Traceback" not in comp.log_text(), comp.log_text()[-4000:]
 
 
+@pytest.fixture(scope="session")
+def ejabberd(net, tmp_path_factory):
+    """ejabberd (Debian package) as host server for delta.test, federating with alpha and beta."""
+    from ..support import ejabberd as ej
+    problem = ej.unavailable()
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    hosts = "".join(f"{s.ip} {s.domain} {s.component}\n" for s in net.servers.values())
+    server = ej.Ejabberd("delta.test", DELTA_IP, tmp_path_factory.mktemp("ejabberd"), ["pia", "quentin"],
+                         extra_hosts=hosts)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def component_delta(ejabberd, tmp_path_factory):
+    """xmppblog attached to ejabberd."""
+    comp = Component(ejabberd, tmp_path_factory.mktemp("xmppblog-delta"))
+    comp.start()
+    yield comp
+    assert comp.stop() == 0
+    assert "Traceback" not in comp.log_text(), comp.log_text()[-4000:]
+
+
 @pytest.fixture
-async def clients(net, component):
+async def clients(net, component, request):
     """`await clients("alice")` connects alice@alpha.test (or 'zed@beta.test')."""
     made = []
 
     async def make(who: str, presence: bool = True):
         jid = who if "@" in who else f"{who}@alpha.test"
-        server = net[jid.split("@")[1].split(".")[0]]
+        label = jid.split("@")[1].split(".")[0]
+        server = request.getfixturevalue("ejabberd") if label == "delta" else net[label]
         c = await connect(jid, server.ip, presence=presence)
         made.append(c)
         return c

@@ -137,10 +137,12 @@ class Prosody:
 class ProsodyNet:
     """Several federating Prosody instances sharing one hosts file."""
 
-    def __init__(self, base: Path, servers: list[Prosody], log_level: str = "info") -> None:
+    def __init__(self, base: Path, servers: list[Prosody], log_level: str = "info",
+                 extra_hosts: str = "") -> None:
         self.base = base
         self.servers = {s.name: s for s in servers}
         self.log_level = log_level
+        self.extra_hosts = extra_hosts
 
     def __getitem__(self, name: str) -> Prosody:
         return self.servers[name]
@@ -150,7 +152,8 @@ class ProsodyNet:
             raise RuntimeError("prosody is not installed (scripts/install-deps.sh installs it)")
         self.base.mkdir(parents=True, exist_ok=True)
         hosts = self.base / "hosts"
-        hosts.write_text("".join(f"{s.ip} {s.domain} {s.component}\n" for s in self.servers.values()))
+        hosts.write_text("".join(f"{s.ip} {s.domain} {s.component}\n" for s in self.servers.values())
+                         + self.extra_hosts)
         for s in self.servers.values():
             if s.dir.exists():
                 shutil.rmtree(s.dir)
