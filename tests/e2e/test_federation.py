@@ -59,13 +59,17 @@ async def test_catch_up_after_downtime(clients, component, component_beta):
     await greeted(frank)
     assert await frank.say("follow yolanda@beta.test") == "Now following yolanda@beta.test"
     component.stop()
+    for i in range(25):  # more than one RSM page
+        await yolanda.say(f"backlog {i}")
     await yolanda.say("posted while alpha was down")
     # alpha's host bounces the notification while its component is away: beta will retry
     component_beta.wait_log("delivery retry: to=blog.alpha.test")
     component.start()
     component.wait_log("remote resync: checked")
     frank2 = await clients("frank")
-    assert "yolanda@beta.test: posted while alpha was down" in await frank2.say("timeline 5")
+    timeline = await frank2.say("timeline 50")
+    assert "yolanda@beta.test: posted while alpha was down" in timeline
+    assert all(f"yolanda@beta.test: backlog {i} " in timeline for i in range(25)), "a gap after the outage"
 
 
 async def test_forged_and_unsolicited_pushes_are_dropped(clients, component, component_beta):

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 P = f"{{{NS_PUBSUB}}}"
 CATCH_UP_ITEMS = 20
+CATCH_UP_PAGES = 5
 RESYNC_EVERY = 6 * 3600.0
 
 
@@ -230,14 +231,29 @@ class RemoteBlogs:
         return published.get("id", "") if published is not None else ""
 
     async def catch_up(self, ref: NodeRef, notify: bool = False) -> int:
-        """Fetch the latest items (XEP-0059) and store those we miss."""
-        ps = ET.Element(P + "pubsub")
-        ET.SubElement(ps, P + "items", {"node": ref.node})
-        rsm = ET.SubElement(ps, f"{{{NS_RSM}}}set")
-        ET.SubElement(rsm, f"{{{NS_RSM}}}max").text = str(CATCH_UP_ITEMS)
-        reply = await self._iq(ref.service, "get", ps)
+        """Fetch what we missed: pages of the newest items (XEP-0059), back to the
+        newest one we already hold (at most CATCH_UP_PAGES pages), stored oldest first."""
+        known = await self.fed.last_item_id(ref)
+        items: list[ET.Element] = []
+        after: str | None = None
+        for _ in range(CATCH_UP_PAGES):
+            ps = ET.Element(P + "pubsub")
+            ET.SubElement(ps, P + "items", {"node": ref.node})
+            rsm = ET.SubElement(ps, f"{{{NS_RSM}}}set")
+            ET.SubElement(rsm, f"{{{NS_RSM}}}max").text = str(CATCH_UP_ITEMS)
+            if after is not None:
+                ET.SubElement(rsm, f"{{{NS_RSM}}}after").text = after
+            reply = await self._iq(ref.service, "get", ps)
+            page = reply.findall(f"{P}pubsub/{P}items/{P}item")
+            ids = [i.get("id") for i in page]
+            items += page
+            last = reply.find(f"{P}pubsub/{{{NS_RSM}}}set/{{{NS_RSM}}}last")
+            # stop at what we hold, at the end, or when the peer does not page (Prosody 0.12)
+            if known in ids or len(page) < CATCH_UP_ITEMS or last is None or not last.text or last.text == after:
+                break
+            after = last.text
         entries = []
-        for item in reversed(reply.findall(f"{P}pubsub/{P}items/{P}item")):
+        for item in reversed(items):
             try:
                 entries.append(RemoteEntry(item.get("id", ""), parse_entry(item, self.max_payload_bytes), ""))
             except errors.BlogError:
