@@ -58,7 +58,7 @@ class App:
         f = cfg.federation
         self.deliveries = Deliveries(uow, clock, DeliveryPolicy(
             timedelta(seconds=f.retry_for_seconds), timedelta(seconds=f.keep_sent_seconds),
-            f.max_permanent_failures))
+            f.max_permanent_failures, f.first_retry_seconds))
         local_domains = {c.users_domain, c.jid}
         self.sender = OutboxSender(uow, self.component.send_raw_stanza, self.component.online, clock,
                                    max_stanza_bytes=cfg.limits.max_stanza_bytes, im_body=im_body,

@@ -55,6 +55,7 @@ class FederationConfig:
     retry_for_seconds: int = 86400
     max_permanent_failures: int = 3
     keep_sent_seconds: int = 600
+    first_retry_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def _validate(cfg: Config) -> Config:
     if lim.max_stanza_bytes > 500 * 1024:
         raise ConfigError("[limits] max_stanza_bytes: must stay below the host server's 512 KiB limit")
     fed = cfg.federation
-    for name in ("retry_for_seconds", "max_permanent_failures", "keep_sent_seconds"):
+    for name in ("retry_for_seconds", "max_permanent_failures", "keep_sent_seconds", "first_retry_seconds"):
         if getattr(fed, name) < 1:
             raise ConfigError(f"[federation] {name}: must be positive")
     if lim.max_payload_bytes > lim.max_stanza_bytes // 2:

@@ -172,3 +172,4 @@ async def test_reply_and_repost_across_servers(clients, component, component_bet
     mine = await kim.pubsub.get_items("kim@blog.alpha.test", "urn:xmpp:microblog:0")
     assert "zed@beta.test: what do you think?" in ET.tostring(mine.xml, encoding="unicode")
     assert await kim.say("unfollow zed@beta.test") == "You no longer follow zed@beta.test"
+

@@ -27,7 +27,8 @@ class Component:
             f'host = "{server.ip}"\nport = {server.component_port}\n'
             f'users_domain = "{server.domain}"\nadmins = ["admin@{server.domain}"]\n'
             f'reconnect_max_delay = 2.0\n'
-            f'[database]\nurl = "{self.db_url}"\n{extra}\n[log]\nlevel = "debug"\n')
+            f'[database]\nurl = "{self.db_url}"\n{extra}\n'
+            f'[federation]\nfirst_retry_seconds = 1.0\n[log]\nlevel = "debug"\n')
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0
 

@@ -34,9 +34,9 @@ def is_temporary(condition: str) -> bool:
     return condition not in PERMANENT
 
 
-def backoff(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min … capped at 1 h."""
-    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+def backoff(attempts: int, first: float = 30.0) -> timedelta:
+    """`first` seconds, then doubling (30 s, 1 min, 2 min …), capped at 1 h."""
+    return timedelta(seconds=min(3600.0, first * 2 ** max(0, attempts - 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,7 @@ class DeliveryPolicy:
     retry_for: timedelta = timedelta(hours=24)
     keep_sent_for: timedelta = timedelta(minutes=10)
     max_failures: int = 3
+    first_retry: float = 30.0
 
 
 class Deliveries:
@@ -70,10 +71,11 @@ class Deliveries:
                                 row.recipient, ev.node, ev.item_id, now - row.created_at, condition)
                     return "gave-up"
                 attempts = row.attempts + 1
-                await uow.outbox.retry(row_id, attempts, now + backoff(attempts))
+                wait = backoff(attempts, self.policy.first_retry)
+                await uow.outbox.retry(row_id, attempts, now + wait)
                 await uow.commit()
                 log.info("delivery retry: to=%s node=%s item=%s attempt=%d in %s (%s)",
-                         row.recipient, ev.node, ev.item_id, attempts, backoff(attempts), condition)
+                         row.recipient, ev.node, ev.item_id, attempts, wait, condition)
                 return "retry"
             await uow.outbox.done([row_id])
             failures = 0
