@@ -21,6 +21,8 @@ commands:
                  SIGINT/SIGTERM (applies pending migrations first unless --no-migrate)
   migrate        apply database migrations and exit
   check-config   validate the configuration and print the effective settings
+  stats          print spamguard drops per reason and domain, the outbox backlog
+                 and the subscriptions held at other servers
 
 The config path may also come from XMPPBLOG_CONFIG; any key can be overridden
 with XMPPBLOG_<SECTION>_<KEY> (e.g. XMPPBLOG_COMPONENT_SECRET).
@@ -43,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="do not apply pending migrations (for deployments that migrate separately)")
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("check-config", help="validate and print the effective config")
+    sub.add_parser("stats", help="print what spamguard dropped, the outbox backlog and remote subscriptions")
     return p
 
 
@@ -75,6 +78,34 @@ async def _migrate(cfg) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
+async def _stats(cfg) -> int:  # type: ignore[no-untyped-def]
+    from .storage import migrate
+    from .storage.engine import create_engine, sessionmaker
+    from .storage.repos import uow_factory
+    if await migrate.current_revision(cfg.database.url) is None:
+        print("the database is empty: run `xmppblog migrate` or `xmppblog run` first")
+        return 1
+    engine = create_engine(cfg.database.url)
+    try:
+        async with uow_factory(sessionmaker(engine))() as uow:
+            drops = await uow.stats.drops()
+            pending = await uow.outbox.pending_count()
+            remote = await uow.remote.all()
+    finally:
+        await engine.dispose()
+    print(f"outbox: {pending} notification(s) waiting")
+    print(f"remote subscriptions held: {len(remote)}")
+    for sub in remote:
+        print(f"  {sub.service} {sub.node} [{sub.state.value}]")
+    total = sum(n for _, _, n, _ in drops)
+    print(f"spamguard: {total} refused stanza(s)")
+    if drops:
+        print(f"  {'reason':<22} {'domain':<32} {'count':>8}  last")
+        for reason, domain, n, last in drops:
+            print(f"  {reason:<22} {domain:<32} {n:>8}  {last:%Y-%m-%d %H:%M:%S}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.command:
@@ -97,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return asyncio.run(_migrate(cfg))
+        if args.command == "stats":
+            return asyncio.run(_stats(cfg))
         return asyncio.run(_run(cfg, not args.no_migrate))
     except KeyboardInterrupt:
         return 130

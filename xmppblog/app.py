@@ -33,7 +33,8 @@ from .pubsub.xep_0030 import DiscoAdapter, MiscAdapter
 from .pubsub.xep_0050 import CommandsAdapter
 from .pubsub.xep_0060 import PubsubAdapter
 from .pubsub.xep_0277 import AtomCodec
-from .spamguard.guard import Guard
+from .spamguard.guard import Guard, as_gate
+from .spamguard.guard import Limits as GuardLimits
 from .storage import migrate
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
@@ -74,13 +75,22 @@ class App:
         self.social = SocialService(self.service, uow)
         self.federation = FederationService(self.service.addr, uow, AtomCodec(), clock, self.online,
                                             self.service.commit)
-        self.guard = Guard(self.federation.consented)
+        sg = cfg.spamguard
+        self.guard = Guard(self.federation.consented, {c.users_domain, c.jid}, GuardLimits(
+            sg.local_publishes_per_minute, sg.remote_events_per_minute, sg.remote_domain_events_per_minute,
+            sg.subscribes_per_minute, sg.im_commands_per_minute, sg.max_items_per_event,
+            frozenset(sg.blocked_domains), frozenset(sg.allowed_domains), sg.over_limit))
+        self.component.gate = as_gate(self.guard)
+        self.component.max_depth = sg.max_payload_depth
+        self._uow = uow
+        self._clock = clock
         self.remote = RemoteBlogs(self.component, self.federation, max_payload_bytes=lim.max_payload_bytes)
         for adapter in (PubsubAdapter(self.service), DiscoAdapter(self.service), MiscAdapter(),
                         CommandsAdapter(self.service), VCardAdapter(self.service),
                         RosterAdapter(self.social, self.component, self.online, self.remote),
                         ChatBot(self.social, self.component, self.remote),
-                        InboundEvents(self.federation, self.guard, lim.max_payload_bytes), self.remote,
+                        InboundEvents(self.federation, self.guard, lim.max_payload_bytes,
+                                      self.remote.stop_pushes), self.remote,
                         Bounces(self.deliveries)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
@@ -96,6 +106,7 @@ class App:
         log.info("xmppblog starting: component=%s host=%s:%s users=%s database=%s",
                  c.jid, c.host, c.port, c.users_domain, _safe_url(self.cfg.database.url))
         sender = asyncio.create_task(self.sender.run(), name="outbox")
+        stats = asyncio.create_task(self._flush_stats_every(10.0), name="stats")
         self.component.connect()
         try:
             await self._stop.wait()
@@ -103,11 +114,30 @@ class App:
             log.info("shutting down")
             await self.component.drain()
             await self.sender.stop()
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            for task in (sender, stats):
+                task.cancel()
+            await asyncio.gather(sender, stats, return_exceptions=True)
+            await self._flush_stats()
             await self.component.close()
             await self.engine.dispose()
             log.info("stopped")
+
+
+    async def _flush_stats(self) -> None:
+        counts = self.guard.take_unflushed()
+        if not counts:
+            return
+        try:
+            async with self._uow() as uow:
+                await uow.stats.add_drops(dict(counts), self._clock.now())
+                await uow.commit()
+        except Exception:  # counters are best effort; never let them stop the server
+            log.warning("could not store spamguard counters", exc_info=True)
+
+    async def _flush_stats_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await self._flush_stats()
 
 
 def _safe_url(url: str) -> str:

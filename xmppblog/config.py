@@ -59,6 +59,22 @@ class FederationConfig:
 
 
 @dataclass(frozen=True)
+class SpamguardConfig:
+    """Limits on what other servers and users may send (0 disables a limit)."""
+
+    local_publishes_per_minute: int = 30
+    remote_events_per_minute: int = 120
+    remote_domain_events_per_minute: int = 600
+    subscribes_per_minute: int = 20
+    im_commands_per_minute: int = 30
+    max_items_per_event: int = 50
+    max_payload_depth: int = 32
+    blocked_domains: tuple[str, ...] = ()
+    allowed_domains: tuple[str, ...] = ()
+    over_limit: str = "policy-violation"
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
 
@@ -69,12 +85,14 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    spamguard: SpamguardConfig = field(default_factory=SpamguardConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
 SECTIONS: dict[str, type] = {
     "component": ComponentConfig, "database": DatabaseConfig,
-    "limits": LimitsConfig, "federation": FederationConfig, "log": LogConfig,
+    "limits": LimitsConfig, "federation": FederationConfig, "spamguard": SpamguardConfig,
+    "log": LogConfig,
 }
 REQUIRED = {"component": ("jid", "secret")}
 
@@ -168,6 +186,21 @@ def _validate(cfg: Config) -> Config:
     for name in ("retry_for_seconds", "max_permanent_failures", "keep_sent_seconds", "first_retry_seconds"):
         if getattr(fed, name) < 1:
             raise ConfigError(f"[federation] {name}: must be positive")
+    sg = cfg.spamguard
+    for name in ("local_publishes_per_minute", "remote_events_per_minute", "remote_domain_events_per_minute",
+                 "subscribes_per_minute", "im_commands_per_minute", "max_items_per_event"):
+        if getattr(sg, name) < 0:
+            raise ConfigError(f"[spamguard] {name}: must be 0 (off) or more")
+    if not 8 <= sg.max_payload_depth <= 256:
+        raise ConfigError("[spamguard] max_payload_depth: must be between 8 and 256")
+    if sg.over_limit not in ("policy-violation", "drop"):
+        raise ConfigError("[spamguard] over_limit: must be \"policy-violation\" or \"drop\"")
+    try:
+        cfg = dataclasses.replace(cfg, spamguard=dataclasses.replace(
+            sg, blocked_domains=tuple(parse(d).domain for d in sg.blocked_domains),
+            allowed_domains=tuple(parse(d).domain for d in sg.allowed_domains)))
+    except InvalidJid as exc:
+        raise ConfigError(f"[spamguard] blocked_domains/allowed_domains: {exc}") from None
     if lim.max_payload_bytes > lim.max_stanza_bytes // 2:
         raise ConfigError("[limits] max_payload_bytes: must be at most half of max_stanza_bytes")
     return dataclasses.replace(cfg, component=dataclasses.replace(

@@ -28,7 +28,10 @@ class Component:
             f'users_domain = "{server.domain}"\nadmins = ["admin@{server.domain}"]\n'
             f'reconnect_max_delay = 2.0\n'
             f'[database]\nurl = "{self.db_url}"\n{extra}\n'
-            f'[federation]\nfirst_retry_seconds = 1.0\n[log]\nlevel = "debug"\n')
+            f'[federation]\nfirst_retry_seconds = 1.0\n'
+            # the scenarios send far more commands per user than a person would
+            f'[spamguard]\nim_commands_per_minute = 600\nlocal_publishes_per_minute = 600\n'
+            f'[log]\nlevel = "debug"\n')
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0
 

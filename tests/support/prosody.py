@@ -152,8 +152,8 @@ class ProsodyNet:
             raise RuntimeError("prosody is not installed (scripts/install-deps.sh installs it)")
         self.base.mkdir(parents=True, exist_ok=True)
         hosts = self.base / "hosts"
-        hosts.write_text("".join(f"{s.ip} {s.domain} {s.component}\n" for s in self.servers.values())
-                         + self.extra_hosts)
+        hosts.write_text("".join(f"{s.ip} {s.domain} {s.component} rogue.{s.domain}\n"
+                                 for s in self.servers.values()) + self.extra_hosts)
         for s in self.servers.values():
             if s.dir.exists():
                 shutil.rmtree(s.dir)

@@ -122,7 +122,13 @@ class FederationService:
             return list(await uow.remote.all())
 
     async def consented(self, origin: str, node: str) -> bool:
-        """Does this server hold an active subscription to exactly (origin, node)? (spamguard)"""
+        """Does this server hold a subscription a local user asked for, to exactly (origin, node)?
+
+        A row is 'pending' only between our subscribe request and its answer (a
+        service may push the last item before answering). Subscriptions awaiting
+        an owner's approval are never held: servers follow open nodes only, and
+        `federation/remote.py` withdraws such a request at once.
+        """
         async with self._uow() as uow:
             return await uow.remote.consented(origin, node)
 
@@ -190,6 +196,12 @@ class FederationService:
             count = await uow.items.purge(node)
             await uow.commit()
         return count
+
+    async def owner_of(self, ref: NodeRef) -> str | None:
+        """Whose remote node this is (the author resolved when it was followed)."""
+        async with self._uow() as uow:
+            node = await uow.nodes.get(ref)
+            return node.owner if node is not None and node.remote else None
 
     def codec_raw(self, draft: object) -> str:
         return self._codec.raw(draft)

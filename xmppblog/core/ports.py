@@ -131,6 +131,13 @@ class RemoteRepo(Protocol):
     async def consented(self, service: str, node: str) -> bool: ...
 
 
+class StatsRepo(Protocol):
+    """Counters an admin reads with `xmppblog stats`."""
+
+    async def add_drops(self, counts: dict[tuple[str, str], int], at: datetime) -> None: ...
+    async def drops(self) -> Sequence[tuple[str, str, int, datetime]]: ...
+
+
 class FeedRepo(Protocol):
     """Read models across nodes: timelines, short-id lookup, counts."""
 
@@ -161,6 +168,7 @@ class UnitOfWork(Protocol):
     im: ImRepo
     feed: FeedRepo
     remote: RemoteRepo
+    stats: StatsRepo
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

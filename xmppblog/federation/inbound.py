@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
 
 from ..core import errors
 from ..core.federation import FederationService, RemoteEntry
@@ -26,10 +27,13 @@ A = f"{{{NS_ATOM}}}"
 
 
 class InboundEvents:
-    def __init__(self, fed: FederationService, guard: Guard, max_payload_bytes: int) -> None:
+    def __init__(self, fed: FederationService, guard: Guard, max_payload_bytes: int,
+                 unsubscribe: Callable[[NodeRef], Awaitable[None]] | None = None) -> None:
         self.fed = fed
         self.guard = guard
         self.max_payload_bytes = max_payload_bytes
+        self._unsubscribe = unsubscribe
+        self._told: set[tuple[str, str]] = set()
 
     def register(self, component: BlogComponent) -> None:
         component.on_message(self.on_message)
@@ -51,6 +55,7 @@ class InboundEvents:
                 continue
             verdict = await self.guard.check(push)
             if not verdict.accepted:
+                await self._tell_to_stop(origin, node, verdict.reason)
                 continue
             if kind == "items":
                 await self._items(origin, node, items, retracts)
@@ -60,7 +65,19 @@ class InboundEvents:
                 log.info("remote node ended our subscription: origin=%s node=%s (%s)", origin, node, kind)
                 await self.fed.confirmed(NodeRef(origin, node), SubState.NONE)
 
+    async def _tell_to_stop(self, origin: str, node: str, reason: str) -> None:
+        """A service that keeps pushing a node we do not follow gets one unsubscribe (issue #5),
+        in case it holds a stale subscription of ours; never more, so spam gets no echo."""
+        if reason != "no-subscription" or self._unsubscribe is None or "/" in origin:
+            return
+        key = (origin, node)
+        if key in self._told or len(self._told) > 10_000:
+            return
+        self._told.add(key)
+        await self._unsubscribe(NodeRef(origin, node))
+
     async def _items(self, origin: str, node: str, items: list[ET.Element], retracts: list[ET.Element]) -> None:
+        owner = await self.fed.owner_of(NodeRef(origin, node))
         entries = []
         for item in items:
             item_id = item.get("id", "")
@@ -77,7 +94,13 @@ class InboundEvents:
             try:
                 author = bare(author) if author else ""
             except errors.InvalidJid:
-                author = ""
+                author = "invalid"
+            # Entries must match their origin: the node owner wrote them, or they are reposts
+            # that say so (<link rel='via'/>) and credit the original.
+            repost = any(link.get("rel") == "via" for link in draft.entry.findall(f"{A}link"))
+            if author and owner and author != owner and not repost:
+                self.guard.drop_item(origin, node, item_id, f"author-mismatch: claims {author[:64]}")
+                continue
             entries.append(RemoteEntry(item_id, draft, author))
         if entries:
             await self.fed.ingest(origin, node, entries)

@@ -198,6 +198,11 @@ class RemoteBlogs:
             await self._unsubscribe(ref)
             log.info("remote unsubscribe: service=%s node=%s (last local follower left)", ref.service, ref.node)
 
+    async def stop_pushes(self, ref: NodeRef) -> None:
+        """Ask a service that pushes a node we do not follow to drop our subscription."""
+        log.info("unsolicited pushes: asking %s to unsubscribe us from %s", ref.service, ref.node)
+        await self._unsubscribe(ref)
+
     async def _unsubscribe(self, ref: NodeRef) -> None:
         ps = ET.Element(P + "pubsub")
         ET.SubElement(ps, P + "unsubscribe", {"node": ref.node, "jid": self.service_jid})

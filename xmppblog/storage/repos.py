@@ -48,6 +48,7 @@ from .tables import (
     OutboxEventRow,
     OutboxRow,
     RemoteSubscriptionRow,
+    SpamDropRow,
     SubscriptionRow,
     TrackRow,
 )
@@ -436,7 +437,26 @@ class RemoteRepo:
     async def consented(self, service: str, node: str) -> bool:
         return bool((await self.s.execute(select(exists().where(
             RemoteSubscriptionRow.service == service, RemoteSubscriptionRow.node == node,
-            RemoteSubscriptionRow.state == SubState.SUBSCRIBED.value)))).scalar())
+            RemoteSubscriptionRow.state.in_([SubState.SUBSCRIBED.value, SubState.PENDING.value]))))).scalar())
+
+
+class StatsRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def add_drops(self, counts: dict[tuple[str, str], int], at: datetime) -> None:
+        for (reason, domain), n in counts.items():
+            res = await self.s.execute(update(SpamDropRow).where(
+                SpamDropRow.reason == reason, SpamDropRow.domain == domain)
+                .values(count=SpamDropRow.count + n, last_at=at))
+            if not res.rowcount:
+                self.s.add(SpamDropRow(reason=reason, domain=domain, count=n, last_at=at))
+                await self.s.flush()
+
+    async def drops(self) -> Sequence[tuple[str, str, int, datetime]]:
+        rows = (await self.s.execute(select(SpamDropRow).order_by(
+            SpamDropRow.count.desc(), SpamDropRow.reason, SpamDropRow.domain))).scalars()
+        return [(r.reason, r.domain, int(r.count), utc(r.last_at)) for r in rows]
 
 
 class FeedRepo:
@@ -560,6 +580,7 @@ class SqlUnitOfWork:
         self.im = ImRepo(s)
         self.feed = FeedRepo(s)
         self.remote = RemoteRepo(s)
+        self.stats = StatsRepo(s)
         return self
 
     async def commit(self) -> None:

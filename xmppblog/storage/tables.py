@@ -201,3 +201,16 @@ class RemoteSubscriptionRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SpamDropRow(Base):
+    """What spamguard refused, counted per reason and origin domain (`xmppblog stats`)."""
+
+    __tablename__ = "spam_drops"
+    __table_args__ = (UniqueConstraint("reason", "domain", name="uq_spam_drops_reason"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    domain: Mapped[str] = mapped_column(String(1024))
+    count: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

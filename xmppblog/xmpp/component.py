@@ -56,6 +56,8 @@ class Request:
 IqHandler = Callable[[Request, ET.Element], Awaitable[ET.Element | None]]
 StanzaHandler = Callable[[Request], Awaitable[None]]
 ErrorMapper = Callable[[errors.BlogError], ET.Element]
+#: (kind, sender, action) -> None to admit, "" to drop silently, or an XMPP condition to refuse with
+Gate = Callable[[str, str, str], str | None]
 
 
 def error_element(etype: str, condition: str, text: str = "") -> ET.Element:
@@ -67,19 +69,37 @@ def error_element(etype: str, condition: str, text: str = "") -> ET.Element:
     return err
 
 
-def shape_error(xml: ET.Element) -> str | None:
+def shape_error(xml: ET.Element, max_depth: int = MAX_DEPTH) -> str | None:
     """Why a stanza is too deep or too large to process, or None."""
     count = 0
     stack = [(xml, 1)]
     while stack:
         el, depth = stack.pop()
         count += 1
-        if depth > MAX_DEPTH:
-            return f"nested deeper than {MAX_DEPTH} elements"
+        if depth > max_depth:
+            return f"nested deeper than {max_depth} elements"
         if count > MAX_ELEMENTS:
             return f"more than {MAX_ELEMENTS} elements"
         stack.extend((child, depth + 1) for child in el)
     return None
+
+
+def _iq_action(ns: str, payload: ET.Element) -> str:
+    """'pubsub:publish', 'pubsub:subscribe', … for spamguard's rate limits."""
+    if ns.startswith("http://jabber.org/protocol/pubsub"):
+        for child in payload:
+            return "pubsub:" + child.tag.rsplit("}", 1)[-1]
+    return ns
+
+
+def _stanza_action(xml: ET.Element) -> str:
+    for child in xml:
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag == "event":
+            return "event"
+        if tag == "body":
+            return "chat"
+    return xml.tag.rsplit("}", 1)[-1]
 
 
 class InOrder:
@@ -112,6 +132,9 @@ class BlogComponent(slixmpp.ComponentXMPP):
         super().__init__(jid, secret, host, port)
         #: maps a domain error to its <error/> (pubsub/errors.py, injected by app.py)
         self.error_for = error_for
+        #: admits or refuses each inbound stanza before its adapter (spamguard, injected by app.py)
+        self.gate: Gate = lambda kind, sender, action: None
+        self.max_depth = MAX_DEPTH
         self.enable_starttls = False
         self.enable_direct_tls = False
         self.enable_plaintext = True
@@ -283,13 +306,18 @@ class BlogComponent(slixmpp.ComponentXMPP):
         xml = iq.xml
         try:
             req = self._request(iq)
-            problem = shape_error(xml)
+            problem = shape_error(xml, self.max_depth)
             if problem:
                 raise errors.BadRequest(f"stanza {problem}")
             payload = req.payload
             if payload is None:
                 raise errors.BadRequest("an iq get/set needs exactly one payload element")
             ns = payload.tag[1:].split("}", 1)[0] if payload.tag.startswith("{") else ""
+            verdict = self.gate("iq", req.sender, _iq_action(ns, payload))
+            if verdict is not None:
+                self._reply_error(iq, error_element("auth" if verdict == "forbidden" else "wait",
+                                                    verdict or "policy-violation", "refused by policy"))
+                return
             handler = self._iq.get((ns, iq["type"]))
             if handler is None:
                 self._reply_error(iq, error_element("cancel", "service-unavailable"))
@@ -314,9 +342,14 @@ class BlogComponent(slixmpp.ComponentXMPP):
         xml = stanza.xml
         try:
             req = self._request(stanza)
-            problem = shape_error(xml)
+            problem = shape_error(xml, self.max_depth)
             if problem:
                 raise errors.BadRequest(f"stanza {problem}")
+            verdict = self.gate(stanza.name, req.sender, _stanza_action(xml))
+            if verdict is not None:
+                if verdict and stanza.name == "message" and xml.get("type") not in ("error", "headline"):
+                    self._reply_error(stanza, error_element("wait", verdict, "refused by policy"))
+                return
             for handler in handlers:
                 await handler(req)
         except errors.BlogError as exc:

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Spamguard end to end: a scripted rogue service on beta pushes what nobody asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import slixmpp
+from slixmpp.xmlstream import ET
+
+from ..support.prosody import SECRET
+from .test_im import greeted
+
+ROGUE = "rogue.beta.test"
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+def event(node: str, item_id: str, title: str, author: str) -> str:
+    return (f"<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{node}'>"
+            f"<item id='{item_id}'><entry xmlns='{ATOM}'><title>{title}</title>"
+            f"<author><uri>xmpp:{author}</uri></author></entry></item></items></event>")
+
+
+class Rogue(slixmpp.ComponentXMPP):
+    """Answers subscribe requests (so it can be followed), then pushes whatever the test says."""
+
+    def __init__(self, ip: str) -> None:
+        super().__init__(ROGUE, SECRET, ip, 5347)
+        self.enable_starttls = False
+        self.enable_direct_tls = False
+        self.unsubscribed: list[str] = []
+        self.register_handler(slixmpp.xmlstream.handler.Callback(
+            "pubsub", slixmpp.xmlstream.matcher.MatchXPath("{jabber:component:accept}iq"), self._iq))
+
+    def _iq(self, iq) -> None:
+        if iq["type"] not in ("get", "set"):
+            return
+        xml = ET.tostring(iq.xml, encoding="unicode")
+        reply = iq.reply(clear=True)
+        if "<subscribe" in xml or ":subscribe" in xml:
+            reply.append(ET.fromstring(
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                f"<subscription node='news' jid='{iq['from'].bare}' subscription='subscribed'/></pubsub>"))
+        elif "unsubscribe" in xml:
+            self.unsubscribed.append(iq["to"].full)
+        elif "<items" in xml or ":items" in xml:
+            reply.append(ET.fromstring("<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='news'/></pubsub>"))
+        reply.send()
+
+    def push(self, frm: str, xml: str) -> None:
+        self.send_raw(f"<message from='{frm}' to='blog.alpha.test' type='headline'>{xml}</message>")
+
+
+async def test_rogue_service_pushes_are_dropped_and_counted(clients, component, net):
+    rogue = Rogue(net["beta"].ip)
+    started = asyncio.get_running_loop().create_future()
+    rogue.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+    rogue.connect()
+    await asyncio.wait_for(started, 10)
+    victim = await clients("walter")
+    await greeted(victim)
+    try:
+        # T1: an event for a node nobody here follows, from a bare JID: dropped, answered with one unsubscribe
+        for i in range(3):
+            rogue.push(f"spam@{ROGUE}", event("urn:xmpp:microblog:0", f"s{i}", "T1 spam", f"spam@{ROGUE}"))
+        component.wait_log("reason=no-subscription", count=3)
+        await asyncio.sleep(0.3)
+        assert rogue.unsubscribed == [f"spam@{ROGUE}"], "exactly one unsubscribe, however much it pushes"
+        # a legitimate follow of the rogue's node (by URI), then pushes that claim someone else's authorship
+        assert await victim.say(f"follow xmpp:{ROGUE}?;node=news") == f"Now following {ROGUE}"
+        rogue.push(ROGUE, event("news", "forged", "T-author forged", "alice@alpha.test"))
+        rogue.push(ROGUE, event("news", "honest", "legit news item", ROGUE))
+        # T2: the right node pushed from another JID of the same domain
+        rogue.push(f"mallory@{ROGUE}", event("news", "t2", "T2 spoofed origin", ROGUE))
+        honest = await victim.inbox.wait(lambda m: "legit news item" in (m["body"] or ""))
+        assert honest is not None, "legitimate traffic alongside the attack must arrive"
+        component.wait_log("reason=author-mismatch")
+        await asyncio.sleep(0.5)
+        bodies = " ".join(m["body"] or "" for m in victim.inbox.items)
+        timeline = await victim.say("timeline 20")
+        for spam in ("T1 spam", "T-author forged", "T2 spoofed origin"):
+            assert spam not in bodies and spam not in timeline, spam
+        assert await victim.say(f"unfollow xmpp:{ROGUE}?;node=news") == f"You no longer follow {ROGUE}"
+    finally:
+        rogue.disconnect()
+    # the counters reach the database (flushed at shutdown) and `xmppblog stats` shows them
+    component.stop()
+    out = subprocess.run([sys.executable, "-m", "xmppblog", "-c", str(component.config), "stats"],
+                         capture_output=True, text=True, timeout=60)
+    component.start()
+    assert out.returncode == 0, out.stderr
+    assert "no-subscription" in out.stdout and ROGUE in out.stdout and "author-mismatch" in out.stdout

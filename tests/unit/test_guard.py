@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Spamguard decisions on a fake clock: lists, rates, consent, counting."""
+
+from __future__ import annotations
+
+import pytest
+
+from xmppblog.spamguard.guard import Guard, Limits, RemotePush, as_gate
+from xmppblog.spamguard.verdict import Kind
+
+
+class Clock:
+    t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def guard(consented=(), **limits):
+    async def consent(origin, node):
+        return (origin, node) in consented
+    return Guard(consent, {"example.org", "blog.example.org"}, Limits(**limits), Clock())
+
+
+def test_block_and_allow_lists():
+    g = guard(blocked_domains=frozenset({"spam.example"}))
+    assert g.gate("iq", "x@spam.example/r", "pubsub:subscribe").condition == "forbidden"
+    assert g.gate("message", "x@spam.example", "event").condition == "forbidden"
+    assert g.gate("iq", "x@fine.example/r", "pubsub:subscribe").accepted
+    g = guard(allowed_domains=frozenset({"friend.example"}))
+    assert g.gate("message", "a@friend.example", "event").accepted
+    assert not g.gate("message", "a@stranger.example", "event").accepted
+    assert g.gate("message", "alice@example.org/pc", "chat").accepted, "local users are never blocked"
+    assert g.drops[("blocked-domain", "stranger.example")] == 1
+
+
+def test_rates_per_jid_and_domain():
+    g = guard(remote_events_per_minute=2, remote_domain_events_per_minute=3)
+    assert [g.gate("message", "a@peer.example", "event").kind for _ in range(3)] == [Kind.ACCEPT] * 2 + [Kind.DROP]
+    assert g.gate("message", "b@peer.example", "event").accepted, "a's flood did not use the domain's share"
+    assert g.gate("message", "c@peer.example", "event").kind is Kind.DROP, "the domain's bucket is empty"
+    assert g.drops[("rate-jid-events", "peer.example")] == 1
+    assert g.drops[("rate-domain-events", "peer.example")] == 1
+
+
+@pytest.mark.parametrize("action,limit,reason", [
+    ("pubsub:subscribe", "subscribes_per_minute", "rate-subscribes"),
+    ("pubsub:publish", "local_publishes_per_minute", "rate-publishes"),
+    ("chat", "im_commands_per_minute", "rate-commands"),
+])
+def test_rates_answered_with_policy_violation_or_dropped(action, limit, reason):
+    g = guard(**{limit: 1})
+    gate = as_gate(g)
+    assert gate("iq", "alice@example.org/pc", action) is None
+    assert gate("iq", "alice@example.org/pc", action) == "policy-violation"
+    g = guard(**{limit: 1}, over_limit="drop")
+    g.gate("iq", "alice@example.org/pc", action)
+    assert as_gate(g)("iq", "alice@example.org/pc", action) == ""
+    assert g.take_unflushed()[(reason, "example.org")] == 1
+    assert g.take_unflushed() == {}
+
+
+async def test_pushes_need_consent_from_the_exact_bare_origin():
+    g = guard(consented={("bob@blog.peer.example", "urn:xmpp:microblog:0")}, max_items_per_event=5)
+    ok = RemotePush("bob@blog.peer.example", "urn:xmpp:microblog:0", 1, "items")
+    assert (await g.check(ok)).accepted
+    for push, reason in [
+        (RemotePush("bob@blog.peer.example", "other", 1, "items"), "no-subscription"),
+        (RemotePush("eve@blog.peer.example", "urn:xmpp:microblog:0", 1, "items"), "no-subscription"),
+        (RemotePush("bob@blog.peer.example/x", "urn:xmpp:microblog:0", 1, "items"), "from-full-jid"),
+        (RemotePush("bob@blog.peer.example", "urn:xmpp:microblog:0", 20000, "items"), "too-many-items"),
+    ]:
+        v = await g.check(push)
+        assert v.kind is Kind.DROP and v.reason == reason
