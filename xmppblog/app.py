@@ -17,6 +17,7 @@ from .config import Config
 from .core.addressing import Addressing
 from .core.delivery import Deliveries, DeliveryPolicy
 from .core.federation import FederationService
+from .core.moderation import Moderation
 from .core.service import BlogService, Limits
 from .core.social import SocialService
 from .federation.bounces import Bounces
@@ -24,6 +25,7 @@ from .federation.inbound import InboundEvents
 from .federation.remote import RemoteBlogs
 from .im.commands import ChatBot
 from .im.online import OnlineTracker
+from .im.reports import BlockingAdapter
 from .im.roster import RosterAdapter
 from .im.text import im_body
 from .im.vcard import VCardAdapter
@@ -81,14 +83,16 @@ class App:
             sg.subscribes_per_minute, sg.im_commands_per_minute, sg.max_items_per_event,
             frozenset(sg.blocked_domains), frozenset(sg.allowed_domains), sg.over_limit))
         self.component.gate = as_gate(self.guard)
+        self.moderation = Moderation(uow, clock, c.admins)
         self.component.max_depth = sg.max_payload_depth
         self._uow = uow
         self._clock = clock
         self.remote = RemoteBlogs(self.component, self.federation, max_payload_bytes=lim.max_payload_bytes)
-        for adapter in (PubsubAdapter(self.service), DiscoAdapter(self.service), MiscAdapter(),
-                        CommandsAdapter(self.service), VCardAdapter(self.service),
+        for adapter in (PubsubAdapter(self.service), DiscoAdapter(self.service, self.moderation.admins),
+                        MiscAdapter(), CommandsAdapter(self.service, self.moderation, self.guard),
+                        VCardAdapter(self.service), BlockingAdapter(self.social, self.moderation),
                         RosterAdapter(self.social, self.component, self.online, self.remote),
-                        ChatBot(self.social, self.component, self.remote),
+                        ChatBot(self.social, self.component, self.remote, self.moderation),
                         InboundEvents(self.federation, self.guard, lim.max_payload_bytes,
                                       self.remote.stop_pushes), self.remote,
                         Bounces(self.deliveries)):
@@ -102,6 +106,7 @@ class App:
     async def run(self, migrate_first: bool = True) -> None:
         if migrate_first:
             await migrate.upgrade(self.cfg.database.url)
+        self.guard.apply_domain_policies(await self.moderation.domain_policies())
         c = self.cfg.component
         log.info("xmppblog starting: component=%s host=%s:%s users=%s database=%s",
                  c.jid, c.host, c.port, c.users_domain, _safe_url(self.cfg.database.url))

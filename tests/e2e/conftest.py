@@ -18,7 +18,8 @@ ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi
                "ivan", "judy", "mallory", "oscar", "peggy", "trent", "victor", "walter",
                # IM tests (tests/e2e/test_im.py)
                "kim", "leo", "max", "nina", "olga", "pete", "quinn", "rosa", "sam", "tina",
-               "uma", "vince", "wendy", "xavier", "yara", "zoe", "abe", "bea"]
+               "uma", "vince", "wendy", "xavier", "yara", "zoe", "abe", "bea",
+               "admin"]  # [component] admins of the test component
 
 
 def pytest_collection_modifyitems(items):

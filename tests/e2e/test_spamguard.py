@@ -92,3 +92,52 @@ async def test_rogue_service_pushes_are_dropped_and_counted(clients, component, 
     component.start()
     assert out.returncode == 0, out.stderr
     assert "no-subscription" in out.stdout and ROGUE in out.stdout and "author-mismatch" in out.stdout
+
+
+COMMANDS = "http://jabber.org/protocol/commands"
+
+
+async def run_command(c, node, fields=None):
+    """Execute an ad-hoc command on the service JID (two steps when it has a form)."""
+    from ..support.clients import raw_iq
+    r = await raw_iq(c, "blog.alpha.test", "set", f"<command xmlns='{COMMANDS}' node='{node}' action='execute'/>")
+    cmd = r.xml.find(f"{{{COMMANDS}}}command")
+    if fields is not None:
+        x = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
+        r = await raw_iq(c, "blog.alpha.test", "set",
+                         f"<command xmlns='{COMMANDS}' node='{node}' sessionid='{cmd.get('sessionid')}'>"
+                         f"<x xmlns='jabber:x:data' type='submit'>{x}</x></command>")
+        cmd = r.xml.find(f"{{{COMMANDS}}}command")
+    note = cmd.find(f"{{{COMMANDS}}}note")
+    return cmd.get("status"), note.text if note is not None else ""
+
+
+async def test_admin_commands_domain_block_at_run_time_and_reports(clients, component, net):
+    from ..support.clients import raw_iq
+    admin, walter, zed = await clients("admin"), await clients("walter"), await clients("zed@beta.test")
+    items = await admin.plugin["xep_0030"].get_items(jid="blog.alpha.test", node=COMMANDS)
+    assert "xmppblog#domain-block" in {i[1] for i in items["disco_items"]["items"]}
+    err = await walter.error_of(raw_iq(walter, "blog.alpha.test", "set",
+                                       f"<command xmlns='{COMMANDS}' node='xmppblog#domain-block' action='execute'/>"))
+    assert err[:2] == ("auth", "forbidden"), "only admins"
+    # block beta.test at run time: its users are refused at once
+    status, note = await run_command(admin, "xmppblog#domain-block", {"domain": "Beta.Test", "action": "add"})
+    assert status == "completed" and note == "Added beta.test to the block list."
+    err = await zed.error_of(zed.pubsub.get_items("walter@blog.alpha.test", "urn:xmpp:microblog:0"))
+    assert err[:2] == ("auth", "forbidden")
+    status, note = await run_command(admin, "xmppblog#domains")
+    assert "block: beta.test" in note
+    await run_command(admin, "xmppblog#domain-block", {"domain": "beta.test", "action": "remove"})
+    await zed.pubsub.subscribe("walter@blog.alpha.test", "urn:xmpp:microblog:0")
+    # reports: by chat, and XEP-0377 on a XEP-0191 block
+    assert (await walter.say("report zed@beta.test keeps spamming")).startswith("Reported zed@beta.test")
+    await raw_iq(walter, "blog.alpha.test", "set",
+                 "<block xmlns='urn:xmpp:blocking'><item jid='spam@rogue.beta.test'>"
+                 "<report xmlns='urn:xmpp:reporting:1' reason='urn:xmpp:reporting:spam'><text>ads</text></report>"
+                 "</item></block>")
+    assert "spam@rogue.beta.test" in await walter.say("blocked")
+    status, note = await run_command(admin, "xmppblog#reports")
+    assert "walter@alpha.test reported spam@rogue.beta.test (urn:xmpp:reporting:spam) ads" in note
+    assert "walter@alpha.test reported zed@beta.test" in note
+    status, note = await run_command(admin, "xmppblog#spamguard-stats")
+    assert status == "completed" and "blocked-domain" in note

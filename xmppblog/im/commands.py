@@ -16,6 +16,7 @@ from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from ..core import errors
+from ..core.moderation import Moderation
 from ..core.model import NS_MICROBLOG, AccessModel, Actor, NodeRef, SubState
 from ..core.service import BlogService, xmpp_uri
 from ..core.social import SocialService
@@ -31,7 +32,7 @@ post TEXT · reply ID TEXT · repost ID · delete ID
 follow JID · unfollow JID · following · followers · timeline [N]
 track WORD · untrack WORD · tracking · on · off (pause/resume chat delivery)
 approve JID · deny JID · requests · protect on|off
-block JID · unblock JID · blocked · whois JID · help
+block JID · unblock JID · blocked · report JID [why] · whois JID · help
 JID: a user (alice@example.org) or their blog (alice@blog.example.org). ID: the #id under a post.
 To post text that starts with a command word, start it with "post "."""
 
@@ -39,7 +40,7 @@ To post text that starts with a command word, start it with "post "."""
 EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked"}
 #: commands that take arguments (the first word decides)
 WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track", "untrack",
-             "approve", "deny", "protect", "block", "unblock", "whois"}
+             "approve", "deny", "protect", "block", "unblock", "whois", "report"}
 MAX_BODY = 8000
 
 
@@ -55,9 +56,10 @@ class RemoteFollowing(Protocol):
 
 class ChatBot:
     def __init__(self, social: SocialService, component: BlogComponent,
-                 remote: RemoteFollowing | None = None) -> None:
+                 remote: RemoteFollowing | None = None, moderation: Moderation | None = None) -> None:
         self.social = social
         self.remote = remote
+        self.moderation = moderation
         self.blogs: BlogService = social.blogs
         self.component = component
         self._commands: dict[str, Callable[[Actor, str], Awaitable[str]]] = {
@@ -69,6 +71,7 @@ class ChatBot:
             "off": self.cmd_off, "approve": self.cmd_approve, "deny": self.cmd_deny,
             "requests": self.cmd_requests, "protect": self.cmd_protect, "block": self.cmd_block,
             "unblock": self.cmd_unblock, "blocked": self.cmd_blocked, "whois": self.cmd_whois,
+            "report": self.cmd_report,
         }
 
     def register(self, component: BlogComponent) -> None:
@@ -314,6 +317,13 @@ class ChatBot:
     async def cmd_blocked(self, actor: Actor, rest: str) -> str:
         who = await self.social.blocked(actor)
         return ("You block: " + ", ".join(who)) if who else "You block nobody."
+
+    async def cmd_report(self, actor: Actor, rest: str) -> str:
+        target, _, why = rest.partition(" ")
+        if not target or self.moderation is None:
+            return "Usage: report JID [why] — tells the admins of this server about abuse."
+        who = await self.moderation.report(actor, target, "urn:xmpp:reporting:abuse", why.strip())
+        return f"Reported {who} to the administrators. To stop seeing them: block {who}"
 
     async def cmd_whois(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:

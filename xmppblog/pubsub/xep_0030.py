@@ -28,6 +28,7 @@ from ..xmpp.namespaces import (
     NS_XMPPBLOG,
 )
 from . import forms
+from .xep_0050 import ADMIN_COMMANDS
 
 DI = f"{{{NS_DISCO_INFO}}}"
 DT = f"{{{NS_DISCO_ITEMS}}}"
@@ -47,7 +48,8 @@ BLOG_FEATURES = (
     NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_COMMANDS, NS_PING, NS_VERSION,
     *(f"{NS_PUBSUB}#{f}" for f in PUBSUB_FEATURES),
 )
-SERVICE_FEATURES = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PING, NS_VERSION, NS_XMPPBLOG)
+SERVICE_FEATURES = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PING, NS_VERSION, NS_XMPPBLOG, NS_COMMANDS,
+                    "urn:xmpp:blocking", "urn:xmpp:reporting:1")
 
 
 def _info(identities: list[tuple[str, str, str]], features: tuple[str, ...],
@@ -64,9 +66,10 @@ def _info(identities: list[tuple[str, str, str]], features: tuple[str, ...],
 
 
 class DiscoAdapter:
-    def __init__(self, service: BlogService) -> None:
+    def __init__(self, service: BlogService, admins: frozenset[str] = frozenset()) -> None:
         self.service = service
         self.service_jid = service.addr.service_jid
+        self.admins = admins
 
     def register(self, component: BlogComponent) -> None:
         component.on_iq(NS_DISCO_INFO, "get", self.get_info)
@@ -109,6 +112,11 @@ class DiscoAdapter:
         node = query.get("node")
         q = ET.Element(DT + "query", {"node": node} if node else {})
         if req.to == self.service_jid:
+            if node == NS_COMMANDS:
+                if req.actor.jid in self.admins:
+                    for cmd_node, name in ADMIN_COMMANDS.items():
+                        ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": cmd_node, "name": name})
+                return q
             if node:
                 raise errors.NodeNotFound("the service JID has no nodes")
             return q

@@ -12,8 +12,10 @@ import secrets
 import xml.etree.ElementTree as ET
 
 from ..core import errors
+from ..core.moderation import Moderation
 from ..core.model import NodeRef
 from ..core.service import BlogService
+from ..spamguard.guard import Guard
 from ..xmpp.component import BlogComponent, Request
 from ..xmpp.namespaces import NS_COMMANDS, NS_PUBSUB_GET_PENDING, NS_PUBSUB_SUB_AUTH
 from . import forms
@@ -21,15 +23,30 @@ from . import forms
 C = f"{{{NS_COMMANDS}}}"
 
 
+#: admin commands on the service JID: node -> name
+ADMIN_COMMANDS = {
+    "xmppblog#spamguard-stats": "Spamguard: what was refused",
+    "xmppblog#domain-block": "Block or unblock a domain",
+    "xmppblog#domain-allow": "Add or remove an allowed domain (an allow list admits only those)",
+    "xmppblog#domains": "List the run-time domain lists",
+    "xmppblog#reports": "Recent abuse reports",
+}
+
+
 class CommandsAdapter:
-    def __init__(self, service: BlogService) -> None:
+    def __init__(self, service: BlogService, moderation: Moderation | None = None,
+                 guard: Guard | None = None) -> None:
         self.service = service
+        self.moderation = moderation
+        self.guard = guard
 
     def register(self, component: BlogComponent) -> None:
         component.on_iq(NS_COMMANDS, "set", self.set_command)
 
     async def set_command(self, req: Request, cmd: ET.Element) -> ET.Element:
         node = cmd.get("node", "")
+        if req.to == self.service.addr.service_jid and node in ADMIN_COMMANDS and self.moderation:
+            return await self.admin_command(req, cmd, node)
         if node != NS_PUBSUB_GET_PENDING or req.to == self.service.addr.service_jid:
             raise errors.NodeNotFound(f"no command {node[:64]!r} here")
         action = cmd.get("action", "execute")
@@ -63,4 +80,60 @@ class CommandsAdapter:
         out.set("status", "completed")
         note = ET.SubElement(out, C + "note", {"type": "info"})
         note.text = f"Sent {count} approval form(s)."
+        return out
+
+    # ------------------------------------------------------------ admin commands
+
+    async def admin_command(self, req: Request, cmd: ET.Element, node: str) -> ET.Element:
+        assert self.moderation is not None
+        if not self.moderation.is_admin(req.actor):
+            raise errors.Forbidden("only the administrators of this server may run this command")
+        sessionid = cmd.get("sessionid") or secrets.token_hex(8)
+        out = ET.Element(C + "command", {"node": node, "sessionid": sessionid})
+        if cmd.get("action") == "cancel":
+            out.set("status", "canceled")
+            return out
+        x = cmd.find(forms.X)
+        if node in ("xmppblog#domain-block", "xmppblog#domain-allow"):
+            policy = "block" if node.endswith("block") else "allow"
+            if x is None:
+                out.set("status", "executing")
+                ET.SubElement(ET.SubElement(out, C + "actions", {"execute": "complete"}), C + "complete")
+                out.append(forms.Form("form", ADMIN_COMMANDS[node])
+                           .field("domain", None, "text-single", "Domain")
+                           .field("action", "add", "list-single", "Action", [("add", "Add"), ("remove", "Remove")])
+                           .el)
+                return out
+            _, values = forms.parse(x)
+            domain = forms.single(values, "domain") or ""
+            on = (forms.single(values, "action") or "add") == "add"
+            d, changed = await self.moderation.set_domain(req.actor, domain, policy, on)
+            if self.guard is not None:
+                self.guard.apply_domain_policies(await self.moderation.domain_policies())
+            return self._done(out, f"{'Added' if on else 'Removed'} {d} {'to' if on else 'from'} the {policy} list"
+                                   + ("." if changed else " (no change)."))
+        if node == "xmppblog#domains":
+            policies = await self.moderation.domain_policies()
+            lines = [f"{p}: {d}" for d, p in policies] or ["No run-time domain list entries."]
+            if self.guard is not None:
+                allowed = sorted(self.guard.allowed) or "all"
+                lines.append(f"in force: blocked {sorted(self.guard.blocked)}, allowed {allowed}")
+            return self._done(out, "\n".join(lines))
+        if node == "xmppblog#reports":
+            reports = await self.moderation.reports(req.actor)
+            lines = [f"{at:%Y-%m-%d %H:%M} {who} reported {target} ({reason}) {text}".rstrip()
+                     for who, target, reason, text, at in reports]
+            return self._done(out, "\n".join(lines) or "No reports.")
+        # spamguard-stats
+        drops = await self.moderation.drops(req.actor)
+        lines = [f"{n} × {reason} from {domain}" for reason, domain, n, _ in drops[:30]]
+        if self.guard is not None:
+            lines.append(f"since start: {sum(self.guard.drops.values())} refused; most recent:")
+            lines += [f"  {reason} {origin}" for _, reason, origin in list(self.guard.recent)[-10:]]
+        return self._done(out, "\n".join(lines) or "Nothing was refused.")
+
+    @staticmethod
+    def _done(out: ET.Element, text: str) -> ET.Element:
+        out.set("status", "completed")
+        ET.SubElement(out, C + "note", {"type": "info"}).text = text
         return out

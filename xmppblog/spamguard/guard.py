@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -65,6 +65,14 @@ class Guard:
         self._publishes = TokenBuckets(limits.local_publishes_per_minute, now)
         self.drops: Counter[tuple[str, str]] = Counter()
         self._unflushed: Counter[tuple[str, str]] = Counter()
+        #: the most recent refusals, for admins: (monotonic time, reason, origin)
+        self.recent: deque[tuple[float, str, str]] = deque(maxlen=50)
+        self._now = now
+
+    def apply_domain_policies(self, policies: list[tuple[str, str]]) -> None:
+        """Add run-time list entries (stored by admins) to the configured ones."""
+        self.blocked = set(self.limits.blocked_domains) | {d for d, p in policies if p == "block"}
+        self.allowed = set(self.limits.allowed_domains) | {d for d, p in policies if p == "allow"}
 
     # ------------------------------------------------------------ every stanza
 
@@ -100,7 +108,7 @@ class Guard:
         return ACCEPT
 
     def _refuse(self, kind: str, domain: str, sender: str, reason: str, condition: str | None) -> Verdict:
-        self._count(reason, domain)
+        self._count(reason, domain, sender)
         log.info("stanza refused: kind=%s from=%s reason=%s", kind, sender, reason)
         if condition is None or (self.limits.over_limit == "drop" and reason.startswith("rate-")):
             return drop(reason)
@@ -119,18 +127,19 @@ class Guard:
         return ACCEPT
 
     def _drop(self, push: RemotePush, reason: str) -> Verdict:
-        self._count(reason, parse(push.origin).domain)
+        self._count(reason, parse(push.origin).domain, push.origin)
         log.info("push dropped: origin=%s node=%s kind=%s reason=%s", push.origin, push.node, push.kind, reason)
         return drop(reason)
 
     def drop_item(self, origin: str, node: str, item_id: str, reason: str) -> None:
         """Count one item of an accepted push that was refused on its own (e.g. a forged author)."""
-        self._count(reason.split(":")[0], parse(origin).domain)
+        self._count(reason.split(":")[0], parse(origin).domain, origin)
         log.info("item dropped: origin=%s node=%s item=%s reason=%s", origin, node, item_id[:64], reason)
 
-    def _count(self, reason: str, domain: str) -> None:
+    def _count(self, reason: str, domain: str, origin: str = "") -> None:
         self.drops[(reason, domain)] += 1
         self._unflushed[(reason, domain)] += 1
+        self.recent.append((self._now(), reason, origin or domain))
 
     def take_unflushed(self) -> Counter[tuple[str, str]]:
         out, self._unflushed = self._unflushed, Counter()

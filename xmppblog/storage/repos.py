@@ -47,7 +47,9 @@ from .tables import (
     NodeRow,
     OutboxEventRow,
     OutboxRow,
+    DomainPolicyRow,
     RemoteSubscriptionRow,
+    ReportRow,
     SpamDropRow,
     SubscriptionRow,
     TrackRow,
@@ -457,6 +459,32 @@ class StatsRepo:
         rows = (await self.s.execute(select(SpamDropRow).order_by(
             SpamDropRow.count.desc(), SpamDropRow.reason, SpamDropRow.domain))).scalars()
         return [(r.reason, r.domain, int(r.count), utc(r.last_at)) for r in rows]
+
+    async def domain_policies(self) -> Sequence[tuple[str, str]]:
+        rows = (await self.s.execute(select(DomainPolicyRow.domain, DomainPolicyRow.policy)
+                                     .order_by(DomainPolicyRow.domain))).all()
+        return [(d, p) for d, p in rows]
+
+    async def set_domain_policy(self, domain: str, policy: str, on: bool, by: str, at: datetime) -> bool:
+        exists_ = (await self.s.execute(select(DomainPolicyRow.id).where(
+            DomainPolicyRow.domain == domain, DomainPolicyRow.policy == policy))).first() is not None
+        if on and not exists_:
+            self.s.add(DomainPolicyRow(domain=domain, policy=policy, created_by=by, created_at=at))
+            await self.s.flush()
+            return True
+        if not on and exists_:
+            await self.s.execute(delete(DomainPolicyRow).where(
+                DomainPolicyRow.domain == domain, DomainPolicyRow.policy == policy))
+            return True
+        return False
+
+    async def add_report(self, reporter: str, target: str, reason: str, text: str, at: datetime) -> None:
+        self.s.add(ReportRow(reporter=reporter, target=target, reason=reason, text=text, created_at=at))
+        await self.s.flush()
+
+    async def reports(self, limit: int) -> Sequence[tuple[str, str, str, str, datetime]]:
+        rows = (await self.s.execute(select(ReportRow).order_by(ReportRow.id.desc()).limit(limit))).scalars()
+        return [(r.reporter, r.target, r.reason, r.text, utc(r.created_at)) for r in rows]
 
 
 class FeedRepo:

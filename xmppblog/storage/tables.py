@@ -214,3 +214,29 @@ class SpamDropRow(Base):
     domain: Mapped[str] = mapped_column(String(1024))
     count: Mapped[int] = mapped_column(BigInteger)
     last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DomainPolicyRow(Base):
+    """Domain block/allow list entries set at run time by admins (added to the config's)."""
+
+    __tablename__ = "domain_policies"
+    __table_args__ = (UniqueConstraint("domain", "policy", name="uq_domain_policies_domain"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(String(1024))
+    policy: Mapped[str] = mapped_column(String(8))  # block | allow
+    created_by: Mapped[str] = mapped_column(String(2047))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReportRow(Base):
+    """Abuse reports from users (chat `report`, XEP-0377), for admins."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reporter: Mapped[str] = mapped_column(String(2047))
+    target: Mapped[str] = mapped_column(String(2047))
+    reason: Mapped[str] = mapped_column(String(256))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
