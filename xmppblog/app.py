@@ -31,6 +31,7 @@ from .im.text import im_body
 from .im.vcard import VCardAdapter
 from .pubsub.errors import error_for
 from .pubsub.notify import OutboxSender
+from .pubsub.signing import Signer
 from .pubsub.xep_0030 import DiscoAdapter, MiscAdapter
 from .pubsub.xep_0050 import CommandsAdapter
 from .pubsub.xep_0060 import PubsubAdapter
@@ -69,8 +70,9 @@ class App:
                                    expire=self.deliveries.expire_sent)
         self.online = OnlineTracker()
         lim = cfg.limits
+        self.signer = Signer(uow, clock)
         self.service = BlogService(
-            Addressing(c.jid, c.users_domain), uow, AtomCodec(), clock,
+            Addressing(c.jid, c.users_domain), uow, AtomCodec(self.signer), clock,
             Limits(lim.max_payload_bytes, lim.max_items_per_node, lim.max_page_items,
                    min(256 * 1024, lim.max_stanza_bytes // 2)),
             after_commit=self.sender.wake, online=self.online)
@@ -87,14 +89,15 @@ class App:
         self.component.max_depth = sg.max_payload_depth
         self._uow = uow
         self._clock = clock
-        self.remote = RemoteBlogs(self.component, self.federation, max_payload_bytes=lim.max_payload_bytes)
-        for adapter in (PubsubAdapter(self.service), DiscoAdapter(self.service, self.moderation.admins),
+        self.remote = RemoteBlogs(self.component, self.federation, max_payload_bytes=lim.max_payload_bytes,
+                                  guard=self.guard)
+        for adapter in (PubsubAdapter(self.service, self.signer), DiscoAdapter(self.service, self.moderation.admins),
                         MiscAdapter(), CommandsAdapter(self.service, self.moderation, self.guard),
                         VCardAdapter(self.service), BlockingAdapter(self.social, self.moderation),
                         RosterAdapter(self.social, self.component, self.online, self.remote),
                         ChatBot(self.social, self.component, self.remote, self.moderation),
                         InboundEvents(self.federation, self.guard, lim.max_payload_bytes,
-                                      self.remote.stop_pushes), self.remote,
+                                      self.remote.stop_pushes, self.remote.verified), self.remote,
                         Bounces(self.deliveries)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
@@ -107,6 +110,7 @@ class App:
         if migrate_first:
             await migrate.upgrade(self.cfg.database.url)
         self.guard.apply_domain_policies(await self.moderation.domain_policies())
+        await self.signer.load()
         c = self.cfg.component
         log.info("xmppblog starting: component=%s host=%s:%s users=%s database=%s",
                  c.jid, c.host, c.port, c.users_domain, _safe_url(self.cfg.database.url))

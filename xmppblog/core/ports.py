@@ -142,6 +142,13 @@ class StatsRepo(Protocol):
     async def reports(self, limit: int) -> Sequence[tuple[str, str, str, str, datetime]]: ...
 
 
+class KeyRepo(Protocol):
+    """This server's signing keys (raw Ed25519 bytes, base64)."""
+
+    async def all(self) -> Sequence[tuple[str, str, str, bool, datetime]]: ...
+    async def add(self, key_id: str, private_key: str, public_key: str, at: datetime) -> None: ...
+
+
 class FeedRepo(Protocol):
     """Read models across nodes: timelines, short-id lookup, counts."""
 
@@ -173,6 +180,7 @@ class UnitOfWork(Protocol):
     feed: FeedRepo
     remote: RemoteRepo
     stats: StatsRepo
+    keys: KeyRepo
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

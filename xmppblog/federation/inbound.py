@@ -28,8 +28,11 @@ A = f"{{{NS_ATOM}}}"
 
 class InboundEvents:
     def __init__(self, fed: FederationService, guard: Guard, max_payload_bytes: int,
-                 unsubscribe: Callable[[NodeRef], Awaitable[None]] | None = None) -> None:
+                 unsubscribe: Callable[[NodeRef], Awaitable[None]] | None = None,
+                 verified: Callable[[str, str, list[RemoteEntry]], Awaitable[list[RemoteEntry]]] | None = None,
+                 ) -> None:
         self.fed = fed
+        self._verified = verified
         self.guard = guard
         self.max_payload_bytes = max_payload_bytes
         self._unsubscribe = unsubscribe
@@ -102,6 +105,8 @@ class InboundEvents:
                 self.guard.drop_item(origin, node, item_id, f"author-mismatch: claims {author[:64]}")
                 continue
             entries.append(RemoteEntry(item_id, draft, author))
+        if entries and self._verified is not None:
+            entries = await self._verified(origin, node, entries)
         if entries:
             await self.fed.ingest(origin, node, entries)
         ids = [r.get("id", "") for r in retracts if r.get("id")]

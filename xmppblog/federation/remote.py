@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
@@ -22,13 +23,16 @@ from ..core import errors
 from ..core.federation import FederationService, RemoteEntry
 from ..core.jid import parse
 from ..core.model import NS_MICROBLOG, Actor, NodeRef, SubState
+from ..pubsub.signing import NS_KEYS_NODE, parse_keys, verify
 from ..pubsub.xep_0277 import parse_entry
+from ..spamguard.guard import Guard
 from ..xmpp.component import BlogComponent
 from ..xmpp.namespaces import NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_STANZAS, NS_XMPPBLOG
 
 log = logging.getLogger(__name__)
 
 P = f"{{{NS_PUBSUB}}}"
+KEYS_TTL = 3600.0
 CATCH_UP_ITEMS = 20
 CATCH_UP_PAGES = 5
 RESYNC_EVERY = 6 * 3600.0
@@ -50,12 +54,14 @@ def condition(stanza: ET.Element) -> str:
 
 class RemoteBlogs:
     def __init__(self, component: BlogComponent, fed: FederationService, timeout: float = 10.0,
-                 max_payload_bytes: int = 65536) -> None:
+                 max_payload_bytes: int = 65536, guard: Guard | None = None) -> None:
         self.component = component
         self.fed = fed
         self.timeout = timeout
         self.max_payload_bytes = max_payload_bytes
         self.service_jid = fed.addr.service_jid
+        self.guard = guard
+        self._keys: dict[str, tuple[float, dict[str, bytes] | None]] = {}
 
     def register(self, component: BlogComponent) -> None:
         component.on_online(lambda: component.background(self.resync()))
@@ -79,6 +85,59 @@ class RemoteBlogs:
         except IqTimeout:
             raise errors.RemoteUnavailable(f"{to} did not answer") from None
         return reply.xml
+
+    # ------------------------------------------------------------ signatures
+
+    async def keys_of(self, service: str, refresh: bool = False) -> dict[str, bytes] | None:
+        """The signing keys of an xmppblog service, None if `service` is no xmppblog (cached 1 h).
+
+        Raises:
+            RemoteUnavailable: an xmppblog service whose keys could not be fetched.
+        """
+        now = time.monotonic()
+        cached = self._keys.get(service)
+        if cached is not None and cached[0] > now and not refresh:
+            return cached[1]
+        if await self._is_xmppblog(service) is None:
+            keys = None
+        else:
+            ps = ET.Element(P + "pubsub")
+            ET.SubElement(ps, P + "items", {"node": NS_KEYS_NODE})
+            reply = await self._iq(service, "get", ps)
+            keys = parse_keys(reply.findall(f"{P}pubsub/{P}items/{P}item"))
+        self._keys[service] = (now + KEYS_TTL, keys)
+        return keys
+
+    async def verified(self, origin: str, node: str, entries: list[RemoteEntry]) -> list[RemoteEntry]:
+        """Entries whose signature checks out when `origin` is an xmppblog server (issue #5)."""
+        if not entries:
+            return entries
+        service = parse(origin).domain
+        try:
+            keys = await self.keys_of(service)
+        except errors.RemoteUnavailable:
+            for e in entries:
+                self._drop(origin, node, e.item_id, "unverifiable: keys unavailable")
+            return []
+        if keys is None:
+            return entries  # a plain XEP-0060 service (PEP…): nothing to verify against
+        out = []
+        for e in entries:
+            problem = verify(e.draft.entry, keys)  # type: ignore[attr-defined]
+            if problem == "unknown-signing-key":
+                keys = await self.keys_of(service, refresh=True) or {}  # the peer may have rotated
+                problem = verify(e.draft.entry, keys)  # type: ignore[attr-defined]
+            if problem:
+                self._drop(origin, node, e.item_id, problem)
+            else:
+                out.append(e)
+        return out
+
+    def _drop(self, origin: str, node: str, item_id: str, reason: str) -> None:
+        if self.guard is not None:
+            self.guard.drop_item(origin, node, item_id, reason)
+        else:
+            log.info("item dropped: origin=%s node=%s item=%s reason=%s", origin, node, item_id, reason)
 
     # ------------------------------------------------------------ resolution
 
@@ -263,7 +322,8 @@ class RemoteBlogs:
                 entries.append(RemoteEntry(item.get("id", ""), parse_entry(item, self.max_payload_bytes), ""))
             except errors.BlogError:
                 continue
-        return await self.fed.ingest(ref.service, ref.node, [e for e in entries if e.item_id], notify=notify)
+        entries = await self.verified(ref.service, ref.node, [e for e in entries if e.item_id])
+        return await self.fed.ingest(ref.service, ref.node, entries, notify=notify)
 
     async def resync(self) -> None:
         """At start-up: check every subscription we hold (§5.6), re-subscribe, fetch what we missed."""

@@ -28,6 +28,7 @@ from ..xmpp.namespaces import (
     NS_XMPPBLOG,
 )
 from . import forms
+from .signing import NS_KEYS_NODE
 from .xep_0050 import ADMIN_COMMANDS
 
 DI = f"{{{NS_DISCO_INFO}}}"
@@ -119,6 +120,8 @@ class DiscoAdapter:
                 return q
             if node:
                 raise errors.NodeNotFound("the service JID has no nodes")
+            ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": NS_KEYS_NODE,
+                                           "name": "Signing keys of this xmppblog server"})
             return q
         self.service.owner_of(req.to)
         if node == NS_COMMANDS:

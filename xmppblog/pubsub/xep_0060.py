@@ -25,6 +25,7 @@ from ..xmpp.namespaces import (
     NS_PUBSUB_SUB_AUTH,
 )
 from . import forms, xep_0059
+from .signing import NS_KEYS_NODE, Signer
 from .xep_0277 import parse_entry
 
 log = logging.getLogger(__name__)
@@ -121,9 +122,10 @@ def _page_el(node: str, page: Page, with_rsm: bool) -> ET.Element:
 class PubsubAdapter:
     """Routes <pubsub/> and <pubsub xmlns='…#owner'/> IQs to the service."""
 
-    def __init__(self, service: BlogService) -> None:
+    def __init__(self, service: BlogService, signer: Signer | None = None) -> None:
         self.service = service
         self.limits = service.limits
+        self.signer = signer
         self._user: dict[tuple[str, str], Handler] = {
             ("set", "publish"): self.set_publish,
             ("set", "retract"): self.set_retract,
@@ -163,6 +165,10 @@ class PubsubAdapter:
         if pubsub.tag.split("}")[-1] != "pubsub":
             raise errors.BadRequest("expected a <pubsub/> element")
         if req.to == self.service.addr.service_jid:
+            items = pubsub.find(P + "items")
+            if (self.signer is not None and req.stanza["type"] == "get" and items is not None
+                    and items.get("node") == NS_KEYS_NODE):
+                return self._keys()
             raise errors.NodeNotFound(
                 "the service JID hosts no nodes yet; blogs live at user@"
                 f"{self.service.addr.service_jid}")
@@ -267,6 +273,15 @@ class PubsubAdapter:
         rsm = xep_0059.parse(pubsub)
         page = await self.service.get_items(req.actor, ref, ids, rsm or PageRequest(), max_items)
         return _page_el(ref.node, page, with_rsm=rsm is not None)
+
+    def _keys(self) -> ET.Element:
+        """This server's public signing keys (pubsub/signing.py), readable by anyone."""
+        assert self.signer is not None
+        ps = ET.Element(P + "pubsub")
+        items = ET.SubElement(ps, P + "items", {"node": NS_KEYS_NODE})
+        for key_id, key in self.signer.key_items():
+            ET.SubElement(items, P + "item", {"id": key_id}).append(key)
+        return ps
 
     def _nick(self, ref: NodeRef) -> ET.Element:
         """XEP-0172 nickname of a blog JID, as a read-only PEP node: its owner's user name."""

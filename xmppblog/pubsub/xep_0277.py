@@ -13,6 +13,7 @@ import copy
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from ..core import errors
 from ..core.model import Stamp
@@ -22,6 +23,10 @@ A = f"{{{NS_ATOM}}}"
 MAX_ENTRY_DEPTH = 16
 
 ET.register_namespace("thr", NS_THR)
+
+
+class SignsEntries(Protocol):
+    def sign(self, entry: ET.Element) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +93,10 @@ def plain_text(entry: ET.Element) -> str:
 
 
 class AtomCodec:
-    """core.ports.EntryCodec for XEP-0277 entries."""
+    """core.ports.EntryCodec for XEP-0277 entries; signs what it stamps when given a signer."""
+
+    def __init__(self, signer: SignsEntries | None = None) -> None:
+        self.signer = signer
 
     def text(self, draft: object) -> str:
         assert isinstance(draft, AtomDraft)
@@ -141,6 +149,8 @@ class AtomCodec:
         if stamp.replies_uri:
             entry.append(ET.Element(A + "link", {"rel": "replies", "title": "comments",
                                                  "href": stamp.replies_uri}))
+        if self.signer is not None:
+            self.signer.sign(entry)  # last, over the final form (pubsub/signing.py)
         try:
             return ET.tostring(entry, encoding="unicode", default_namespace=NS_ATOM)
         except ValueError:  # an element in no namespace: keep explicit prefixes

@@ -50,6 +50,7 @@ from .tables import (
     DomainPolicyRow,
     RemoteSubscriptionRow,
     ReportRow,
+    ServerKeyRow,
     SpamDropRow,
     SubscriptionRow,
     TrackRow,
@@ -487,6 +488,22 @@ class StatsRepo:
         return [(r.reporter, r.target, r.reason, r.text, utc(r.created_at)) for r in rows]
 
 
+class KeyRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def all(self) -> Sequence[tuple[str, str, str, bool, datetime]]:
+        rows = (await self.s.execute(select(ServerKeyRow).order_by(ServerKeyRow.id))).scalars()
+        return [(r.key_id, r.private_key, r.public_key, r.active, utc(r.created_at)) for r in rows]
+
+    async def add(self, key_id: str, private_key: str, public_key: str, at: datetime) -> None:
+        """Store a new key and make it the only active (signing) one."""
+        await self.s.execute(update(ServerKeyRow).values(active=False))
+        self.s.add(ServerKeyRow(key_id=key_id, private_key=private_key, public_key=public_key,
+                                active=True, created_at=at))
+        await self.s.flush()
+
+
 class FeedRepo:
     """Read models across nodes (timelines, short ids, counts)."""
 
@@ -609,6 +626,7 @@ class SqlUnitOfWork:
         self.feed = FeedRepo(s)
         self.remote = RemoteRepo(s)
         self.stats = StatsRepo(s)
+        self.keys = KeyRepo(s)
         return self
 
     async def commit(self) -> None:

@@ -240,3 +240,17 @@ class ReportRow(Base):
     reason: Mapped[str] = mapped_column(String(256))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ServerKeyRow(Base):
+    """This server's Ed25519 signing keys; the newest active one signs, all stay published."""
+
+    __tablename__ = "server_keys"
+    __table_args__ = (UniqueConstraint("key_id", name="uq_server_keys_key_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    private_key: Mapped[str] = mapped_column(Text)   # raw 32 bytes, base64
+    public_key: Mapped[str] = mapped_column(Text)    # raw 32 bytes, base64
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
