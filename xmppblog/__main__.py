@@ -23,6 +23,7 @@ commands:
   check-config   validate the configuration and print the effective settings
   stats          print spamguard drops per reason and domain, the outbox backlog
                  and the subscriptions held at other servers
+  rotate-key     make a new Ed25519 key to sign posts with (restart `run` to use it)
 
 The config path may also come from XMPPBLOG_CONFIG; any key can be overridden
 with XMPPBLOG_<SECTION>_<KEY> (e.g. XMPPBLOG_COMPONENT_SECRET).
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("check-config", help="validate and print the effective config")
     sub.add_parser("stats", help="print what spamguard dropped, the outbox backlog and remote subscriptions")
+    sub.add_parser("rotate-key", help="make a new signing key (old ones stay published)")
     return p
 
 
@@ -106,6 +108,28 @@ async def _stats(cfg) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
+async def _rotate_key(cfg) -> int:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from .pubsub.signing import Signer
+    from .storage import migrate
+    from .storage.engine import create_engine, sessionmaker
+    from .storage.repos import uow_factory
+
+    class Clock:
+        def now(self) -> datetime:
+            return datetime.now(UTC)
+
+    await migrate.upgrade(cfg.database.url)
+    engine = create_engine(cfg.database.url)
+    try:
+        key_id = await Signer(uow_factory(sessionmaker(engine)), Clock()).rotate()
+    finally:
+        await engine.dispose()
+    print(f"new signing key {key_id}; restart xmppblog to sign with it (older keys stay published)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.command:
@@ -130,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_migrate(cfg))
         if args.command == "stats":
             return asyncio.run(_stats(cfg))
+        if args.command == "rotate-key":
+            return asyncio.run(_rotate_key(cfg))
         return asyncio.run(_run(cfg, not args.no_migrate))
     except KeyboardInterrupt:
         return 130

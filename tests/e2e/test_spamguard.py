@@ -26,8 +26,10 @@ def event(node: str, item_id: str, title: str, author: str) -> str:
 class Rogue(slixmpp.ComponentXMPP):
     """Answers subscribe requests (so it can be followed), then pushes whatever the test says."""
 
-    def __init__(self, ip: str) -> None:
+    def __init__(self, ip: str, xmppblog_keys: str | None = None) -> None:
         super().__init__(ROGUE, SECRET, ip, 5347)
+        #: pretend to be an xmppblog server publishing this (base64) key
+        self.xmppblog_keys = xmppblog_keys
         self.enable_starttls = False
         self.enable_direct_tls = False
         self.unsubscribed: list[str] = []
@@ -39,7 +41,15 @@ class Rogue(slixmpp.ComponentXMPP):
             return
         xml = ET.tostring(iq.xml, encoding="unicode")
         reply = iq.reply(clear=True)
-        if "<subscribe" in xml or ":subscribe" in xml:
+        if self.xmppblog_keys and "disco#info" in xml:
+            reply.append(ET.fromstring("<query xmlns='http://jabber.org/protocol/disco#info'>"
+                                       "<feature var='urn:xmppblog:0'/></query>"))
+        elif self.xmppblog_keys and "urn:xmppblog:keys:0" in xml:
+            reply.append(ET.fromstring(
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmppblog:keys:0'>"
+                f"<item id='k1'><key xmlns='urn:xmppblog:0' algorithm='ed25519'>{self.xmppblog_keys}</key>"
+                "</item></items></pubsub>"))
+        elif "<subscribe" in xml or ":subscribe" in xml:
             reply.append(ET.fromstring(
                 "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
                 f"<subscription node='news' jid='{iq['from'].bare}' subscription='subscribed'/></pubsub>"))
@@ -141,3 +151,49 @@ async def test_admin_commands_domain_block_at_run_time_and_reports(clients, comp
     assert "walter@alpha.test reported zed@beta.test" in note
     status, note = await run_command(admin, "xmppblog#spamguard-stats")
     assert status == "completed" and "blocked-domain" in note
+
+
+async def test_entries_from_an_xmppblog_peer_need_valid_signatures(clients, component, net):
+    """A peer that says it is xmppblog must sign: unsigned and forged-signature entries are dropped."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from xmppblog.pubsub.signing import canonical
+
+    key = Ed25519PrivateKey.generate()
+    pub = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    rogue = Rogue(net["beta"].ip, xmppblog_keys=pub)
+    started = asyncio.get_running_loop().create_future()
+    rogue.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+    rogue.connect()
+    await asyncio.wait_for(started, 10)
+    trent = await clients("trent")
+    await greeted(trent)
+    try:
+        assert await trent.say(f"follow xmpp:{ROGUE}?;node=news") == f"Now following {ROGUE}"
+
+        def signed(item_id: str, title: str, tamper: bool = False) -> str:
+            entry = ET.fromstring(f"<entry xmlns='{ATOM}'><title>{title}</title>"
+                                  f"<author><uri>xmpp:{ROGUE}</uri></author></entry>")
+            sig = base64.b64encode(key.sign(canonical(entry))).decode()
+            if tamper:
+                entry.find(f"{{{ATOM}}}title").text = title + " (altered)"
+            el = ET.SubElement(entry, "{urn:xmppblog:0}signature", {"key": "k1", "algorithm": "ed25519"})
+            el.text = sig
+            return (f"<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='news'>"
+                    f"<item id='{item_id}'>{ET.tostring(entry, encoding='unicode')}</item></items></event>")
+
+        rogue.push(ROGUE, event("news", "u1", "unsigned claim", ROGUE))
+        rogue.push(ROGUE, signed("t1", "tampered claim", tamper=True))
+        rogue.push(ROGUE, signed("ok1", "properly signed news"))
+        ok = await trent.inbox.wait(lambda m: "properly signed news" in (m["body"] or ""))
+        assert ok is not None
+        component.wait_log("reason=missing-signature")
+        component.wait_log("reason=bad-signature")
+        timeline = await trent.say("timeline 10")
+        assert "unsigned claim" not in timeline and "tampered claim" not in timeline
+        assert await trent.say(f"unfollow xmpp:{ROGUE}?;node=news") == f"You no longer follow {ROGUE}"
+    finally:
+        rogue.disconnect()

@@ -81,3 +81,15 @@ def test_cli_check_config_help_version(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "check-config" in capsys.readouterr().out
+
+
+def test_cli_stats_and_rotate_key(tmp_path, capsys):
+    cfg = write(tmp_path, GOOD + f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/x.db"\n')
+    assert main(["-c", cfg, "stats"]) == 1
+    assert "the database is empty" in capsys.readouterr().out
+    assert main(["-c", cfg, "rotate-key"]) == 0
+    first = capsys.readouterr().out.split()[3]
+    assert main(["-c", cfg, "rotate-key"]) == 0
+    assert capsys.readouterr().out.split()[3] != first
+    assert main(["-c", cfg, "stats"]) == 0
+    assert "spamguard: 0 refused" in capsys.readouterr().out
