@@ -91,6 +91,8 @@ class App:
         self._clock = clock
         self.remote = RemoteBlogs(self.component, self.federation, max_payload_bytes=lim.max_payload_bytes,
                                   guard=self.guard)
+        self.remote.rtbl = [(s.split(",", 1)[0].strip(), s.split(",", 1)[1].strip()) for s in sg.rtbl_services]
+        self.guard.rtbl_sources = set(self.remote.rtbl)
         for adapter in (PubsubAdapter(self.service, self.signer), DiscoAdapter(self.service, self.moderation.admins),
                         MiscAdapter(), CommandsAdapter(self.service, self.moderation, self.guard),
                         VCardAdapter(self.service), BlockingAdapter(self.social, self.moderation),

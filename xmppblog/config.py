@@ -71,6 +71,7 @@ class SpamguardConfig:
     max_payload_depth: int = 32
     blocked_domains: tuple[str, ...] = ()
     allowed_domains: tuple[str, ...] = ()
+    rtbl_services: tuple[str, ...] = ()  # "service JID, node" pairs
     over_limit: str = "policy-violation"
 
 
@@ -195,6 +196,14 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("[spamguard] max_payload_depth: must be between 8 and 256")
     if sg.over_limit not in ("policy-violation", "drop"):
         raise ConfigError("[spamguard] over_limit: must be \"policy-violation\" or \"drop\"")
+    for entry in sg.rtbl_services:
+        service, _, node = entry.partition(",")
+        if not node.strip():
+            raise ConfigError(f"[spamguard] rtbl_services: {entry!r} is not \"service JID, node\"")
+        try:
+            parse(service.strip())
+        except InvalidJid as exc:
+            raise ConfigError(f"[spamguard] rtbl_services: {exc}") from None
     try:
         cfg = dataclasses.replace(cfg, spamguard=dataclasses.replace(
             sg, blocked_domains=tuple(parse(d).domain for d in sg.blocked_domains),

@@ -26,8 +26,9 @@ def event(node: str, item_id: str, title: str, author: str) -> str:
 class Rogue(slixmpp.ComponentXMPP):
     """Answers subscribe requests (so it can be followed), then pushes whatever the test says."""
 
-    def __init__(self, ip: str, xmppblog_keys: str | None = None) -> None:
+    def __init__(self, ip: str, xmppblog_keys: str | None = None, rtbl: tuple[str, ...] = ()) -> None:
         super().__init__(ROGUE, SECRET, ip, 5347)
+        self.rtbl = rtbl
         #: pretend to be an xmppblog server publishing this (base64) key
         self.xmppblog_keys = xmppblog_keys
         self.enable_starttls = False
@@ -49,6 +50,10 @@ class Rogue(slixmpp.ComponentXMPP):
                 "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmppblog:keys:0'>"
                 f"<item id='k1'><key xmlns='urn:xmppblog:0' algorithm='ed25519'>{self.xmppblog_keys}</key>"
                 "</item></items></pubsub>"))
+        elif "node=\"rtbl\"" in xml and ("<items" in xml or ":items" in xml):
+            items = "".join(f"<item id='{h}'/>" for h in self.rtbl)
+            reply.append(ET.fromstring(
+                f"<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='rtbl'>{items}</items></pubsub>"))
         elif "<subscribe" in xml or ":subscribe" in xml:
             reply.append(ET.fromstring(
                 "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
@@ -195,5 +200,34 @@ async def test_entries_from_an_xmppblog_peer_need_valid_signatures(clients, comp
         timeline = await trent.say("timeline 10")
         assert "unsigned claim" not in timeline and "tampered claim" not in timeline
         assert await trent.say(f"unfollow xmpp:{ROGUE}?;node=news") == f"You no longer follow {ROGUE}"
+    finally:
+        rogue.disconnect()
+
+
+async def test_real_time_block_list(clients, component, net):
+    """[spamguard] rtbl_services: entries (sha256 of JIDs or domains) refuse stanzas at once."""
+    import hashlib
+
+    from xmppblog.spamguard.guard import sha256_hex
+
+    entry = hashlib.sha256(b"xena@beta.test").hexdigest()
+    assert entry == sha256_hex("xena@beta.test")
+    rogue = Rogue(net["beta"].ip, rtbl=(entry,))
+    started = asyncio.get_running_loop().create_future()
+    rogue.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+    rogue.connect()
+    await asyncio.wait_for(started, 10)
+    try:
+        component.stop()
+        component.start()
+        # wait in a thread: the rogue answers alpha's IQs on this test's event loop
+        await asyncio.to_thread(component.wait_log, f"rtbl {ROGUE} rtbl: 1 entries")
+        xena = await clients("xena@beta.test")
+        err = await xena.error_of(xena.pubsub.get_items("walter@blog.alpha.test", "urn:xmpp:microblog:0"))
+        assert err[:2] == ("auth", "forbidden")
+        rogue.push(ROGUE, "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='rtbl'>"
+                          f"<retract id='{entry}'/></items></event>")
+        await asyncio.to_thread(component.wait_log, "rtbl update from rogue.beta.test rtbl: +0 -1")
+        await xena.pubsub.get_items("walter@blog.alpha.test", "urn:xmpp:microblog:0")
     finally:
         rogue.disconnect()

@@ -31,6 +31,8 @@ class Component:
             f'[federation]\nfirst_retry_seconds = 1.0\n'
             # the scenarios send far more commands per user than a person would
             f'[spamguard]\nim_commands_per_minute = 600\nlocal_publishes_per_minute = 600\n'
+            # a real-time block list served by the rogue test component (tests/e2e/test_spamguard.py)
+            f'rtbl_services = ["rogue.{server.domain.replace("alpha", "beta")}, rtbl"]\n'
             f'[log]\nlevel = "debug"\n')
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0

@@ -60,6 +60,9 @@ class InboundEvents:
             if not verdict.accepted:
                 await self._tell_to_stop(origin, node, verdict.reason)
                 continue
+            if (origin, node) in self.guard.rtbl_sources:
+                self._rtbl(origin, node, child)
+                continue
             if kind == "items":
                 await self._items(origin, node, items, retracts)
             elif kind == "purge":
@@ -67,6 +70,17 @@ class InboundEvents:
             elif kind == "delete" or (kind == "subscription" and child.get("subscription") == "none"):
                 log.info("remote node ended our subscription: origin=%s node=%s (%s)", origin, node, kind)
                 await self.fed.confirmed(NodeRef(origin, node), SubState.NONE)
+
+    def _rtbl(self, origin: str, node: str, child: ET.Element) -> None:
+        """A real-time block list changed: item ids are sha256 of blocked JIDs or domains."""
+        added = [i.get("id", "").lower() for i in child.findall(EV + "item") if i.get("id")]
+        removed = [r.get("id", "").lower() for r in child.findall(EV + "retract") if r.get("id")]
+        if child.tag == EV + "purge":
+            self.guard.rtbl.clear()
+        self.guard.rtbl.update(added)
+        self.guard.rtbl.difference_update(removed)
+        log.info("rtbl update from %s %s: +%d -%d (now %d entries)", origin, node, len(added), len(removed),
+                 len(self.guard.rtbl))
 
     async def _tell_to_stop(self, origin: str, node: str, reason: str) -> None:
         """A service that keeps pushing a node we do not follow gets one unsubscribe (issue #5),

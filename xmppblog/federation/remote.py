@@ -62,6 +62,8 @@ class RemoteBlogs:
         self.service_jid = fed.addr.service_jid
         self.guard = guard
         self._keys: dict[str, tuple[float, dict[str, bytes] | None]] = {}
+        #: configured real-time block lists: (service JID, node)
+        self.rtbl: list[tuple[str, str]] = []
 
     def register(self, component: BlogComponent) -> None:
         component.on_online(lambda: component.background(self.resync()))
@@ -325,8 +327,41 @@ class RemoteBlogs:
         entries = await self.verified(ref.service, ref.node, [e for e in entries if e.item_id])
         return await self.fed.ingest(ref.service, ref.node, entries, notify=notify)
 
+    async def follow_rtbl(self, ref: NodeRef) -> None:
+        """Subscribe to a real-time block list and load its current entries (issue #5)."""
+        if self.guard is None:
+            return
+        self.guard.rtbl_sources.add((ref.service, ref.node))
+        await self.fed.confirmed(ref, SubState.PENDING)  # consent: the admin configured it
+        state = await self.subscribe_only(ref)
+        try:
+            ps = ET.Element(P + "pubsub")
+            ET.SubElement(ps, P + "items", {"node": ref.node})
+            reply = await self._iq(ref.service, "get", ps)
+        except errors.RemoteUnavailable as exc:
+            log.warning("rtbl %s %s unavailable (%s); retried at the next resync", ref.service, ref.node, exc.text)
+            return
+        ids = {i.get("id", "").lower() for i in reply.findall(f"{P}pubsub/{P}items/{P}item") if i.get("id")}
+        self.guard.rtbl |= ids
+        log.info("rtbl %s %s: %d entries (subscription %s)", ref.service, ref.node, len(ids), state)
+
+    async def subscribe_only(self, ref: NodeRef) -> SubState:
+        ps = ET.Element(P + "pubsub")
+        ET.SubElement(ps, P + "subscribe", {"node": ref.node, "jid": self.service_jid})
+        try:
+            reply = await self._iq(ref.service, "set", ps)
+        except errors.RemoteUnavailable:
+            return SubState.PENDING
+        sub = reply.find(f"{P}pubsub/{P}subscription")
+        state = SubState(sub.get("subscription", "subscribed")) if sub is not None else SubState.SUBSCRIBED
+        await self.fed.confirmed(ref, state)
+        return state
+
     async def resync(self) -> None:
         """At start-up: check every subscription we hold (§5.6), re-subscribe, fetch what we missed."""
+        if self.guard is not None:
+            for service, node in list(self.rtbl):
+                await self.follow_rtbl(NodeRef(service, node))
         try:
             held = await self.fed.held()
         except errors.BlogError:
@@ -334,6 +369,8 @@ class RemoteBlogs:
             return
         for sub in held:
             ref = NodeRef(sub.service, sub.node)
+            if self.guard is not None and (sub.service, sub.node) in self.guard.rtbl_sources:
+                continue
             try:
                 ps = ET.Element(P + "pubsub")
                 ET.SubElement(ps, P + "subscriptions", {"node": sub.node})

@@ -16,6 +16,7 @@ are flushed to the database (`xmppblog stats`). Drops are silent.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter, deque
@@ -65,6 +66,10 @@ class Guard:
         self._publishes = TokenBuckets(limits.local_publishes_per_minute, now)
         self.drops: Counter[tuple[str, str]] = Counter()
         self._unflushed: Counter[tuple[str, str]] = Counter()
+        #: real-time block list entries: sha256 hex of blocked bare JIDs and domains (RTBL items)
+        self.rtbl: set[str] = set()
+        #: (service, node) pairs whose items are block list entries
+        self.rtbl_sources: set[tuple[str, str]] = set()
         #: the most recent refusals, for admins: (monotonic time, reason, origin)
         self.recent: deque[tuple[float, str, str]] = deque(maxlen=50)
         self._now = now
@@ -92,6 +97,9 @@ class Guard:
         j = parse(sender)
         if self.domain_refused(j.domain):
             return self._refuse(kind, j.domain, sender, "blocked-domain", "forbidden")
+        if self.rtbl and j.domain not in self.local_domains and (
+                sha256_hex(j.domain) in self.rtbl or sha256_hex(j.bare) in self.rtbl):
+            return self._refuse(kind, j.domain, sender, "rtbl", "forbidden")
         local_user = j.domain in self.local_domains
         if action == "event" and not local_user:
             # The JID's own bucket first: one flooding JID must not use up its domain's share.
@@ -144,6 +152,11 @@ class Guard:
     def take_unflushed(self) -> Counter[tuple[str, str]]:
         out, self._unflushed = self._unflushed, Counter()
         return out
+
+
+def sha256_hex(text: str) -> str:
+    """How RTBL items name what they block (as the XMPP community's block lists do)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def as_gate(guard: Guard) -> Callable[[str, str, str], str | None]:
