@@ -40,3 +40,17 @@ def db_url(request, tmp_path):
     base = request.getfixturevalue("pg_server")
     from .support.postgres import fresh_database
     return fresh_database(base)
+
+
+#: (attack class, attempts, reached a user) rows filled by tests/e2e/test_spamguard.py
+ADVERSARIAL: list[tuple[str, int, int]] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not ADVERSARIAL:
+        return
+    tr = terminalreporter
+    tr.section("spamguard adversarial report")
+    tr.write_line(f"{'attack':<48} {'attempts':>8} {'reached a user':>15}")
+    for name, attempts, reached in ADVERSARIAL:
+        tr.write_line(f"{name:<48} {attempts:>8} {reached:>15}")

@@ -10,6 +10,7 @@ import sys
 import slixmpp
 from slixmpp.xmlstream import ET
 
+from ..conftest import ADVERSARIAL
 from ..support.prosody import SECRET
 from .test_im import greeted
 
@@ -95,6 +96,12 @@ async def test_rogue_service_pushes_are_dropped_and_counted(clients, component, 
         await asyncio.sleep(0.5)
         bodies = " ".join(m["body"] or "" for m in victim.inbox.items)
         timeline = await victim.say("timeline 20")
+        for name, spam, attempts in (("T1 event for a node nobody follows", "T1 spam", 3),
+                                     ("forged authorship on a followed node", "T-author forged", 1),
+                                     ("T2 followed node pushed from another JID", "T2 spoofed origin", 1)):
+            reached = int(spam in bodies or spam in timeline)
+            ADVERSARIAL.append((name, attempts, reached))
+        ADVERSARIAL.append(("legitimate item sent alongside (must arrive)", 1, int(honest is not None)))
         for spam in ("T1 spam", "T-author forged", "T2 spoofed origin"):
             assert spam not in bodies and spam not in timeline, spam
         assert await victim.say(f"unfollow xmpp:{ROGUE}?;node=news") == f"You no longer follow {ROGUE}"
@@ -139,6 +146,7 @@ async def test_admin_commands_domain_block_at_run_time_and_reports(clients, comp
     status, note = await run_command(admin, "xmppblog#domain-block", {"domain": "Beta.Test", "action": "add"})
     assert status == "completed" and note == "Added beta.test to the block list."
     err = await zed.error_of(zed.pubsub.get_items("walter@blog.alpha.test", "urn:xmpp:microblog:0"))
+    ADVERSARIAL.append(("request from a domain blocked at run time", 1, int(err[:2] != ("auth", "forbidden"))))
     assert err[:2] == ("auth", "forbidden")
     status, note = await run_command(admin, "xmppblog#domains")
     assert "block: beta.test" in note
@@ -198,6 +206,9 @@ async def test_entries_from_an_xmppblog_peer_need_valid_signatures(clients, comp
         component.wait_log("reason=missing-signature")
         component.wait_log("reason=bad-signature")
         timeline = await trent.say("timeline 10")
+        seen = " ".join(m["body"] or "" for m in trent.inbox.items) + timeline
+        ADVERSARIAL.append(("unsigned entry from an xmppblog peer", 1, int("unsigned claim" in seen)))
+        ADVERSARIAL.append(("tampered signed entry", 1, int("tampered claim" in seen)))
         assert "unsigned claim" not in timeline and "tampered claim" not in timeline
         assert await trent.say(f"unfollow xmpp:{ROGUE}?;node=news") == f"You no longer follow {ROGUE}"
     finally:
@@ -224,6 +235,7 @@ async def test_real_time_block_list(clients, component, net):
         await asyncio.to_thread(component.wait_log, f"rtbl {ROGUE} rtbl: 1 entries")
         xena = await clients("xena@beta.test")
         err = await xena.error_of(xena.pubsub.get_items("walter@blog.alpha.test", "urn:xmpp:microblog:0"))
+        ADVERSARIAL.append(("request from a JID on a real-time block list", 1, int(err[:2] != ("auth", "forbidden"))))
         assert err[:2] == ("auth", "forbidden")
         rogue.push(ROGUE, "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='rtbl'>"
                           f"<retract id='{entry}'/></items></event>")

@@ -72,3 +72,10 @@ async def test_pushes_need_consent_from_the_exact_bare_origin():
     ]:
         v = await g.check(push)
         assert v.kind is Kind.DROP and v.reason == reason
+
+
+def test_a_remote_domain_cannot_subscribe_without_bound():
+    g = guard(subscribes_per_minute=1)
+    refused = sum(not g.gate("iq", f"u{i}@farm.example/x", "pubsub:subscribe").accepted for i in range(30))
+    assert refused == 20, "each JID gets 1, the domain 10"
+    assert g.drops[("rate-domain-subscribes", "farm.example")] == 20

@@ -62,6 +62,8 @@ class Guard:
         self._events_jid = TokenBuckets(limits.remote_events_per_minute, now)
         self._events_domain = TokenBuckets(limits.remote_domain_events_per_minute, now)
         self._subscribes = TokenBuckets(limits.subscribes_per_minute, now)
+        # a whole remote domain may subscribe ten times as often as one of its JIDs
+        self._subscribes_domain = TokenBuckets(limits.subscribes_per_minute * 10, now)
         self._commands = TokenBuckets(limits.im_commands_per_minute, now)
         self._publishes = TokenBuckets(limits.local_publishes_per_minute, now)
         self.drops: Counter[tuple[str, str]] = Counter()
@@ -109,6 +111,8 @@ class Guard:
                 return self._refuse("message", j.domain, sender, "rate-domain-events", None)
         elif action == "pubsub:subscribe" and not self._subscribes.take(j.bare):
             return self._refuse(kind, j.domain, sender, "rate-subscribes", "policy-violation")
+        elif action == "pubsub:subscribe" and not local_user and not self._subscribes_domain.take(j.domain):
+            return self._refuse(kind, j.domain, sender, "rate-domain-subscribes", "policy-violation")
         elif action == "pubsub:publish" and not self._publishes.take(j.bare):
             return self._refuse(kind, j.domain, sender, "rate-publishes", "policy-violation")
         elif action == "chat" and local_user and not self._commands.take(j.bare):
