@@ -8,6 +8,7 @@ reading it in a chat window.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass, replace
@@ -135,11 +136,9 @@ class SocialService:
         ref = NodeRef(blog, NS_MICROBLOG)
         removed = False
         for jid in await self._subscription_jids(actor, ref):
-            try:
+            with contextlib.suppress(errors.NotSubscribed, errors.NodeNotFound):  # already gone
                 await self.blogs.unsubscribe(actor, ref, jid)
                 removed = True
-            except (errors.NotSubscribed, errors.NodeNotFound):
-                pass
         async with self._uow() as uow:
             contact, events = roster.farewell(await uow.contacts.get(blog, actor.jid))
             await uow.contacts.save(contact)
@@ -265,11 +264,9 @@ class SocialService:
     async def _drop_follow(self, blog: str, who: str) -> None:
         ref = NodeRef(blog, NS_MICROBLOG)
         for jid in await self._subscription_jids(Actor(who), ref):
-            try:
+            with contextlib.suppress(errors.NotSubscribed, errors.NodeNotFound):  # already gone
                 await self.blogs.unsubscribe(Actor(who), ref, jid)
                 log.info("roster unfollow: blog=%s contact=%s", blog, who)
-            except (errors.NotSubscribed, errors.NodeNotFound):
-                pass
 
     async def probe_answer(self, blog: str, contact_jid: str) -> str | None:
         """The status line to answer a probe with, or None if the contact may not see presence."""
@@ -455,10 +452,8 @@ class SocialService:
             followers = len(await uow.subs.for_node(node, SubState.SUBSCRIBED)) if node else 0
         latest: Item | None = None
         posts = 0
-        try:
+        with contextlib.suppress(errors.BlogError):  # a protected blog: its counts stay private
             page = await self.blogs.get_items(actor, ref, page=PageRequest(max=1))
             latest, posts = (page.items[0] if page.items else None), page.count
-        except errors.BlogError:
-            pass
         return Whois(user, blog, posts, followers, node.config.access_model if node else None, latest)
 

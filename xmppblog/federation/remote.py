@@ -12,6 +12,7 @@ Remote errors are never passed on verbatim: they become RemoteUnavailable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import xml.etree.ElementTree as ET
@@ -180,23 +181,20 @@ class RemoteBlogs:
         users_domain = await self._is_xmppblog(j.domain)
         if users_domain is not None:  # already a blog JID on an xmppblog service
             return f"{j.local}@{users_domain}" if users_domain else j.bare, NodeRef(j.bare, NS_MICROBLOG)
-        try:
+        # 1. an xmppblog service among the domain's disco items
+        with contextlib.suppress(errors.RemoteUnavailable):
             items = await self._iq(j.domain, "get", ET.Element(f"{{{NS_DISCO_ITEMS}}}query"))
             for item in items.iter(f"{{{NS_DISCO_ITEMS}}}item"):
                 service = item.get("jid", "")
                 if service and not item.get("node") and await self._is_xmppblog(service) is not None:
                     return j.bare, NodeRef(f"{j.local}@{service}", NS_MICROBLOG)
-        except errors.RemoteUnavailable:
-            pass
-        try:
-            # PEP (XEP-0163): Prosody hides node disco from non-contacts, but an open
-            # node's items are readable by anyone, and that is what we can follow.
+        # 2. PEP (XEP-0163): Prosody hides node disco from non-contacts, but an open
+        # node's items are readable by anyone, and that is what we can follow.
+        with contextlib.suppress(errors.RemoteUnavailable):
             ps = ET.Element(P + "pubsub")
             ET.SubElement(ps, P + "items", {"node": NS_MICROBLOG, "max_items": "1"})
             await self._iq(j.bare, "get", ps)
             return j.bare, NodeRef(j.bare, NS_MICROBLOG)
-        except errors.RemoteUnavailable:
-            pass
         raise errors.NoMicroblog(f"{j.bare} has no microblog we can follow")
 
     # ------------------------------------------------------------ subscriptions

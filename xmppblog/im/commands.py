@@ -16,8 +16,8 @@ from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from ..core import errors
-from ..core.moderation import Moderation
 from ..core.model import NS_MICROBLOG, AccessModel, Actor, NodeRef, SubState
+from ..core.moderation import Moderation
 from ..core.service import BlogService, xmpp_uri
 from ..core.social import SocialService
 from ..xmpp.component import BlogComponent, Request

@@ -9,6 +9,7 @@ a probe: DESIGN.md pitfalls); available/unavailable -> who is online.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from xml.sax.saxutils import escape, quoteattr
 
@@ -86,10 +87,8 @@ class RosterAdapter:
             self._send(proxy, contact, "subscribed")
             self._send(proxy, contact, status=f"{author}'s microblog (via {self.social.addr.service_jid})")
         elif ptype in ("unsubscribe", "unsubscribed"):
-            try:
+            with contextlib.suppress(errors.BlogError):  # not following: nothing to undo
                 await self.remote.unfollow(actor, remote)
-            except errors.BlogError:
-                pass
             if ptype == "unsubscribe":
                 self._send(proxy, contact, "unsubscribed")
         elif ptype == "probe":

@@ -10,8 +10,8 @@ plain text: nothing a user wrote is interpreted as markup (T11).
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
 import xml.etree.ElementTree as ET
+from urllib.parse import unquote
 
 from ..core.fanout import mentions
 from ..core.model import Marker, NodeRef, OutboxEvent

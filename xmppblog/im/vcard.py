@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 
 from ..core import errors
@@ -30,14 +31,12 @@ class VCardAdapter:
             return card
         owner = self.service.owner_of(req.to)
         name = owner.split("@")[0]
-        try:
+        with contextlib.suppress(errors.BlogError):  # protected or empty: the local part is all we say
             page = await self.service.get_items(req.actor, NodeRef(req.to, NS_MICROBLOG), page=PageRequest(max=1))
             entry = entry_of(page.items[0].payload) if page.items else None
             found = entry.find(f"{A}author/{A}name") if entry is not None else None
             if found is not None and found.text:
                 name = found.text
-        except errors.BlogError:
-            pass  # protected or empty: the local part is all we say
         card = ET.Element(V + "vCard")
         ET.SubElement(card, V + "FN").text = name
         ET.SubElement(card, V + "NICKNAME").text = name

@@ -10,6 +10,7 @@ between re-sends that batch, never loses it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -149,16 +150,12 @@ class OutboxSender:
                 continue
             if self._expire is not None and asyncio.get_running_loop().time() - self._last_expiry > 60:
                 self._last_expiry = asyncio.get_running_loop().time()
-                try:
+                with contextlib.suppress(errors.BlogError):  # retried a minute later
                     await self._expire()
-                except errors.BlogError:
-                    pass
             if n < self.batch:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):  # a tick for retries that came due
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
 
     async def stop(self) -> None:
         """Send what is due now, then stop."""
@@ -166,8 +163,9 @@ class OutboxSender:
         self._wake.set()
         if self._online.is_set():
             try:
-                while await self.drain_once() >= self.batch:
-                    pass
+                drained = self.batch
+                while drained >= self.batch:  # full batches: there may be more
+                    drained = await self.drain_once()
             except errors.BlogError:
                 log.warning("outbox: could not flush on shutdown; it resumes at next start")
 

@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from ..core.ports import Clock, UnitOfWorkFactory
 from ..xmpp.namespaces import NS_XMPPBLOG

@@ -12,8 +12,8 @@ import secrets
 import xml.etree.ElementTree as ET
 
 from ..core import errors
-from ..core.moderation import Moderation
 from ..core.model import NodeRef
+from ..core.moderation import Moderation
 from ..core.service import BlogService
 from ..spamguard.guard import Guard
 from ..xmpp.component import BlogComponent, Request

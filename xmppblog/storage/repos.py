@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..core import errors
-from ..core.ports import Clock
 from ..core.model import (
     AccessModel,
     Affiliation,
@@ -38,16 +37,17 @@ from ..core.model import (
     Subscription,
     SubState,
 )
+from ..core.ports import Clock
 from .tables import (
     AffiliationRow,
     BlockRow,
     ContactRow,
+    DomainPolicyRow,
     ImUserRow,
     ItemRow,
     NodeRow,
     OutboxEventRow,
     OutboxRow,
-    DomainPolicyRow,
     RemoteSubscriptionRow,
     ReportRow,
     ServerKeyRow,
