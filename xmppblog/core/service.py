@@ -107,7 +107,14 @@ class BlogService:
             raise errors.NodeNotFound(f"{service} is not a blog on this server")
         return owner
 
+    @property
+    def timeline_ref(self) -> NodeRef:
+        """The public timeline: the microblog node of the service JID, every public local post."""
+        return NodeRef(self.addr.service_jid, NS_MICROBLOG)
+
     def _check_name(self, ref: NodeRef) -> None:
+        if ref == self.timeline_ref:
+            return
         self.owner_of(ref.service)
         if ref.node == NS_MICROBLOG:
             return
@@ -146,6 +153,10 @@ class BlogService:
             NodeNotFound: if it does not exist and may not be created here.
         """
         self._check_name(ref)
+        if ref == self.timeline_ref:
+            timeline = await uow.nodes.get(ref) or await uow.nodes.create(
+                Node(ref, self.addr.service_jid, self._default_config()))
+            return timeline, timeline
         if ref.is_comments:
             parent, _ = await self._load(uow, ref.parent(), create=False)
             if await uow.items.get(parent, ref.parent_item or "") is None:
@@ -195,6 +206,8 @@ class BlogService:
             NodeNotFound, Forbidden, BadRequest, PayloadTooBig and the read refusals
             of `policy.check` for comments.
         """
+        if ref == self.timeline_ref:
+            raise errors.Forbidden("the public timeline is read-only: it carries every public post here")
         owner = self.owner_of(ref.service)
         if item_id is not None:
             validate_item_id(item_id)
@@ -249,6 +262,9 @@ class BlogService:
                 parent_owner = parent_item.publisher if parent_item else None
             events = await fanout.plan_post(uow, self.addr, self._online, fanout.Post(
                 node, access, item_id, payload, actor.jid or owner, self._codec.text(draft), parent_owner))
+            if not ref.is_comments and access.config.access_model is AccessModel.OPEN:
+                events += await self._timeline_put(uow, owner, Item(
+                    item_id, actor.jid or owner, payload, stamp.published, now))
             for event in events:
                 await uow.outbox.add(event)
             recipients = tuple(r for e in events for r in e.recipients)
@@ -263,6 +279,38 @@ class BlogService:
             return (f"only users of {self.addr.users_domain} have a blog here; "
                     f"this one belongs to {owner}")
         return f"only {owner} may publish here"
+
+    # ------------------------------------------------------------ public timeline
+
+    def _timeline_id(self, owner: str, item_id: str) -> str:
+        return f"{parse(owner).local}/{item_id}"
+
+    async def _timeline_put(self, uow: UnitOfWork, owner: str, item: Item) -> list[OutboxEvent]:
+        """Copy a public post onto the public timeline (same transaction) and notify its subscribers."""
+        tl, _ = await self._load(uow, self.timeline_ref)
+        copy = replace(item, item_id=self._timeline_id(owner, item.item_id))
+        await uow.items.put(tl, copy)
+        await uow.items.trim(tl, self.limits.max_items_per_node)
+        recipients = await self._recipients(uow, tl, tl)
+        if not recipients:
+            return []
+        return [OutboxEvent(EventKind.ITEM_PUBLISHED, tl.ref.service, tl.ref.node, recipients,
+                            item_id=copy.item_id, payload=copy.payload, publisher=owner)]
+
+    async def _timeline_remove(self, uow: UnitOfWork, owner: str, item_ids: Sequence[str] | None) -> None:
+        """Take a user's posts (these, or all) off the public timeline, telling its subscribers."""
+        tl = await uow.nodes.get(self.timeline_ref)
+        if tl is None:
+            return
+        if item_ids is None:
+            ids = [i for i in await uow.items.ids_by_publisher(tl, owner)]
+        else:
+            ids = [self._timeline_id(owner, i) for i in item_ids]
+        recipients = await self._recipients(uow, tl, tl)
+        for tl_id in ids:
+            if await uow.items.delete(tl, tl_id) and recipients:
+                await uow.outbox.add(OutboxEvent(EventKind.ITEM_RETRACTED, tl.ref.service, tl.ref.node,
+                                                 recipients, item_id=tl_id))
 
     async def _drop_comments(self, uow: UnitOfWork, node: Node, item_id: str) -> None:
         if node.ref.is_comments:
@@ -288,6 +336,8 @@ class BlogService:
                 check(Action.RETRACT_ANY, access.config.access_model, viewer)
             await uow.items.delete(node, item_id)
             await self._drop_comments(uow, node, item_id)
+            if not ref.is_comments and ref != self.timeline_ref:
+                await self._timeline_remove(uow, node.owner, [item_id])
             recipients: tuple[str, ...] = ()
             if notify or (notify is None and node.config.notify_retract):
                 for event in await fanout.plan_retract(uow, node, access, item_id):
@@ -311,6 +361,8 @@ class BlogService:
                     if comments.ref.is_comments:
                         await uow.nodes.delete(comments)
             count = await uow.items.purge(node)
+            if not ref.is_comments:
+                await self._timeline_remove(uow, node.owner, None)
             recipients = await self._recipients(uow, node, access)
             if recipients:
                 await uow.outbox.add(OutboxEvent(EventKind.NODE_PURGED, ref.service, ref.node, recipients))
@@ -350,6 +402,8 @@ class BlogService:
                     if other.ref.is_comments:
                         await uow.nodes.delete(other)
             await uow.nodes.delete(node)
+            if not ref.is_comments:
+                await self._timeline_remove(uow, node.owner, None)
             if recipients:
                 await uow.outbox.add(OutboxEvent(EventKind.NODE_DELETED, ref.service, ref.node, recipients))
             await self.commit(uow)
@@ -402,6 +456,10 @@ class BlogService:
 
     async def visible_nodes(self, actor: Actor, service: str) -> list[Node]:
         """The microblog node of a blog JID if `actor` may read it (disco#items)."""
+        if service == self.addr.service_jid:
+            async with self._uow() as uow:
+                tl = await uow.nodes.get(self.timeline_ref)
+            return [tl] if tl is not None else []
         self.owner_of(service)
         async with self._uow() as uow:
             node = await uow.nodes.get(NodeRef(service, NS_MICROBLOG))
@@ -468,8 +526,9 @@ class BlogService:
         log.info("unsubscribed: service=%s node=%s jid=%s by=%s", ref.service, ref.node, subscriber, actor.jid)
 
     async def subscriptions_of(self, actor: Actor, service: str, node: str | None = None) -> list[Subscription]:
-        """The requester's own subscriptions on a blog JID (XEP-0060 §5.6)."""
-        self.owner_of(service)
+        """The requester's own subscriptions on a blog JID or the service JID (XEP-0060 §5.6)."""
+        if service != self.addr.service_jid:
+            self.owner_of(service)
         async with self._uow() as uow:
             subs = await uow.subs.for_jid(service, actor.jid)
         return [s for s in subs if node is None or s.ref.node == node]
@@ -509,6 +568,8 @@ class BlogService:
         """
         if ref.is_comments:
             raise errors.Unsupported("config-node", "comments nodes follow their post's blog settings")
+        if ref == self.timeline_ref:
+            raise errors.Forbidden("the public timeline is configured by the server")
         async with self._uow() as uow:
             node, _ = await self._owned(uow, actor, ref, Action.CONFIGURE)
             config = self._config(node.config, changes)
@@ -517,6 +578,8 @@ class BlogService:
             for dropped in await uow.items.trim(node, config.max_items):
                 await self._drop_comments(uow, node, dropped)
             removed = await self._prune_subscriptions(uow, node)
+            if config.access_model is not AccessModel.OPEN:
+                await self._timeline_remove(uow, node.owner, None)  # protected posts never appear there
             await self.commit(uow)
         log.info("configured: service=%s node=%s access=%s max_items=%d removed_subscriptions=%d",
                  ref.service, ref.node, config.access_model, config.max_items, removed)

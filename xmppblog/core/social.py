@@ -410,7 +410,8 @@ class SocialService:
         seen: set[tuple[NodeRef, str]] = set()
         out = []
         for ref, item in sorted(rows, key=lambda r: r[1].updated, reverse=True):
-            if (ref, item.item_id) in seen or bare(item.publisher) in blocked or ref.is_comments:
+            if ((ref, item.item_id) in seen or bare(item.publisher) in blocked or ref.is_comments
+                    or ref.service == self.addr.service_jid):
                 continue
             seen.add((ref, item.item_id))
             out.append(FoundPost(ref, item))
@@ -429,6 +430,8 @@ class SocialService:
             candidates = list(await uow.feed.find(s, 20))
         visible = []
         for ref, item in candidates:
+            if ref.service == self.addr.service_jid:
+                continue  # public timeline copies: the original is among the candidates
             if self.addr.owner_of(ref.service) is not None:
                 try:
                     await self.blogs.get_items(actor, ref, [item.item_id])

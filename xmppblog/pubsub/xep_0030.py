@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 from .. import __version__
 from ..core import errors
-from ..core.model import NodeRef, PageRequest
+from ..core.model import NS_MICROBLOG, NodeRef, PageRequest
 from ..core.service import BlogService
 from ..xmpp.component import BlogComponent, Request
 from ..xmpp.namespaces import (
@@ -78,9 +78,12 @@ class DiscoAdapter:
 
     async def get_info(self, req: Request, query: ET.Element) -> ET.Element:
         node = query.get("node")
+        if req.to == self.service_jid and node == NS_MICROBLOG:
+            await self.service.visible_node(req.actor, self.service.timeline_ref)
+            return _info([("pubsub", "leaf", "Public timeline")], (NS_PUBSUB,), node)
         if req.to == self.service_jid:
             if node:
-                raise errors.NodeNotFound("the service JID has no nodes")
+                raise errors.NodeNotFound("no such node on the service JID")
             q = _info([("pubsub", "service", "xmppblog"), ("component", "generic", "xmppblog")],
                       SERVICE_FEATURES)
             # XEP-0128: how this service maps users to blog JIDs (alice@<users_domain> -> alice@<service>).
@@ -119,7 +122,9 @@ class DiscoAdapter:
                         ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": cmd_node, "name": name})
                 return q
             if node:
-                raise errors.NodeNotFound("the service JID has no nodes")
+                raise errors.NodeNotFound("no such node on the service JID")
+            ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": NS_MICROBLOG,
+                                           "name": "Public timeline: every public post of this server"})
             ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": NS_KEYS_NODE,
                                            "name": "Signing keys of this xmppblog server"})
             return q

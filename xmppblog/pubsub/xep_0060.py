@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 
 from ..core import errors
-from ..core.model import AccessModel, NodeConfig, NodeRef, Page, PageRequest
+from ..core.model import NS_MICROBLOG, AccessModel, NodeConfig, NodeRef, Page, PageRequest
 from ..core.service import BlogService, Limits
 from ..xmpp.component import BlogComponent, Request
 from ..xmpp.namespaces import (
@@ -169,9 +169,10 @@ class PubsubAdapter:
             if (self.signer is not None and req.stanza["type"] == "get" and items is not None
                     and items.get("node") == NS_KEYS_NODE):
                 return self._keys()
-            raise errors.NodeNotFound(
-                "the service JID hosts no nodes yet; blogs live at user@"
-                f"{self.service.addr.service_jid}")
+            if not any(c.get("node") == NS_MICROBLOG for c in pubsub) and pubsub.find(P + "subscriptions") is None:
+                raise errors.NodeNotFound(
+                    f"the service JID hosts the public timeline ({NS_MICROBLOG}); "
+                    f"blogs live at user@{self.service.addr.service_jid}")
         actions = [c for c in pubsub if c.tag.startswith(ns) and c.tag[len(ns):] not in
                    ("options", "publish-options", "configure")]
         if not actions:

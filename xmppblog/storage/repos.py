@@ -157,6 +157,10 @@ class ItemRepo:
         await self.s.execute(delete(ItemRow).where(ItemRow.node_id == node.db_id, ItemRow.id <= cutoff))
         return list(old)
 
+    async def ids_by_publisher(self, node: Node, publisher: str) -> Sequence[str]:
+        return list((await self.s.execute(select(ItemRow.item_id).where(
+            ItemRow.node_id == node.db_id, ItemRow.publisher == publisher))).scalars())
+
     async def _pivot(self, node: Node, item_id: str) -> int:
         pk = (await self.s.execute(select(ItemRow.id).where(
             ItemRow.node_id == node.db_id, ItemRow.item_id == item_id))).scalar_one_or_none()
