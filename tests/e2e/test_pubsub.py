@@ -239,7 +239,7 @@ async def test_items_of_unknown_node_or_blog(clients):
     assert err == ("cancel", "item-not-found", None)
     err = await bob.error_of(bob.pubsub.get_items(blog("alice"), "some-other-node"))
     assert err == ("cancel", "item-not-found", None)
-    err = await bob.error_of(bob.pubsub.get_items("blog.alpha.test", NODE))
+    err = await bob.error_of(bob.pubsub.get_items("blog.alpha.test", "no-such-node"))
     assert err == ("cancel", "item-not-found", None)
 
 
