@@ -94,7 +94,7 @@ class App:
         self.remote.rtbl = [(s.split(",", 1)[0].strip(), s.split(",", 1)[1].strip()) for s in sg.rtbl_services]
         self.guard.rtbl_sources = set(self.remote.rtbl)
         for adapter in (PubsubAdapter(self.service, self.signer), DiscoAdapter(self.service, self.moderation.admins),
-                        MiscAdapter(), CommandsAdapter(self.service, self.moderation, self.guard),
+                        MiscAdapter(), CommandsAdapter(self.service, self.moderation, self.guard, self.social),
                         VCardAdapter(self.service), BlockingAdapter(self.social, self.moderation),
                         RosterAdapter(self.social, self.component, self.online, self.remote),
                         ChatBot(self.social, self.component, self.remote, self.moderation),

@@ -37,3 +37,31 @@ async def test_public_timeline_carries_public_posts_only(clients):
     assert await bob.inbox.wait(lambda m: m["from"].bare == SERVICE and is_retract(tl_id)(m))
     assert "public words for everyone" not in str(await bob.pubsub.get_items(SERVICE, NODE, max_items=20))
     await bob.pubsub.unsubscribe(SERVICE, NODE)
+
+
+async def test_search_by_chat_and_by_command(clients, component):
+    from ..support.clients import raw_iq
+    frank, grace = await clients("frank"), await clients("grace")
+    await frank.say("searchable #Fediverse post about gardening")
+    await grace.say("protect on")
+    await grace.say("secret gardening notes")
+    answer = await frank.say("search gardening")
+    assert answer.startswith("1 public post(s) match")
+    assert "frank@alpha.test: searchable #Fediverse post about gardening" in answer
+    assert "secret" not in answer
+    assert "frank@alpha.test" in await frank.say("search #fediverse from:frank@alpha.test")
+    assert await frank.say("search nothingmatchesthis") == "No public post matches nothingmatchesthis."
+    await grace.say("protect off")
+    # XEP-0050 search on the service JID: a form, then a multi-item result form
+    c = "http://jabber.org/protocol/commands"
+    r = await raw_iq(frank, SERVICE, "set", f"<command xmlns='{c}' node='xmppblog#search' action='execute'/>")
+    sid = r.xml.find(f"{{{c}}}command").get("sessionid")
+    r = await raw_iq(frank, SERVICE, "set",
+                     f"<command xmlns='{c}' node='xmppblog#search' sessionid='{sid}'>"
+                     "<x xmlns='jabber:x:data' type='submit'><field var='query'><value>gardening</value></field>"
+                     "</x></command>")
+    rows = r.xml.findall(".//{jabber:x:data}item")
+    assert len(rows) == 1
+    values = {f.get("var"): f.find("{jabber:x:data}value").text for f in rows[0]}
+    assert values["author"] == "frank@alpha.test" and "gardening" in values["text"]
+    assert values["uri"].startswith("xmpp:frank@blog.alpha.test?;node=")

@@ -20,8 +20,11 @@ async def test_upgrade_head_matches_tables(db_url):
     try:
         async with engine.connect() as conn:
             diff = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}),
-                                           Base.metadata))
+                lambda c: compare_metadata(MigrationContext.configure(c, opts={
+                    "compare_type": True,
+                    # dialect-specific full-text tables live in storage/search.py, not tables.py
+                    "include_name": lambda name, kind, parent: not (name or "").startswith(("search_", "ix_search"))}),
+                    Base.metadata))
     finally:
         await engine.dispose()
     assert diff == [], diff

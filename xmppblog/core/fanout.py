@@ -15,40 +15,14 @@ never from someone they blocked, and the author never gets their own post as cha
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .addressing import Addressing
 from .jid import bare
+from .text import MAX_TRACK_WORDS, mentions, words
 from .model import AccessModel, Affiliation, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
 from .policy import Action, Viewer, may
 from .ports import OnlineView, UnitOfWork
-
-_WORD = re.compile(r"[#@]?([\w][\w'-]*)", re.UNICODE)
-_MENTION = re.compile(r"(?<![\w@])@([^\s@/<>\"'&:]+@[A-Za-z0-9.-]+[A-Za-z0-9])")
-MAX_TRACK_WORDS = 64
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words and hashtags of `text`, '#' stripped, for tracking."""
-    seen: dict[str, None] = {}
-    for m in _WORD.finditer(text.casefold()):
-        seen.setdefault(m.group(1).strip("'-"), None)
-        if len(seen) >= MAX_TRACK_WORDS * 4:
-            break
-    return [w for w in seen if w]
-
-
-def mentions(text: str) -> list[str]:
-    """The `@user@domain` JIDs mentioned in `text`, normalised, in order."""
-    out: dict[str, None] = {}
-    for m in _MENTION.finditer(text):
-        try:
-            out.setdefault(bare(m.group(1)), None)
-        except Exception:  # noqa: BLE001 - anything that is not a JID is just text
-            continue
-    return list(out)
-
 
 def is_server(jid: str) -> bool:
     """A subscriber JID with no local part is another server (a server-level subscription)."""

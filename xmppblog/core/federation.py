@@ -34,6 +34,7 @@ from .model import (
     SubState,
 )
 from .ports import Clock, EntryCodec, OnlineView, UnitOfWork, UnitOfWorkFactory
+from .search import SearchDoc
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,9 @@ class FederationService:
                 now = self._clock.now()
                 await uow.items.put(node, Item(entry.item_id, node.owner, payload,
                                                existing.published if existing else now, now))
+                await uow.search.index(SearchDoc.of(ref, entry.item_id, node.owner,
+                                                    existing.published if existing else now,
+                                                    self._codec.text(entry.draft)))
                 stored += 1
                 if notify:
                     events = await fanout.plan_post(uow, self.addr, self._online, fanout.Post(
@@ -185,6 +189,7 @@ class FederationService:
                 return 0
             for item_id in item_ids:
                 removed += int(await uow.items.delete(node, item_id))
+                await uow.search.remove(node.ref, item_id)
             await uow.commit()
         return removed
 
@@ -194,6 +199,7 @@ class FederationService:
             if node is None or not node.remote:
                 return 0
             count = await uow.items.purge(node)
+            await uow.search.remove(node.ref)
             await uow.commit()
         return count
 

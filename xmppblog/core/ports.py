@@ -28,6 +28,7 @@ from .model import (
     Subscription,
     SubState,
 )
+from .search import SearchDoc, SearchQuery
 
 
 class Clock(Protocol):
@@ -150,6 +151,14 @@ class KeyRepo(Protocol):
     async def add(self, key_id: str, private_key: str, public_key: str, at: datetime) -> None: ...
 
 
+class SearchRepo(Protocol):
+    """The full-text index of public posts."""
+
+    async def index(self, doc: SearchDoc) -> None: ...
+    async def remove(self, ref: NodeRef, item_id: str | None = None, author: str | None = None) -> None: ...
+    async def search(self, q: SearchQuery, limit: int, offset: int) -> tuple[list[tuple[NodeRef, str]], int]: ...
+
+
 class FeedRepo(Protocol):
     """Read models across nodes: timelines, short-id lookup, counts."""
 
@@ -182,6 +191,7 @@ class UnitOfWork(Protocol):
     remote: RemoteRepo
     stats: StatsRepo
     keys: KeyRepo
+    search: SearchRepo
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -39,6 +39,7 @@ from .model import (
 )
 from .policy import Action, Viewer, check, may, subscribe_state
 from .ports import Clock, EntryCodec, OnlineView, UnitOfWork, UnitOfWorkFactory
+from .search import SearchDoc
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +266,9 @@ class BlogService:
             if not ref.is_comments and access.config.access_model is AccessModel.OPEN:
                 events += await self._timeline_put(uow, owner, Item(
                     item_id, actor.jid or owner, payload, stamp.published, now))
+                # indexed in the publishing transaction: search never misses a post
+                await uow.search.index(SearchDoc.of(ref, item_id, owner, stamp.published,
+                                                    self._codec.text(draft)))
             for event in events:
                 await uow.outbox.add(event)
             recipients = tuple(r for e in events for r in e.recipients)
@@ -338,6 +342,7 @@ class BlogService:
             await self._drop_comments(uow, node, item_id)
             if not ref.is_comments and ref != self.timeline_ref:
                 await self._timeline_remove(uow, node.owner, [item_id])
+                await uow.search.remove(ref, item_id)
             recipients: tuple[str, ...] = ()
             if notify or (notify is None and node.config.notify_retract):
                 for event in await fanout.plan_retract(uow, node, access, item_id):
@@ -363,6 +368,7 @@ class BlogService:
             count = await uow.items.purge(node)
             if not ref.is_comments:
                 await self._timeline_remove(uow, node.owner, None)
+                await uow.search.remove(ref)
             recipients = await self._recipients(uow, node, access)
             if recipients:
                 await uow.outbox.add(OutboxEvent(EventKind.NODE_PURGED, ref.service, ref.node, recipients))
@@ -404,6 +410,7 @@ class BlogService:
             await uow.nodes.delete(node)
             if not ref.is_comments:
                 await self._timeline_remove(uow, node.owner, None)
+                await uow.search.remove(ref)
             if recipients:
                 await uow.outbox.add(OutboxEvent(EventKind.NODE_DELETED, ref.service, ref.node, recipients))
             await self.commit(uow)
@@ -579,7 +586,9 @@ class BlogService:
                 await self._drop_comments(uow, node, dropped)
             removed = await self._prune_subscriptions(uow, node)
             if config.access_model is not AccessModel.OPEN:
-                await self._timeline_remove(uow, node.owner, None)  # protected posts never appear there
+                # protected posts never appear on the public timeline or in search
+                await self._timeline_remove(uow, node.owner, None)
+                await uow.search.remove(ref)
             await self.commit(uow)
         log.info("configured: service=%s node=%s access=%s max_items=%d removed_subscriptions=%d",
                  ref.service, ref.node, config.access_model, config.max_items, removed)

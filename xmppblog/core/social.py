@@ -28,6 +28,7 @@ from .model import (
     SubState,
 )
 from .ports import UnitOfWorkFactory
+from .search import parse_query
 from .service import BlogService
 
 log = logging.getLogger(__name__)
@@ -446,6 +447,28 @@ class SocialService:
         if len(visible) > 1:
             raise errors.BadRequest(f"{short} matches {len(visible)} posts; give more of its id")
         return visible[0]
+
+    async def search(self, actor: Actor, query: str, limit: int = 10, offset: int = 0,
+                     by_relevance: bool = False) -> tuple[list[FoundPost], int]:
+        """Public posts (local and federated) matching `query`, newest first or by relevance.
+
+        Raises:
+            BadRequest, InvalidJid: a malformed query.
+        """
+        q = parse_query(query, by_relevance)
+        limit = max(1, min(limit, 50))
+        async with self._uow() as uow:
+            hits, total = await uow.search.search(q, limit, max(0, offset))
+            out = []
+            for ref, item_id in hits:
+                node = await uow.nodes.get(ref)
+                # T6 at serve time: only what is public right now
+                if node is None or (not node.remote and node.config.access_model is not AccessModel.OPEN):
+                    continue
+                item = await uow.items.get(node, item_id)
+                if item is not None:
+                    out.append(FoundPost(ref, item))
+        return out, total
 
     async def whois(self, actor: Actor, target: str) -> Whois:
         user, blog = self.resolve_user(target)

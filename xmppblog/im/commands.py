@@ -32,7 +32,8 @@ post TEXT · reply ID TEXT · repost ID · delete ID
 follow JID · unfollow JID · following · followers · timeline [N]
 track WORD · untrack WORD · tracking · on · off (pause/resume chat delivery)
 approve JID · deny JID · requests · protect on|off
-block JID · unblock JID · blocked · report JID [why] · whois JID · help
+search WORDS ("a phrase", #tag, @user@domain, from:JID) · whois JID · help
+block JID · unblock JID · blocked · report JID [why]
 JID: a user (alice@example.org) or their blog (alice@blog.example.org). ID: the #id under a post.
 To post text that starts with a command word, start it with "post "."""
 
@@ -40,7 +41,7 @@ To post text that starts with a command word, start it with "post "."""
 EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked"}
 #: commands that take arguments (the first word decides)
 WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track", "untrack",
-             "approve", "deny", "protect", "block", "unblock", "whois", "report"}
+             "approve", "deny", "protect", "block", "unblock", "whois", "report", "search"}
 MAX_BODY = 8000
 
 
@@ -71,7 +72,7 @@ class ChatBot:
             "off": self.cmd_off, "approve": self.cmd_approve, "deny": self.cmd_deny,
             "requests": self.cmd_requests, "protect": self.cmd_protect, "block": self.cmd_block,
             "unblock": self.cmd_unblock, "blocked": self.cmd_blocked, "whois": self.cmd_whois,
-            "report": self.cmd_report,
+            "report": self.cmd_report, "search": self.cmd_search,
         }
 
     def register(self, component: BlogComponent) -> None:
@@ -324,6 +325,18 @@ class ChatBot:
             return "Usage: report JID [why] — tells the admins of this server about abuse."
         who = await self.moderation.report(actor, target, "urn:xmpp:reporting:abuse", why.strip())
         return f"Reported {who} to the administrators. To stop seeing them: block {who}"
+
+    async def cmd_search(self, actor: Actor, rest: str) -> str:
+        found, total = await self.social.search(actor, rest, limit=10)
+        if not found:
+            return f"No public post matches {rest}."
+        lines = [f"{total} public post(s) match, newest first:"]
+        for p in found:
+            entry = T.entry_of(p.item.payload)
+            lines.append(f"{p.item.published:%Y-%m-%d %H:%M} "
+                         + T.line(T.author_of(entry) or p.item.publisher,
+                                  T.plain_text(entry) if entry is not None else "", p.item.item_id))
+        return "\n".join(lines)
 
     async def cmd_whois(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:

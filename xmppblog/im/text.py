@@ -13,9 +13,9 @@ import re
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
-from ..core.fanout import mentions
+from ..core.text import mentions
 from ..core.model import Marker, NodeRef, OutboxEvent
-from ..pubsub.xep_0277 import AtomDraft, parse_entry, plain_text
+from ..pubsub.xep_0277 import AtomDraft, author_of, entry_of, parse_entry, plain_text
 from ..xmpp.namespaces import NS_ATOM, NS_THR
 
 A = f"{{{NS_ATOM}}}"
@@ -53,18 +53,6 @@ def draft_from_text(text: str, max_bytes: int, in_reply_to: tuple[str, str] | No
     item = ET.Element("item")
     item.append(entry)
     return parse_entry(item, max_bytes)
-
-
-def entry_of(payload: str) -> ET.Element | None:
-    try:
-        return ET.fromstring(payload)
-    except ET.ParseError:
-        return None
-
-
-def author_of(entry: ET.Element | None) -> str:
-    uri = entry.find(f"{A}author/{A}uri") if entry is not None else None
-    return (uri.text or "").removeprefix("xmpp:") if uri is not None else ""
 
 
 def im_body(ev: OutboxEvent) -> str:

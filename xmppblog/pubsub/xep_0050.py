@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import secrets
 import xml.etree.ElementTree as ET
+from typing import Protocol
 
 from ..core import errors
-from ..core.model import NodeRef
+from ..core.model import Actor, NodeRef
 from ..core.moderation import Moderation
-from ..core.service import BlogService
+from ..core.service import BlogService, xmpp_uri
+from ..core.social import FoundPost
 from ..spamguard.guard import Guard
 from ..xmpp.component import BlogComponent, Request
-from ..xmpp.namespaces import NS_COMMANDS, NS_PUBSUB_GET_PENDING, NS_PUBSUB_SUB_AUTH
+from ..xmpp.namespaces import NS_COMMANDS, NS_DATA, NS_PUBSUB_GET_PENDING, NS_PUBSUB_SUB_AUTH
 from . import forms
+from .xep_0277 import author_of, entry_of, plain_text
 
 C = f"{{{NS_COMMANDS}}}"
 
@@ -33,10 +36,19 @@ ADMIN_COMMANDS = {
 }
 
 
+SEARCH_COMMAND = "xmppblog#search"
+
+
+class Searcher(Protocol):
+    async def search(self, actor: Actor, query: str, limit: int = 10, offset: int = 0,
+                     by_relevance: bool = False) -> tuple[list[FoundPost], int]: ...
+
+
 class CommandsAdapter:
     def __init__(self, service: BlogService, moderation: Moderation | None = None,
-                 guard: Guard | None = None) -> None:
+                 guard: Guard | None = None, search: Searcher | None = None) -> None:
         self.service = service
+        self.search = search
         self.moderation = moderation
         self.guard = guard
 
@@ -45,6 +57,8 @@ class CommandsAdapter:
 
     async def set_command(self, req: Request, cmd: ET.Element) -> ET.Element:
         node = cmd.get("node", "")
+        if req.to == self.service.addr.service_jid and node == SEARCH_COMMAND and self.search is not None:
+            return await self.search_command(req, cmd)
         if req.to == self.service.addr.service_jid and node in ADMIN_COMMANDS and self.moderation:
             return await self.admin_command(req, cmd, node)
         if node != NS_PUBSUB_GET_PENDING or req.to == self.service.addr.service_jid:
@@ -131,6 +145,46 @@ class CommandsAdapter:
             lines.append(f"since start: {sum(self.guard.drops.values())} refused; most recent:")
             lines += [f"  {reason} {origin}" for _, reason, origin in list(self.guard.recent)[-10:]]
         return self._done(out, "\n".join(lines) or "Nothing was refused.")
+
+    async def search_command(self, req: Request, cmd: ET.Element) -> ET.Element:
+        """Search public posts: a form, then results as a XEP-0004 multi-item form (author, date, id)."""
+        assert self.search is not None
+        sessionid = cmd.get("sessionid") or secrets.token_hex(8)
+        out = ET.Element(C + "command", {"node": SEARCH_COMMAND, "sessionid": sessionid})
+        x = cmd.find(forms.X)
+        if cmd.get("action") == "cancel":
+            out.set("status", "canceled")
+            return out
+        if x is None:
+            out.set("status", "executing")
+            ET.SubElement(ET.SubElement(out, C + "actions", {"execute": "complete"}), C + "complete")
+            out.append(forms.Form("form", "Search public posts",
+                                  'Words, "a phrase", #tag, @user@domain, from:user@domain')
+                       .field("query", None, "text-single", "Query")
+                       .field("order", "newest", "list-single", "Order",
+                              [("newest", "Newest first"), ("relevance", "Most relevant first")]).el)
+            return out
+        _, values = forms.parse(x)
+        found, total = await self.search.search(req.actor, forms.single(values, "query") or "", 20, 0,
+                                                forms.single(values, "order") == "relevance")
+        result = ET.Element(forms.X, {"type": "result"})
+        ET.SubElement(result, f"{{{NS_DATA}}}title").text = f"{total} public post(s)"
+        reported = ET.SubElement(result, f"{{{NS_DATA}}}reported")
+        for var, label in (("author", "Author"), ("published", "Date"), ("id", "Post id"),
+                           ("text", "Text"), ("uri", "Link")):
+            ET.SubElement(reported, f"{{{NS_DATA}}}field", {"var": var, "label": label})
+        for p in found:
+            item = ET.SubElement(result, f"{{{NS_DATA}}}item")
+            entry = entry_of(p.item.payload)
+            for var, value in (("author", author_of(entry) or p.item.publisher),
+                               ("published", p.item.published.isoformat(timespec="seconds")),
+                               ("id", p.item.item_id), ("text", plain_text(entry) if entry is not None else ""),
+                               ("uri", xmpp_uri(p.ref.service, p.ref.node, p.item.item_id))):
+                f = ET.SubElement(item, f"{{{NS_DATA}}}field", {"var": var})
+                ET.SubElement(f, f"{{{NS_DATA}}}value").text = value
+        out.set("status", "completed")
+        out.append(result)
+        return out
 
     @staticmethod
     def _done(out: ET.Element, text: str) -> ET.Element:

@@ -92,6 +92,19 @@ def plain_text(entry: ET.Element) -> str:
     return " ".join(text.split())
 
 
+def entry_of(payload: str) -> ET.Element | None:
+    try:
+        return ET.fromstring(payload)
+    except ET.ParseError:
+        return None
+
+
+def author_of(entry: ET.Element | None) -> str:
+    uri = entry.find(f"{A}author/{A}uri") if entry is not None else None
+    return (uri.text or "").removeprefix("xmpp:") if uri is not None else ""
+
+
+
 class AtomCodec:
     """core.ports.EntryCodec for XEP-0277 entries; signs what it stamps when given a signer."""
 

@@ -38,6 +38,7 @@ from ..core.model import (
     SubState,
 )
 from ..core.ports import Clock
+from .search import for_session as search_for_session
 from .tables import (
     AffiliationRow,
     BlockRow,
@@ -631,6 +632,7 @@ class SqlUnitOfWork:
         self.remote = RemoteRepo(s)
         self.stats = StatsRepo(s)
         self.keys = KeyRepo(s)
+        self.search = search_for_session(s)
         return self
 
     async def commit(self) -> None:

@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Full-text search on SQLite (FTS5) and PostgreSQL (tsvector): same tests, both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from xmppblog.core import errors
+from xmppblog.core.model import NS_MICROBLOG, AccessModel, Actor, NodeRef
+from xmppblog.core.social import SocialService
+
+from .test_service_storage import ALICE, BOB, draft
+
+CAROL = Actor("carol@example.org")
+
+
+def ref(actor):
+    return NodeRef(actor.jid.split("@")[0] + "@blog.example.org", NS_MICROBLOG)
+
+
+async def texts(social, q, **kw):
+    found, total = await social.search(BOB, q, **kw)
+    return [p.item.item_id for p in found], total
+
+
+async def test_search_syntax_privacy_and_removal(backend):
+    service, uow, clock = backend
+    social = SocialService(service, uow)
+    await service.publish(ALICE, ref(ALICE), "a1", draft("Open standards win #XMPP"))
+    clock.advance(1)
+    await service.publish(ALICE, ref(ALICE), "a2", draft("lunch with @carol@example.org"))
+    clock.advance(1)
+    await service.publish(CAROL, ref(CAROL), "c1", draft("open source and open standards"))
+    assert await texts(social, "standards") == (["c1", "a1"], 2), "newest first"
+    assert (await texts(social, '"open standards"'))[0] == ["c1", "a1"]
+    assert (await texts(social, '"standards open"'))[0] == []
+    assert await texts(social, "#xmpp") == (["a1"], 1)
+    assert await texts(social, "@carol@example.org") == (["a2"], 1)
+    assert await texts(social, "from:carol@example.org") == (["c1"], 1)
+    assert await texts(social, "open from:Alice@Example.org") == (["a1"], 1)
+    assert (await texts(social, "open", by_relevance=True))[0][0] == "c1", "two 'open's rank first"
+    assert await texts(social, "standards", limit=1, offset=1) == (["a1"], 2)
+    assert await texts(social, "x'; DROP TABLE items; --") == ([], 0)
+    # an edit is re-indexed; a retraction, a purge and going protected remove posts
+    await service.publish(ALICE, ref(ALICE), "a1", draft("changed my mind"))
+    assert (await texts(social, "standards"))[0] == ["c1"]
+    await service.retract(CAROL, ref(CAROL), "c1", None)
+    assert await texts(social, "standards") == ([], 0)
+    await service.configure(ALICE, ref(ALICE), {"access_model": AccessModel.AUTHORIZE})
+    assert await texts(social, "lunch") == ([], 0), "protected posts never appear in search"
+    with pytest.raises(errors.BadRequest):
+        await social.search(BOB, "   ")
