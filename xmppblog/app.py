@@ -125,8 +125,11 @@ class App:
             log.info("shutting down")
             await self.component.drain()
             await self.sender.stop()
-            for task in (sender, stats):
-                task.cancel()
+            try:
+                await asyncio.wait_for(sender, timeout=15)
+            except TimeoutError:
+                log.warning("outbox: flush did not finish; the rest is sent at next start")
+            stats.cancel()
             await asyncio.gather(sender, stats, return_exceptions=True)
             await self._flush_stats()
             await self.component.close()

@@ -41,7 +41,7 @@ async def test_public_timeline_carries_public_posts_only(clients):
 
 async def test_search_by_chat_and_by_command(clients, component):
     from ..support.clients import raw_iq
-    frank, grace = await clients("frank"), await clients("grace")
+    frank, grace = await clients("frank"), await clients("peggy")
     await frank.say("searchable #Fediverse post about gardening")
     await grace.say("protect on")
     await grace.say("secret gardening notes")

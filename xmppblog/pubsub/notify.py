@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ..core import errors
@@ -132,20 +133,22 @@ class OutboxSender:
         self._wake.set()
 
     async def run(self) -> None:
+        """Drain until `stop()`; then hand over what is due, once, and return."""
         delay = 1.0
         while not self._stopping:
-            await self._online.wait()
+            if not self._online.is_set():
+                await self._until(self._online.wait(), timeout=None)
+                continue
+            self._wake.clear()  # before draining: a wake during the drain is not lost
             try:
                 n = await self.drain_once()
                 delay = 1.0
-            except errors.StorageUnavailable:
-                log.warning("outbox: database unavailable; retrying in %.0fs", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            except Exception:
-                log.exception("outbox: drain failed; retrying in %.0fs", delay)
-                await asyncio.sleep(delay)
+            except Exception as exc:
+                if isinstance(exc, errors.StorageUnavailable):
+                    log.warning("outbox: database unavailable; retrying in %.0fs", delay)
+                else:
+                    log.exception("outbox: drain failed; retrying in %.0fs", delay)
+                await self._until(asyncio.sleep(delay), timeout=None)
                 delay = min(delay * 2, 30.0)
                 continue
             if self._expire is not None and asyncio.get_running_loop().time() - self._last_expiry > 60:
@@ -153,14 +156,7 @@ class OutboxSender:
                 with contextlib.suppress(errors.BlogError):  # retried a minute later
                     await self._expire()
             if n < self.batch:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):  # a tick for retries that came due
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-
-    async def stop(self) -> None:
-        """Send what is due now, then stop."""
-        self._stopping = True
-        self._wake.set()
+                await self._until(None, timeout=1.0)  # a tick for retries that came due
         if self._online.is_set():
             try:
                 drained = self.batch
@@ -168,6 +164,22 @@ class OutboxSender:
                     drained = await self.drain_once()
             except errors.BlogError:
                 log.warning("outbox: could not flush on shutdown; it resumes at next start")
+
+    async def _until(self, aw: Any, timeout: float | None) -> None:
+        """Wait for `aw` (or the timeout), but return at once when woken."""
+        waits = [asyncio.ensure_future(self._wake.wait())]
+        if aw is not None:
+            waits.append(asyncio.ensure_future(aw))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def stop(self) -> None:
+        """Ask `run()` to hand over what is due and return (await the run task after this)."""
+        self._stopping = True
+        self._wake.set()
 
     async def drain_once(self) -> int:
         async with self._uow() as uow:
