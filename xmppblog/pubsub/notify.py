@@ -137,6 +137,7 @@ class OutboxSender:
         delay = 1.0
         while not self._stopping:
             if not self._online.is_set():
+                self._wake.clear()  # rows planned while offline are sent once connected
                 await self._until(self._online.wait(), timeout=None)
                 continue
             self._wake.clear()  # before draining: a wake during the drain is not lost
