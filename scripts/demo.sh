@@ -50,6 +50,7 @@ xmppblog demo is starting.
   Accounts    : alice@localhost / password, bob@localhost / password
   Service JID : blog.localhost   (alice's blog: alice@blog.localhost)
   Database    : SQLite, the embedded default (/var/lib/xmppblog/xmppblog.db)
+  Web         : http://127.0.0.1:5281/ (public timeline, feeds, JSON API at /api)
 Connect a client (Gajim, Dino, Movim, profanity…) to 127.0.0.1 as bob@localhost and
 subscribe to urn:xmpp:microblog:0 at alice@blog.localhost; log in as alice and publish.
 Stop with Ctrl-C.

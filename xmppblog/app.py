@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .config import Config
 from .core.addressing import Addressing
@@ -23,6 +24,8 @@ from .core.social import SocialService
 from .federation.bounces import Bounces
 from .federation.inbound import InboundEvents
 from .federation.remote import RemoteBlogs
+from .http.server import HttpApi
+from .http.server import start as start_http
 from .im.commands import ChatBot
 from .im.online import OnlineTracker
 from .im.reports import BlockingAdapter
@@ -116,6 +119,7 @@ class App:
         c = self.cfg.component
         log.info("xmppblog starting: component=%s host=%s:%s users=%s database=%s",
                  c.jid, c.host, c.port, c.users_domain, _safe_url(self.cfg.database.url))
+        http = await self._start_http()
         sender = asyncio.create_task(self.sender.run(), name="outbox")
         stats = asyncio.create_task(self._flush_stats_every(10.0), name="stats")
         self.component.connect()
@@ -133,9 +137,27 @@ class App:
             await asyncio.gather(sender, stats, return_exceptions=True)
             await self._flush_stats()
             await self.component.close()
+            if http is not None:
+                await http.cleanup()
             await self.engine.dispose()
             log.info("stopped")
 
+
+    async def _start_http(self) -> Any:
+        h = self.cfg.http
+        if not h.listen:
+            return None
+        api = HttpApi(self.service, self.social, h.base_url or f"http://{h.listen}", self.stats)
+        return await start_http(api, h.listen)
+
+    async def stats(self) -> dict[str, Any]:
+        """Server statistics for /api/stats."""
+        async with self._uow() as uow:
+            blogs = await uow.feed.public_blogs(self.cfg.component.jid)
+            return {"service": self.cfg.component.jid, "users_with_public_blogs": len(blogs),
+                    "public_posts": sum(n for _, n in blogs), "outbox_waiting": await uow.outbox.pending_count(),
+                    "remote_subscriptions": len(await uow.remote.all()),
+                    "spamguard_refused_since_start": sum(self.guard.drops.values())}
 
     async def _flush_stats(self) -> None:
         counts = self.guard.take_unflushed()

@@ -76,6 +76,12 @@ class SpamguardConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    listen: str = "127.0.0.1:5281"   # "" disables the HTTP server
+    base_url: str = ""               # public URL when behind a reverse proxy; default http://<listen>
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
 
@@ -87,13 +93,14 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     spamguard: SpamguardConfig = field(default_factory=SpamguardConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
 SECTIONS: dict[str, type] = {
     "component": ComponentConfig, "database": DatabaseConfig,
     "limits": LimitsConfig, "federation": FederationConfig, "spamguard": SpamguardConfig,
-    "log": LogConfig,
+    "http": HttpConfig, "log": LogConfig,
 }
 REQUIRED = {"component": ("jid", "secret")}
 
@@ -210,6 +217,12 @@ def _validate(cfg: Config) -> Config:
             allowed_domains=tuple(parse(d).domain for d in sg.allowed_domains)))
     except InvalidJid as exc:
         raise ConfigError(f"[spamguard] blocked_domains/allowed_domains: {exc}") from None
+    if cfg.http.listen:
+        host, _, port = cfg.http.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"[http] listen: expected HOST:PORT (or \"\" to disable), got {cfg.http.listen!r}")
+    if cfg.http.base_url and not cfg.http.base_url.startswith(("http://", "https://")):
+        raise ConfigError("[http] base_url: must start with http:// or https://")
     if lim.max_payload_bytes > lim.max_stanza_bytes // 2:
         raise ConfigError("[limits] max_payload_bytes: must be at most half of max_stanza_bytes")
     return dataclasses.replace(cfg, component=dataclasses.replace(

@@ -65,3 +65,27 @@ async def test_search_by_chat_and_by_command(clients, component):
     values = {f.get("var"): f.find("{jabber:x:data}value").text for f in rows[0]}
     assert values["author"] == "frank@alpha.test" and "gardening" in values["text"]
     assert values["uri"].startswith("xmpp:frank@blog.alpha.test?;node=")
+
+
+async def test_http_serves_what_xmpp_published_escaped(clients, component, alpha):
+    """Injection: markup posted through XMPP renders as text on every HTTP path."""
+    import aiohttp
+    import feedparser
+    judy = await clients("judy")
+    payload = "<script>alert(1)</script><img src=x onerror=alert(2)> http-visible"
+    posted = (await judy.say(payload)).split("#")[1]
+    base = f"http://{alpha.ip}:5281"
+    async with aiohttp.ClientSession() as http:
+        for path in ("/", "/u/judy", "/search?q=visible"):
+            async with http.get(base + path) as r:
+                text = await r.text()
+                assert r.status == 200, path
+                assert "http-visible" in text, path
+                assert "<script>alert(1)" not in text and "<img src=x" not in text, path
+                assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text, path
+        async with http.get(f"{base}/api/search?q=visible") as r:
+            found = await r.json()
+            assert found["posts"][0]["text"] == payload and found["posts"][0]["id"].startswith(posted)
+        async with http.get(f"{base}/feeds/users/judy.atom") as r:
+            feed = feedparser.parse(await r.read())
+            assert not feed.bozo and feed.entries[0].title == payload

@@ -33,6 +33,7 @@ class Component:
             f'[spamguard]\nim_commands_per_minute = 600\nlocal_publishes_per_minute = 600\n'
             # a real-time block list served by the rogue test component (tests/e2e/test_spamguard.py)
             f'rtbl_services = ["rogue.{server.domain.replace("alpha", "beta")}, rtbl"]\n'
+            f'[http]\nlisten = "{server.ip}:5281"\n'
             f'[log]\nlevel = "debug"\n')
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0

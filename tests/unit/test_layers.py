@@ -17,7 +17,7 @@ ALLOWED = {
     "pubsub": {"core", "spamguard", "xmpp", "pubsub", "__version__"},
     "im": {"core", "spamguard", "xmpp", "pubsub", "im"},
     "federation": {"core", "spamguard", "xmpp", "pubsub", "im", "federation"},
-    "http": {"core", "http"},
+    "http": {"core", "http", "pubsub.xep_0277", "__version__"},
 }
 
 

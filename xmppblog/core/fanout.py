@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 from .addressing import Addressing
 from .jid import bare
-from .text import MAX_TRACK_WORDS, mentions, words
 from .model import AccessModel, Affiliation, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
 from .policy import Action, Viewer, may
 from .ports import OnlineView, UnitOfWork
+from .text import MAX_TRACK_WORDS, mentions, words
+
 
 def is_server(jid: str) -> bool:
     """A subscriber JID with no local part is another server (a server-level subscription)."""

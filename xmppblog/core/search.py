@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import errors
-from .text import mentions
 from .jid import bare
 from .model import NodeRef
+from .text import mentions
 
 MAX_QUERY = 256
 MAX_TERMS = 12

@@ -13,8 +13,8 @@ import re
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote
 
-from ..core.text import mentions
 from ..core.model import Marker, NodeRef, OutboxEvent
+from ..core.text import mentions
 from ..pubsub.xep_0277 import AtomDraft, author_of, entry_of, parse_entry, plain_text
 from ..xmpp.namespaces import NS_ATOM, NS_THR
 

@@ -538,6 +538,17 @@ class FeedRepo:
             .order_by(ItemRow.id.desc()).limit(1))).scalar_one_or_none()
         return _item(row) if row else None
 
+    async def public_blogs(self, service_jid: str) -> Sequence[tuple[Node, int]]:
+        """Local open microblog nodes with their item counts (the HTTP user list)."""
+        counts = select(ItemRow.node_id, func.count().label("n")).group_by(ItemRow.node_id).subquery()
+        rows = (await self.s.execute(
+            select(NodeRow, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.node_id == NodeRow.id)
+            .where(NodeRow.node == "urn:xmpp:microblog:0", NodeRow.remote.is_(False),
+                   NodeRow.access_model == AccessModel.OPEN.value, NodeRow.service != service_jid,
+                   NodeRow.service.like("%@" + service_jid))
+            .order_by(NodeRow.service))).all()
+        return [(_node(n), int(c)) for n, c in rows]
+
     async def count_items(self, ref: NodeRef) -> int:
         return int((await self.s.execute(
             select(func.count()).select_from(ItemRow).join(NodeRow, NodeRow.id == ItemRow.node_id)

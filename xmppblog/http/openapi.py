@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""OpenAPI 3.1 description of the read-only JSON API, served at /api/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+
+_POST = {"type": "object", "properties": {
+    "id": {"type": "string"}, "author": {"type": "string", "description": "bare JID"},
+    "text": {"type": "string"}, "published": {"type": "string", "format": "date-time"},
+    "updated": {"type": "string", "format": "date-time"}, "xmpp_uri": {"type": "string"},
+    "url": {"type": ["string", "null"]}, "tags": {"type": "array", "items": {"type": "string"}}}}
+_PAGE = {"type": "object", "properties": {
+    "posts": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
+    "next_cursor": {"type": ["string", "null"], "description": "pass as ?cursor= for the next page"}}}
+_CURSOR = [{"name": "cursor", "in": "query", "schema": {"type": "string"}},
+           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}]
+_ERR = {"description": "not found (or not public)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _get(summary: str, schema: dict[str, Any], params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": params or [], "responses": {
+        "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+        "400": {"description": "bad request"}, "404": _ERR}}}
+
+
+_USER = {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "xmppblog public API", "version": __version__,
+             "description": "Read-only access to the public posts of one xmppblog server. CORS enabled."},
+    "paths": {
+        "/api/users": _get("Users with a public blog", {"type": "object", "properties": {"users": {
+            "type": "array", "items": {"type": "object"}}}}),
+        "/api/users/{user}/posts": _get("A user's posts, newest first", {"$ref": "#/components/schemas/Page"},
+                                        [_USER, *_CURSOR]),
+        "/api/users/{user}/posts/{item}": _get("A post with its replies", {"$ref": "#/components/schemas/Post"},
+                                               [_USER, {"name": "item", "in": "path", "required": True,
+                                                        "schema": {"type": "string"}}]),
+        "/api/timeline": _get("The public timeline, newest first", {"$ref": "#/components/schemas/Page"}, _CURSOR),
+        "/api/search": _get("Search public posts", {"$ref": "#/components/schemas/Page"}, [
+            {"name": "q", "in": "query", "required": True, "schema": {"type": "string"},
+             "description": 'words, "a phrase", #tag, @user@domain, from:user@domain'},
+            {"name": "order", "in": "query", "schema": {"enum": ["newest", "relevance"]}}, *_CURSOR]),
+        "/api/stats": _get("Server statistics", {"type": "object"}),
+    },
+    "components": {"schemas": {"Post": _POST, "Page": _PAGE,
+                               "Error": {"type": "object", "properties": {"error": {"type": "string"}}}}},
+}

@@ -1,0 +1,311 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""aiohttp routes: JSON API, Atom feeds (RFC 4287) and HTML pages (adapter layer).
+
+Every read goes through the core as an anonymous actor, so the access model
+decides at serve time and protected posts never appear (T6). Everything users
+wrote is escaped: HTML with html.escape, Atom and JSON by their serialisers (T11).
+Cursor paging: `cursor` is the id of the last item of the previous page (XEP-0059
+`after`), or an offset for search results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from ..core import errors
+from ..core.model import NS_MICROBLOG, Actor, Item, NodeRef, PageRequest
+from ..core.service import BlogService, xmpp_uri
+from ..core.social import FoundPost, SocialService
+from ..pubsub.xep_0277 import author_of, entry_of, plain_text
+from .errors import public_text, status_of
+from .openapi import OPENAPI
+
+log = logging.getLogger(__name__)
+
+ANON = Actor("")
+ATOM = "http://www.w3.org/2005/Atom"
+A = f"{{{ATOM}}}"
+PAGE = 20
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _post_json(ref: NodeRef, item: Item, base: str) -> dict[str, Any]:
+    entry = entry_of(item.payload)
+    author = author_of(entry) or item.publisher
+    user = author.split("@")[0]
+    return {"id": item.item_id, "author": author, "text": plain_text(entry) if entry is not None else "",
+            "published": item.published.isoformat(), "updated": item.updated.isoformat(),
+            "xmpp_uri": xmpp_uri(ref.service, ref.node, item.item_id),
+            "url": f"{base}/u/{quote(user)}/{quote(item.item_id, safe='')}" if not ref.is_comments else None,
+            "tags": [c.get("term", "") for c in entry.findall(A + "category")] if entry is not None else []}
+
+
+class HttpApi:
+    def __init__(self, blogs: BlogService, social: SocialService, base_url: str,
+                 stats: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self.blogs = blogs
+        self.social = social
+        self.base = base_url.rstrip("/")
+        self._stats = stats
+        self.app = web.Application(middlewares=[self._errors])
+        r = self.app.router
+        r.add_get("/", self.page_timeline)
+        r.add_get("/u/{user}", self.page_user)
+        r.add_get("/u/{user}/{item}", self.page_post)
+        r.add_get("/search", self.page_search)
+        r.add_get("/api/openapi.json", self.api_openapi)
+        r.add_get("/api/users", self.api_users)
+        r.add_get("/api/users/{user}/posts", self.api_user_posts)
+        r.add_get("/api/users/{user}/posts/{item}", self.api_post)
+        r.add_get("/api/timeline", self.api_timeline)
+        r.add_get("/api/search", self.api_search)
+        r.add_get("/api/stats", self.api_stats)
+        r.add_get("/feeds/timeline.atom", self.feed_timeline)
+        r.add_get("/feeds/users/{user}.atom", self.feed_user)
+        r.add_get("/feeds/tags/{tag}.atom", self.feed_tag)
+        r.add_get("/feeds/search.atom", self.feed_search)
+
+    # ------------------------------------------------------------ plumbing
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except errors.BlogError as exc:
+            status = status_of(exc)
+            log.info("http %s %s -> %d (%s)", request.method, request.path_qs, status, type(exc).__name__)
+            if request.path.startswith("/api/"):
+                response = web.json_response({"error": public_text(exc)}, status=status)
+            else:
+                response = web.Response(text=_page("Not available", f"<p>{html.escape(public_text(exc))}</p>"),
+                                        status=status, content_type="text/html")
+        if request.path.startswith(("/api/", "/feeds/")):
+            response.headers["Access-Control-Allow-Origin"] = "*"  # read-only and public: browser apps welcome
+        return response
+
+    def _ref(self, user: str) -> NodeRef:
+        blog = self.blogs.addr.blog_of(f"{user}@{self.blogs.addr.users_domain}")
+        if blog is None:
+            raise errors.NodeNotFound("no such user")
+        return NodeRef(blog, NS_MICROBLOG)
+
+    @staticmethod
+    def _limit(request: web.Request) -> int:
+        raw = request.query.get("limit", str(PAGE))
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise errors.BadRequest("limit must be 1..100")
+        return int(raw)
+
+    async def _page(self, ref: NodeRef, request: web.Request) -> tuple[list[Item], str | None]:
+        limit = self._limit(request)
+        cursor = request.query.get("cursor") or None
+        page = await self.blogs.get_items(ANON, ref, page=PageRequest(max=limit, after=cursor))
+        items = list(page.items)
+        more = items and (page.first_index or 0) + len(items) < page.count
+        return items, (items[-1].item_id if more else None)
+
+    async def _search(self, request: web.Request, query: str) -> tuple[list[FoundPost], int, int]:
+        limit = self._limit(request)
+        raw = request.query.get("cursor", "0")
+        if not raw.isdigit():
+            raise errors.BadRequest("cursor must be a number for search")
+        found, total = await self.social.search(ANON, query, limit, int(raw),
+                                                request.query.get("order") == "relevance")
+        return found, total, int(raw) + limit
+
+    # ------------------------------------------------------------ JSON API
+
+    async def api_openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(OPENAPI)
+
+    async def api_users(self, request: web.Request) -> web.Response:
+        async with self.blogs._uow() as uow:
+            blogs = await uow.feed.public_blogs(self.blogs.addr.service_jid)
+        return web.json_response({"users": [
+            {"jid": n.owner, "blog": n.ref.service, "posts": count, "title": n.config.title,
+             "url": f"{self.base}/u/{quote(n.owner.split('@')[0])}"} for n, count in blogs]})
+
+    async def api_user_posts(self, request: web.Request) -> web.Response:
+        ref = self._ref(request.match_info["user"])
+        items, cursor = await self._page(ref, request)
+        return web.json_response({"posts": [_post_json(ref, i, self.base) for i in items], "next_cursor": cursor})
+
+    async def api_post(self, request: web.Request) -> web.Response:
+        ref = self._ref(request.match_info["user"])
+        item_id = request.match_info["item"]
+        page = await self.blogs.get_items(ANON, ref, [item_id])
+        post = _post_json(ref, page.items[0], self.base)
+        try:
+            comments = await self.blogs.get_items(ANON, ref.comments(item_id), page=PageRequest(max=100))
+            post["replies"] = [_post_json(ref.comments(item_id), c, self.base) for c in reversed(comments.items)]
+        except errors.NodeNotFound:
+            post["replies"] = []
+        return web.json_response(post)
+
+    async def api_timeline(self, request: web.Request) -> web.Response:
+        ref = self.blogs.timeline_ref
+        items, cursor = await self._page(ref, request)
+        return web.json_response({"posts": [_post_json(self._origin(i), self._original(i), self.base)
+                                            for i in items], "next_cursor": cursor})
+
+    def _origin(self, item: Item) -> NodeRef:
+        user = item.item_id.split("/", 1)[0]
+        return NodeRef(f"{user}@{self.blogs.addr.service_jid}", NS_MICROBLOG)
+
+    @staticmethod
+    def _original(item: Item) -> Item:
+        """A public-timeline copy under the id of the original post ('user/id' -> 'id')."""
+        return Item(item.item_id.split("/", 1)[-1], item.publisher, item.payload, item.published, item.updated)
+
+    async def api_search(self, request: web.Request) -> web.Response:
+        found, total, nxt = await self._search(request, request.query.get("q", ""))
+        return web.json_response({"total": total, "posts": [_post_json(p.ref, p.item, self.base) for p in found],
+                                  "next_cursor": str(nxt) if nxt < total else None})
+
+    async def api_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(await self._stats())
+
+    # ------------------------------------------------------------ Atom feeds
+
+    def _feed(self, title: str, self_url: str, posts: list[tuple[NodeRef, Item]]) -> web.Response:
+        feed = ET.Element(A + "feed")
+        ET.SubElement(feed, A + "title").text = title
+        ET.SubElement(feed, A + "id").text = f"{self.base}{self_url}"
+        ET.SubElement(feed, A + "updated").text = _iso(max((i.updated for _, i in posts),
+                                                            default=datetime.now(UTC)))
+        ET.SubElement(feed, A + "link", {"rel": "self", "href": f"{self.base}{self_url}"})
+        ET.SubElement(feed, A + "generator").text = "xmppblog"
+        for ref, item in posts:
+            entry = entry_of(item.payload)
+            if entry is None:
+                continue
+            if entry.find(A + "author") is None:
+                ET.SubElement(ET.SubElement(entry, A + "author"), A + "name").text = item.publisher
+            for sig in entry.findall("{urn:xmppblog:0}signature"):
+                entry.remove(sig)
+            user = (author_of(entry) or item.publisher).split("@")[0]
+            if not ref.is_comments and ref.service.endswith("@" + self.blogs.addr.service_jid):
+                href = f"{self.base}/u/{quote(user)}/{quote(item.item_id, safe='')}"
+                ET.SubElement(entry, A + "link", {"rel": "alternate", "type": "text/html", "href": href})
+            feed.append(entry)
+        try:
+            body = ET.tostring(feed, encoding="unicode", default_namespace=ATOM)
+        except ValueError:  # an extension element in no namespace: keep explicit prefixes
+            body = ET.tostring(feed, encoding="unicode")
+        return web.Response(text="<?xml version='1.0' encoding='utf-8'?>\n" + body,
+                            content_type="application/atom+xml", charset="utf-8")
+
+    async def feed_timeline(self, request: web.Request) -> web.Response:
+        items, _ = await self._page(self.blogs.timeline_ref, request)
+        return self._feed(f"Public timeline of {self.blogs.addr.service_jid}", "/feeds/timeline.atom",
+                          [(self._origin(i), self._original(i)) for i in items])
+
+    async def feed_user(self, request: web.Request) -> web.Response:
+        user = request.match_info["user"]
+        ref = self._ref(user)
+        items, _ = await self._page(ref, request)
+        return self._feed(f"{user}@{self.blogs.addr.users_domain}", f"/feeds/users/{quote(user)}.atom",
+                          [(ref, i) for i in items])
+
+    async def feed_tag(self, request: web.Request) -> web.Response:
+        tag = request.match_info["tag"]
+        found, _, _ = await self._search(request, f"#{tag}")
+        return self._feed(f"#{tag}", f"/feeds/tags/{quote(tag)}.atom", [(p.ref, p.item) for p in found])
+
+    async def feed_search(self, request: web.Request) -> web.Response:
+        q = request.query.get("q", "")
+        found, _, _ = await self._search(request, q)
+        return self._feed(f"Search: {q}", "/feeds/search.atom?" + urlencode({"q": q}),
+                          [(p.ref, p.item) for p in found])
+
+    # ------------------------------------------------------------ HTML pages
+
+    def _posts_html(self, posts: list[tuple[NodeRef, Item]]) -> str:
+        out = []
+        for ref, item in posts:
+            p = _post_json(ref, item, self.base)
+            link = f'<a href="{html.escape(p["url"])}">{_when(item)}</a>' if p["url"] else _when(item)
+            out.append(f'<article><p class="text">{html.escape(p["text"])}</p><p class="meta">'
+                       f'<a href="xmpp:{html.escape(p["author"])}">{html.escape(p["author"])}</a> · {link}'
+                       f' · <a href="{html.escape(p["xmpp_uri"])}">xmpp</a></p></article>')
+        return "\n".join(out) or "<p>Nothing here yet.</p>"
+
+    def _html(self, title: str, body: str) -> web.Response:
+        return web.Response(text=_page(title, body), content_type="text/html", charset="utf-8")
+
+    async def page_timeline(self, request: web.Request) -> web.Response:
+        items, cursor = await self._page(self.blogs.timeline_ref, request)
+        more = f'<p><a href="/?cursor={quote(cursor)}">Older posts</a></p>' if cursor else ""
+        return self._html(f"Public timeline — {self.blogs.addr.service_jid}",
+                          _search_form("") + self._posts_html([(self._origin(i), self._original(i))
+                                                               for i in items]) + more)
+
+    async def page_user(self, request: web.Request) -> web.Response:
+        user = request.match_info["user"]
+        ref = self._ref(user)
+        items, cursor = await self._page(ref, request)
+        jid = f"{user}@{self.blogs.addr.users_domain}"
+        follow = (f'<p>Follow from your chat client: <a href="xmpp:{html.escape(ref.service)}?roster">'
+                  f'add {html.escape(ref.service)}</a> · <a href="/feeds/users/{quote(user)}.atom">Atom feed</a></p>')
+        more = f'<p><a href="?cursor={quote(cursor)}">Older posts</a></p>' if cursor else ""
+        return self._html(jid, follow + self._posts_html([(ref, i) for i in items]) + more)
+
+    async def page_post(self, request: web.Request) -> web.Response:
+        ref = self._ref(request.match_info["user"])
+        item_id = request.match_info["item"]
+        item = (await self.blogs.get_items(ANON, ref, [item_id])).items[0]
+        replies: list[tuple[NodeRef, Item]] = []
+        with contextlib.suppress(errors.NodeNotFound):  # nobody replied yet
+            page = await self.blogs.get_items(ANON, ref.comments(item_id), page=PageRequest(max=100))
+            replies = [(ref.comments(item_id), c) for c in reversed(page.items)]
+        body = self._posts_html([(ref, item)]) + "<h2>Replies</h2>" + self._posts_html(replies)
+        return self._html(f"Post by {request.match_info['user']}", body)
+
+    async def page_search(self, request: web.Request) -> web.Response:
+        q = request.query.get("q", "")
+        if not q.strip():
+            return self._html("Search", _search_form(""))
+        found, total, _ = await self._search(request, q)
+        return self._html(f"Search: {q}", _search_form(q) + f"<p>{total} public post(s)</p>"
+                          + self._posts_html([(p.ref, p.item) for p in found]))
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _when(item: Item) -> str:
+    return html.escape(item.published.strftime("%Y-%m-%d %H:%M"))
+
+
+def _search_form(q: str) -> str:
+    return ('<form action="/search" method="get"><input name="q" value="' + html.escape(q, quote=True)
+            + '" placeholder="words, #tag, from:user@domain"><button>Search</button></form>')
+
+
+def _page(title: str, body: str) -> str:
+    t = html.escape(title)
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{t}</title>'
+            '<meta name="viewport" content="width=device-width,initial-scale=1">'
+            "<style>body{font-family:sans-serif;max-width:40em;margin:auto;padding:1em}"
+            "article{border-bottom:1px solid #ddd;padding:.5em 0}.meta{color:#555;font-size:.9em}</style>"
+            f'</head><body><header><a href="/">xmppblog</a></header><h1>{t}</h1>{body}</body></html>')
+
+
+async def start(api: HttpApi, listen: str) -> web.AppRunner:
+    host, _, port = listen.rpartition(":")
+    runner = web.AppRunner(api.app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, int(port)).start()
+    log.info("http listening on %s (%s)", listen, api.base)
+    return runner
+
