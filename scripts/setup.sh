@@ -8,8 +8,8 @@
 #   scripts/setup.sh deps   only install (Debian packages + Python venv in .venv)
 #
 # Debian packages: prosody + lua-unbound (host server for the demo and the
-# end-to-end tests), ejabberd (interop tests), postgresql (the PostgreSQL
-# test lane), python3-venv.
+# end-to-end tests), ejabberd (interop tests), chromium (page tests),
+# postgresql (the PostgreSQL test lane), python3-venv.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${XMPPBLOG_VENV:-$ROOT/.venv}"
@@ -23,6 +23,7 @@ install_debian() {
 	dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)
 	compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 	command -v ejabberdctl >/dev/null || need+=(ejabberd)
+	command -v chromium >/dev/null || need+=(chromium)
 	command -v runuser >/dev/null || need+=(util-linux)
 	python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 	if ((${#need[@]})); then
