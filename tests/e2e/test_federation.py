@@ -173,3 +173,16 @@ async def test_reply_and_repost_across_servers(clients, component, component_bet
     assert "zed@beta.test: what do you think?" in ET.tostring(mine.xml, encoding="unicode")
     assert await kim.say("unfollow zed@beta.test") == "You no longer follow zed@beta.test"
 
+
+
+async def test_another_server_follows_our_public_timeline(clients, component, component_beta):
+    """An aggregator-style follow of alpha's public timeline from beta: many authors, all signed."""
+    yolanda, victor = await clients("yolanda@beta.test"), await clients("victor")
+    await greeted(yolanda)
+    uri = "xmpp:blog.alpha.test?;node=urn%3Axmpp%3Amicroblog%3A0"
+    assert await yolanda.say(f"follow {uri}") == "Now following blog.alpha.test"
+    await victor.say("hello to the whole network")
+    m = await yolanda.inbox.wait(lambda m: "hello to the whole network" in (m["body"] or ""))
+    assert m is not None and m["from"].bare == "victor\\40alpha.test@blog.beta.test", "from the author's address"
+    assert m["body"].startswith("victor@alpha.test: hello to the whole network"), "the real author is named"
+    assert await yolanda.say(f"unfollow {uri}") == "You no longer follow blog.alpha.test"

@@ -169,8 +169,10 @@ class FederationService:
                                                     self._codec.text(entry.draft)))
                 stored += 1
                 if notify:
+                    # a relay node (a service's public timeline) carries many authors: name each one
+                    author = entry.author if entry.author and "@" not in node.owner else node.owner
                     events = await fanout.plan_post(uow, self.addr, self._online, fanout.Post(
-                        node, node, entry.item_id, payload, node.owner, self._codec.text(entry.draft)))
+                        node, node, entry.item_id, payload, author, self._codec.text(entry.draft)))
                     for event in events:
                         if event.kind is EventKind.IM_POST:
                             await uow.outbox.add(event)

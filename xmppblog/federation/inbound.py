@@ -115,7 +115,10 @@ class InboundEvents:
             # Entries must match their origin: the node owner wrote them, or they are reposts
             # that say so (<link rel='via'/>) and credit the original.
             repost = any(link.get("rel") == "via" for link in draft.entry.findall(f"{A}link"))
-            if author and owner and author != owner and not repost:
+            # A node owned by a service (no local part: a public timeline, a news feed) relays many
+            # authors; an xmppblog one is covered by its signatures (RemoteBlogs.verified).
+            relay = bool(owner) and "@" not in (owner or "")
+            if author and owner and author != owner and not repost and not relay:
                 self.guard.drop_item(origin, node, item_id, f"author-mismatch: claims {author[:64]}")
                 continue
             entries.append(RemoteEntry(item_id, draft, author))
