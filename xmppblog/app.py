@@ -102,7 +102,8 @@ class App:
                         RosterAdapter(self.social, self.component, self.online, self.remote),
                         ChatBot(self.social, self.component, self.remote, self.moderation),
                         InboundEvents(self.federation, self.guard, lim.max_payload_bytes,
-                                      self.remote.stop_pushes, self.remote.verified), self.remote,
+                                      self.remote.stop_pushes, self.remote.verified, self.remote.signs),
+                        self.remote,
                         Bounces(self.deliveries)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)

@@ -30,9 +30,10 @@ class InboundEvents:
     def __init__(self, fed: FederationService, guard: Guard, max_payload_bytes: int,
                  unsubscribe: Callable[[NodeRef], Awaitable[None]] | None = None,
                  verified: Callable[[str, str, list[RemoteEntry]], Awaitable[list[RemoteEntry]]] | None = None,
-                 ) -> None:
+                 signs: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self.fed = fed
         self._verified = verified
+        self._signs_cb = signs
         self.guard = guard
         self.max_payload_bytes = max_payload_bytes
         self._unsubscribe = unsubscribe
@@ -70,6 +71,10 @@ class InboundEvents:
             elif kind == "delete" or (kind == "subscription" and child.get("subscription") == "none"):
                 log.info("remote node ended our subscription: origin=%s node=%s (%s)", origin, node, kind)
                 await self.fed.confirmed(NodeRef(origin, node), SubState.NONE)
+
+    async def _signs(self, origin: str) -> bool:
+        """Is `origin` an xmppblog server whose entries carry verified signatures?"""
+        return self._signs_cb is not None and await self._signs_cb(origin)
 
     def _rtbl(self, origin: str, node: str, child: ET.Element) -> None:
         """A real-time block list changed: item ids are sha256 of blocked JIDs or domains."""
@@ -117,7 +122,7 @@ class InboundEvents:
             repost = any(link.get("rel") == "via" for link in draft.entry.findall(f"{A}link"))
             # A node owned by a service (no local part: a public timeline, a news feed) relays many
             # authors; an xmppblog one is covered by its signatures (RemoteBlogs.verified).
-            relay = bool(owner) and "@" not in (owner or "")
+            relay = bool(owner) and "@" not in (owner or "") and await self._signs(origin)
             if author and owner and author != owner and not repost and not relay:
                 self.guard.drop_item(origin, node, item_id, f"author-mismatch: claims {author[:64]}")
                 continue

@@ -111,6 +111,13 @@ class RemoteBlogs:
         self._keys[service] = (now + KEYS_TTL, keys)
         return keys
 
+    async def signs(self, origin: str) -> bool:
+        """True if `origin`'s service is an xmppblog server (its entries must be, and are, verified)."""
+        try:
+            return await self.keys_of(parse(origin).domain) is not None
+        except errors.RemoteUnavailable:
+            return False
+
     async def verified(self, origin: str, node: str, entries: list[RemoteEntry]) -> list[RemoteEntry]:
         """Entries whose signature checks out when `origin` is an xmppblog server (issue #5)."""
         if not entries:
