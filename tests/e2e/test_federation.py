@@ -34,8 +34,9 @@ async def test_follow_remote_user_one_delivery_per_server(clients, component, co
     sent = re.findall(r'SEND: <message from="zed@blog\.beta\.test" type=\'headline\' to="blog\.alpha\.test"[^\n]*'
                       + re.escape(full_item), component_beta.log_text())
     assert len(sent) == 1, f"beta must send one notification per post to alpha, sent {len(sent)}"
-    # the remote post is in the followers' timeline; a remote retraction removes it
+    # the remote post is in the followers' timeline and in search; a remote retraction removes it
     assert "zed@beta.test: hello federation #fed" in await followers[0].say("timeline 5")
+    assert "zed@beta.test: hello federation #fed" in await followers[0].say("search #fed from:zed@beta.test")
     assert (await zed.say(f"delete {item_id}")).startswith("Deleted")
     for _ in range(50):
         if "hello federation" not in await followers[0].say("timeline 5"):
