@@ -36,9 +36,26 @@ def _filters(q: SearchQuery, params: dict[str, Any]) -> list[str]:
     return where
 
 
-class SqliteSearch:
+class _Search:
+    table = ""
+
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
+
+    async def remove(self, ref: NodeRef, item_id: str | None = None, author: str | None = None) -> None:
+        sql = f"DELETE FROM {self.table} WHERE service = :service AND node = :node"
+        params: dict[str, Any] = {"service": ref.service, "node": ref.node}
+        if item_id is not None:
+            sql += " AND item_id = :item_id"
+            params["item_id"] = item_id
+        if author is not None:
+            sql += " AND author = :author"
+            params["author"] = author
+        await self.s.execute(text(sql), params)
+
+
+class SqliteSearch(_Search):
+    table = "search_fts"
 
     async def index(self, doc: SearchDoc) -> None:
         await self.remove(doc.ref, doc.item_id)
@@ -49,16 +66,6 @@ class SqliteSearch:
              "author": doc.author, "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
              "published": doc.published.isoformat()})
 
-    async def remove(self, ref: NodeRef, item_id: str | None = None, author: str | None = None) -> None:
-        sql = "DELETE FROM search_fts WHERE service = :service AND node = :node"
-        params: dict[str, Any] = {"service": ref.service, "node": ref.node}
-        if item_id is not None:
-            sql += " AND item_id = :item_id"
-            params["item_id"] = item_id
-        if author is not None:
-            sql += " AND author = :author"
-            params["author"] = author
-        await self.s.execute(text(sql), params)
 
     async def search(self, q: SearchQuery, limit: int, offset: int) -> tuple[list[tuple[NodeRef, str]], int]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
@@ -76,9 +83,8 @@ class SqliteSearch:
         return [(NodeRef(sv, n), i) for sv, n, i in rows], int(total)
 
 
-class PostgresSearch:
-    def __init__(self, s: AsyncSession) -> None:
-        self.s = s
+class PostgresSearch(_Search):
+    table = "search_docs"
 
     async def index(self, doc: SearchDoc) -> None:
         await self.s.execute(text(
@@ -91,16 +97,6 @@ class PostgresSearch:
              "author": doc.author, "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
              "published": doc.published})
 
-    async def remove(self, ref: NodeRef, item_id: str | None = None, author: str | None = None) -> None:
-        sql = "DELETE FROM search_docs WHERE service = :service AND node = :node"
-        params: dict[str, Any] = {"service": ref.service, "node": ref.node}
-        if item_id is not None:
-            sql += " AND item_id = :item_id"
-            params["item_id"] = item_id
-        if author is not None:
-            sql += " AND author = :author"
-            params["author"] = author
-        await self.s.execute(text(sql), params)
 
     async def search(self, q: SearchQuery, limit: int, offset: int) -> tuple[list[tuple[NodeRef, str]], int]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
