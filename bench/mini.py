@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""A minimal asyncio XMPP client for load generation: register, log in, count messages.
+
+Subscribers must be cheap so that the load generator is never the bottleneck
+(issue #7): no stanza objects, no XML tree — bytes are scanned for post markers.
+Plaintext SASL PLAIN against the loopback test servers only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import re
+import time
+
+MARK = re.compile(rb"bench-(\d+)-")
+
+
+class Mini:
+    def __init__(self, ip: str, domain: str, user: str, password: str = "password", port: int = 5222) -> None:
+        self.ip, self.domain, self.user, self.password, self.port = ip, domain, user, password, port
+        self.jid = f"{user}@{domain}"
+        self.first_seen: dict[int, float] = {}
+        self.messages = 0
+        self._buf = b""
+        self._task: asyncio.Task[None] | None = None
+
+    async def _read_until(self, pattern: bytes, timeout: float = 10.0) -> bytes:
+        end = time.monotonic() + timeout
+        while pattern not in self._buf:
+            chunk = await asyncio.wait_for(self.reader.read(65536), max(0.01, end - time.monotonic()))
+            if not chunk:
+                raise ConnectionError(f"{self.jid}: closed while waiting for {pattern!r}: {self._buf[-300:]!r}")
+            self._buf += chunk
+        head, _, self._buf = self._buf.partition(pattern)
+        return head + pattern
+
+    async def _read_iq(self, iq_id: str, timeout: float = 10.0) -> bytes:
+        """Wait for the reply to iq `iq_id` (self-closing or not); returns it."""
+        pattern = re.compile(rb"<iq[^>]*id=['\"]" + re.escape(iq_id.encode()) + rb"['\"][^>]*?(/>|>.*?</iq>)", re.S)
+        end = time.monotonic() + timeout
+        while (m := pattern.search(self._buf)) is None:
+            chunk = await asyncio.wait_for(self.reader.read(65536), max(0.01, end - time.monotonic()))
+            if not chunk:
+                raise ConnectionError(f"{self.jid}: closed while waiting for iq {iq_id}")
+            self._buf += chunk
+        self._buf = self._buf[m.end():]
+        return m.group(0)
+
+    def _open(self) -> None:
+        self.writer.write(f"<?xml version='1.0'?><stream:stream to='{self.domain}' xmlns='jabber:client' "
+                          "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>".encode())
+
+    async def connect(self, register: bool = True) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.ip, self.port)
+        self._open()
+        await self._read_until(b"</stream:features>")
+        if register:
+            self.writer.write(f"<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>{self.user}"
+                              f"</username><password>{self.password}</password></query></iq>".encode())
+            await self._read_iq("reg")  # result, or conflict when it already exists
+        token = base64.b64encode(f"\0{self.user}\0{self.password}".encode()).decode()
+        self.writer.write(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>".encode())
+        reply = await self._read_until(b"/>")
+        if b"success" not in reply:
+            raise ConnectionError(f"{self.jid}: authentication failed: {reply!r}")
+        self._buf = b""
+        self._open()
+        await self._read_until(b"</stream:features>")
+        self.writer.write(b"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                          b"<resource>b</resource></bind></iq>")
+        await self._read_iq("bind")
+        self.writer.write(b"<presence/>")
+
+    async def request(self, xml: str) -> bytes:
+        """Send an iq (with an id) and wait for its answer (before counting starts)."""
+        iq_id = re.search(r"id=['\"]([^'\"]+)", xml).group(1)  # type: ignore[union-attr]
+        self.writer.write(xml.encode())
+        return await self._read_iq(iq_id)
+
+    def start_counting(self) -> None:
+        self._task = asyncio.ensure_future(self._count())
+
+    def send(self, xml: str) -> None:
+        self.writer.write(xml.encode())
+
+    async def _count(self) -> None:
+        data = self._buf
+        while True:
+            now = time.monotonic()
+            self.messages += data.count(b"<message")
+            for m in MARK.finditer(data):
+                self.first_seen.setdefault(int(m.group(1)), now)
+            chunk = await self.reader.read(262144)
+            if not chunk:
+                return
+            data = chunk  # a marker split across two reads is missed: counted by `messages` only
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+        with contextlib.suppress(OSError):  # best effort at the end of a run
+            self.writer.write(b"</stream:stream>")
+            self.writer.close()
