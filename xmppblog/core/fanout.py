@@ -42,10 +42,10 @@ async def viewer_of(uow: UnitOfWork, access: Node, jid: str) -> Viewer:
 
 async def allowed_subscribers(uow: UnitOfWork, node: Node, access: Node) -> list[tuple[str, Delivery]]:
     """(JID, delivery) of subscribers who may still see this node now (T6: at send time)."""
-    subs = await uow.subs.for_node(node, SubState.SUBSCRIBED)
     if access.config.access_model is AccessModel.OPEN:
-        affs = await uow.affs.for_node(access)
-        return [(s.jid, s.delivery) for s in subs if affs.get(bare(s.jid)) is not Affiliation.OUTCAST]
+        # one query: subscribed and not banned (the fan-out hot path)
+        return list(await uow.subs.deliverable(node, access))
+    subs = await uow.subs.for_node(node, SubState.SUBSCRIBED)
     out = []
     for s in subs:
         if is_server(s.jid):

@@ -93,6 +93,7 @@ class BlogService:
         self._new_id = new_id
         self._after_commit = after_commit
         self._online: OnlineView = online if online is not None else _Nobody()
+        self._timeline: Node | None = None
 
     async def commit(self, uow: UnitOfWork) -> None:
         await uow.commit()
@@ -155,9 +156,16 @@ class BlogService:
         """
         self._check_name(ref)
         if ref == self.timeline_ref:
-            timeline = await uow.nodes.get(ref) or await uow.nodes.create(
-                Node(ref, self.addr.service_jid, self._default_config()))
-            return timeline, timeline
+            # The timeline node is never deleted nor reconfigured: once it is known to be
+            # committed (found, not just created in this transaction), it is loaded once.
+            if self._timeline is not None:
+                return self._timeline, self._timeline
+            found = await uow.nodes.get(ref)
+            if found is not None:
+                self._timeline = found
+                return found, found
+            created = await uow.nodes.create(Node(ref, self.addr.service_jid, self._default_config()))
+            return created, created
         if ref.is_comments:
             parent, _ = await self._load(uow, ref.parent(), create=False)
             if await uow.items.get(parent, ref.parent_item or "") is None:
@@ -268,7 +276,7 @@ class BlogService:
                     item_id, actor.jid or owner, payload, stamp.published, now))
                 # indexed in the publishing transaction: search never misses a post
                 await uow.search.index(SearchDoc.of(ref, item_id, owner, stamp.published,
-                                                    self._codec.text(draft)))
+                                                    self._codec.text(draft)), new=existing is None)
             for event in events:
                 await uow.outbox.add(event)
             recipients = tuple(r for e in events for r in e.recipients)

@@ -242,6 +242,17 @@ class SubscriptionRepo:
         rows = (await self.s.execute(q.order_by(SubscriptionRow.id))).scalars()
         return [self._sub(node.ref, r) for r in rows]
 
+    async def deliverable(self, node: Node, access: Node) -> Sequence[tuple[str, Delivery]]:
+        """Subscribed JIDs of `node` whose bare JID is not an outcast of `access`, in one query."""
+        banned = exists().where(AffiliationRow.node_id == access.db_id,
+                                AffiliationRow.jid == SubscriptionRow.bare,
+                                AffiliationRow.affiliation == Affiliation.OUTCAST.value)
+        rows = (await self.s.execute(
+            select(SubscriptionRow.jid, SubscriptionRow.delivery)
+            .where(SubscriptionRow.node_id == node.db_id, SubscriptionRow.state == SubState.SUBSCRIBED.value,
+                   ~banned).order_by(SubscriptionRow.id))).all()
+        return [(j, Delivery(d)) for j, d in rows]
+
     async def for_jid(self, service: str, jid: str) -> Sequence[Subscription]:
         rows = (await self.s.execute(
             select(NodeRow.node, SubscriptionRow.jid, SubscriptionRow.state)

@@ -57,8 +57,9 @@ class _Search:
 class SqliteSearch(_Search):
     table = "search_fts"
 
-    async def index(self, doc: SearchDoc) -> None:
-        await self.remove(doc.ref, doc.item_id)
+    async def index(self, doc: SearchDoc, new: bool = False) -> None:
+        if not new:  # an edit replaces its older version
+            await self.remove(doc.ref, doc.item_id)
         await self.s.execute(text(
             "INSERT INTO search_fts (text, tags, mentions, author, service, node, item_id, published) "
             "VALUES (:text, :tags, :mentions, :author, :service, :node, :item_id, :published)"),
@@ -86,7 +87,7 @@ class SqliteSearch(_Search):
 class PostgresSearch(_Search):
     table = "search_docs"
 
-    async def index(self, doc: SearchDoc) -> None:
+    async def index(self, doc: SearchDoc, new: bool = False) -> None:
         await self.s.execute(text(
             "INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
             "VALUES (:service, :node, :item_id, :author, :published, :text, :tags, :mentions) "
