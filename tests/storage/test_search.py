@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from xmppblog.core import errors
-from xmppblog.core.model import NS_MICROBLOG, AccessModel, Actor, NodeRef
+from xmppblog.core.model import NS_MICROBLOG, AccessModel, Actor, NodeRef, PageRequest
 from xmppblog.core.social import SocialService
 
 from .test_service_storage import ALICE, BOB, draft
@@ -50,3 +50,17 @@ async def test_search_syntax_privacy_and_removal(backend):
     assert await texts(social, "lunch") == ([], 0), "protected posts never appear in search"
     with pytest.raises(errors.BadRequest):
         await social.search(BOB, "   ")
+
+
+async def test_trimmed_posts_leave_search_and_the_public_timeline(backend):
+    service, uow, clock = backend  # max_items_per_node = 5
+    social = SocialService(service, uow)
+    for i in range(7):
+        await service.publish(ALICE, ref(ALICE), f"t{i}", draft(f"trimmable post {i}"))
+    ids, total = await texts(social, "trimmable", limit=10)
+    assert total == 5 and sorted(ids) == [f"t{i}" for i in range(2, 7)]
+    page = await service.get_items(BOB, service.timeline_ref, page=PageRequest(max=3))
+    assert page.count == 5 and [i.item_id for i in page.items] == ["alice/t6", "alice/t5", "alice/t4"]
+    # an id reused after its item was trimmed publishes cleanly again
+    await service.publish(ALICE, ref(ALICE), "t0", draft("trimmable again"))
+    assert "t0" in (await texts(social, "again"))[0]

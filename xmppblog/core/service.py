@@ -261,7 +261,8 @@ class BlogService:
             if len(payload.encode("utf-8")) > self.limits.max_payload_bytes:
                 raise errors.PayloadTooBig(
                     f"entries are limited to {self.limits.max_payload_bytes} bytes")
-            await uow.items.put(node, Item(item_id, actor.jid or owner, payload, stamp.published, now))
+            await uow.items.put(node, Item(item_id, actor.jid or owner, payload, stamp.published, now),
+                                new=existing is None)
             keep = min(node.config.max_items, self.limits.max_items_per_node)
             for dropped in await uow.items.trim(node, keep):
                 await self._drop_comments(uow, node, dropped)
@@ -325,8 +326,11 @@ class BlogService:
                                                  recipients, item_id=tl_id))
 
     async def _drop_comments(self, uow: UnitOfWork, node: Node, item_id: str) -> None:
-        if node.ref.is_comments:
+        """An item left its node (trimmed or retracted): its comments, index entry and copy go too."""
+        if node.ref.is_comments or node.ref == self.timeline_ref:
             return
+        await uow.search.remove(node.ref, item_id)
+        await self._timeline_remove(uow, node.owner, [item_id])
         comments = await uow.nodes.get(node.ref.comments(item_id))
         if comments is not None:
             await uow.nodes.delete(comments)
@@ -347,10 +351,7 @@ class BlogService:
             if item.publisher != actor.jid:
                 check(Action.RETRACT_ANY, access.config.access_model, viewer)
             await uow.items.delete(node, item_id)
-            await self._drop_comments(uow, node, item_id)
-            if not ref.is_comments and ref != self.timeline_ref:
-                await self._timeline_remove(uow, node.owner, [item_id])
-                await uow.search.remove(ref, item_id)
+            await self._drop_comments(uow, node, item_id)  # also its index entry and timeline copy
             recipients: tuple[str, ...] = ()
             if notify or (notify is None and node.config.notify_retract):
                 for event in await fanout.plan_retract(uow, node, access, item_id):

@@ -129,11 +129,12 @@ class ItemRepo:
             .order_by(ItemRow.id.desc()))).scalars()
         return [_item(r) for r in rows]
 
-    async def put(self, node: Node, item: Item) -> None:
+    async def put(self, node: Node, item: Item, new: bool = False) -> None:
         # A republish moves the item to the top: delete and insert gives it a new,
-        # higher id, and id order is publish order.
-        await self.s.execute(delete(ItemRow).where(
-            ItemRow.node_id == node.db_id, ItemRow.item_id == item.item_id))
+        # higher id, and id order is publish order. `new`: the caller knows there is none.
+        if not new:
+            await self.s.execute(delete(ItemRow).where(
+                ItemRow.node_id == node.db_id, ItemRow.item_id == item.item_id))
         self.s.add(ItemRow(node_id=node.db_id, item_id=item.item_id, publisher=item.publisher,
                            payload=item.payload, published=item.published, updated=item.updated))
         await self.s.flush()
