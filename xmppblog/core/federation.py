@@ -21,7 +21,6 @@ from typing import Protocol
 
 from . import errors, fanout
 from .addressing import Addressing
-from .jid import bare
 from .model import (
     Actor,
     Delivery,
@@ -213,8 +212,3 @@ class FederationService:
 
     def codec_raw(self, draft: object) -> str:
         return self._codec.raw(draft)
-
-    async def followers(self, ref: NodeRef) -> list[str]:
-        async with self._uow() as uow:
-            node = await uow.nodes.get(ref)
-            return [bare(s.jid) for s in await uow.subs.for_node(node)] if node else []

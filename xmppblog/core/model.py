@@ -9,7 +9,7 @@ reach across nodes (T3).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
@@ -215,7 +215,3 @@ class Actor:
 
 
 Actor.SYSTEM = Actor("", system=True)
-
-
-def with_config(node: Node, **changes: object) -> Node:
-    return replace(node, config=replace(node.config, **changes))  # type: ignore[arg-type]

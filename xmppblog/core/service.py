@@ -761,7 +761,3 @@ class BlogService:
                     await self._prune_subscriptions(uow, node)
             await self.commit(uow)
         log.info("presence subscription: blog=%s contact=%s subscribed=%s", blog, contact, subscribed)
-
-    async def has_presence_subscription(self, blog: str, contact: str) -> bool:
-        async with self._uow() as uow:
-            return await uow.contacts.has_presence(blog, bare(contact))

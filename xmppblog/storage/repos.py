@@ -326,10 +326,6 @@ class ContactRepo:
             self.s.add(ContactRow(blog=blog, contact=contact, subscribed=subscribed))
             await self.s.flush()
 
-    async def subscribers(self, blog: str) -> Sequence[str]:
-        return list((await self.s.execute(select(ContactRow.contact).where(
-            ContactRow.blog == blog, ContactRow.subscribed))).scalars())
-
     async def get(self, blog: str, contact: str) -> Contact:
         row = (await self.s.execute(select(ContactRow).where(
             ContactRow.blog == blog, ContactRow.contact == contact))).scalar_one_or_none()
@@ -560,11 +556,6 @@ class FeedRepo:
                    NodeRow.service.like("%@" + service_jid))
             .order_by(NodeRow.service))).all()
         return [(_node(n), int(c)) for n, c in rows]
-
-    async def count_items(self, ref: NodeRef) -> int:
-        return int((await self.s.execute(
-            select(func.count()).select_from(ItemRow).join(NodeRow, NodeRow.id == ItemRow.node_id)
-            .where(NodeRow.service == ref.service, NodeRow.node == ref.node))).scalar_one())
 
 
 class OutboxRepo:
