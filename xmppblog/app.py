@@ -117,6 +117,7 @@ class App:
             await migrate.upgrade(self.cfg.database.url)
         self.guard.apply_domain_policies(await self.moderation.domain_policies())
         await self.signer.load()
+        await self.deliveries.requeue_after_restart()
         c = self.cfg.component
         log.info("xmppblog starting: component=%s host=%s:%s users=%s database=%s",
                  c.jid, c.host, c.port, c.users_domain, _safe_url(self.cfg.database.url))

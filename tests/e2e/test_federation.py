@@ -187,3 +187,23 @@ async def test_another_server_follows_our_public_timeline(clients, component, co
     assert m is not None and m["from"].bare == "victor\\40alpha.test@blog.beta.test", "from the author's address"
     assert m["body"].startswith("victor@alpha.test: hello to the whole network"), "the real author is named"
     assert await yolanda.say(f"unfollow {uri}") == "You no longer follow blog.alpha.test"
+
+
+async def test_outbox_survives_a_restart_of_the_sending_server(clients, component, component_beta):
+    """A notification bounced while alpha's component was away is delivered from beta's durable
+    outbox, even though beta's component restarted in between."""
+    zed, leo = await clients("zed@beta.test"), await clients("leo")
+    await greeted(leo)
+    assert await leo.say("follow zed@beta.test") == "Now following zed@beta.test"
+    component.stop()
+    await zed.say("queued across restarts")
+    component_beta.wait_log("delivery retry: to=blog.alpha.test")
+    component_beta.stop()
+    component.start()
+    component_beta.start()
+    component.wait_log("remote items stored: origin=zed@blog.beta.test", timeout=30)
+    # beta's restarted process sent it again from its outbox (not only alpha's catch-up)
+    component_beta.wait_log('to="blog.alpha.test" id="ob', timeout=30)
+    leo2 = await clients("leo")
+    assert "zed@beta.test: queued across restarts" in await leo2.say("timeline 5")
+    assert await leo2.say("unfollow zed@beta.test") == "You no longer follow zed@beta.test"

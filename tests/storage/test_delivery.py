@@ -69,3 +69,11 @@ async def test_unbounced_rows_expire(backend):
     assert await d.expire_sent() == 1
     async with uow() as u:
         assert await u.outbox.get(row) is None
+
+
+async def test_unconfirmed_rows_are_sent_again_after_a_restart(backend):
+    service, uow, clock = backend
+    row = await _sent_row(service, uow, clock)
+    assert await Deliveries(uow, clock).requeue_after_restart() == 1
+    async with uow() as u:
+        assert [d.row_id for d in await u.outbox.due(clock.now(), 10)] == [row]

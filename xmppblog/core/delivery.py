@@ -91,6 +91,16 @@ class Deliveries:
                      row.recipient, ev.node, ev.item_id, failures, condition)
             return "ended" if failures >= self.policy.max_failures else "failed"
 
+    async def requeue_after_restart(self) -> int:
+        """At start: notifications handed to other servers before the stop may have bounced
+        while nobody listened; send them again (a duplicate at worst, never a loss)."""
+        async with self._uow() as uow:
+            n = await uow.outbox.requeue_sent()
+            await uow.commit()
+        if n:
+            log.info("outbox: %d notification(s) to other servers sent again after restart", n)
+        return n
+
     async def expire_sent(self) -> int:
         """Forget remote deliveries that did not bounce within `keep_sent_for`."""
         async with self._uow() as uow:

@@ -602,6 +602,12 @@ class OutboxRepo:
         if row_ids:
             await self.s.execute(update(OutboxRow).where(OutboxRow.id.in_(list(row_ids))).values(sent_at=at))
 
+    async def requeue_sent(self) -> int:
+        """Sent but unconfirmed rows (a bounce may have been missed while stopped): due again."""
+        res = await self.s.execute(update(OutboxRow).where(OutboxRow.sent_at.is_not(None))
+                                   .values(sent_at=None, next_at=self._now()))
+        return int(res.rowcount or 0)
+
     async def expire_sent(self, before: datetime) -> int:
         ids = list((await self.s.execute(select(OutboxRow.id).where(
             OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < before))).scalars())
