@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from xml.sax.saxutils import escape, quoteattr
+import secrets
 
 from ..core import errors
 from ..core.jid import parse
 from ..core.model import Actor
+from ..core.roster import AVAILABLE, presence
 from ..core.social import SocialService
+from ..pubsub.notify import render
 from ..xmpp.component import BlogComponent, Request
 from .commands import RemoteFollowing
 from .online import OnlineTracker
@@ -37,11 +39,9 @@ class RosterAdapter:
         component.on_online(self._after_connect)
 
     def _send(self, frm: str, to: str, ptype: str | None = None, status: str | None = None) -> None:
-        attrs = f" from={quoteattr(frm)} to={quoteattr(to)}"
-        if ptype:
-            attrs += f" type={quoteattr(ptype)}"
-        inner = f"<status>{escape(status)}</status>" if status else ""
-        self.component.send_raw_stanza(f"<presence{attrs}>{inner}</presence>")
+        """An immediate presence (answers and probes), serialised like the outbox's (pubsub/notify.py)."""
+        template = render(presence(frm, to, ptype or AVAILABLE, status))
+        self.component.send_raw_stanza(template.address(to, "p" + secrets.token_hex(4)))
 
     async def on_presence(self, req: Request) -> None:
         ptype = req.xml.get("type", "available")
