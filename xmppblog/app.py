@@ -60,17 +60,21 @@ class App:
         c = cfg.component
         self.engine = create_engine(cfg.database.url, cfg.database.sqlite_synchronous.upper())
         clock = SystemClock()
-        uow = uow_factory(sessionmaker(self.engine), clock)
+        local_domains = {c.users_domain, c.jid}
+
+        def is_local(jid: str) -> bool:
+            return jid.split("/", 1)[0].rpartition("@")[2] in local_domains
+
+        uow = uow_factory(sessionmaker(self.engine), clock, local=is_local)
         self.component = BlogComponent(c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay)
         f = cfg.federation
         self.deliveries = Deliveries(uow, clock, DeliveryPolicy(
             timedelta(seconds=f.retry_for_seconds), timedelta(seconds=f.keep_sent_seconds),
             f.max_permanent_failures, f.first_retry_seconds))
-        local_domains = {c.users_domain, c.jid}
         self.sender = OutboxSender(uow, self.component.send_raw_stanza, self.component.online, clock,
                                    max_stanza_bytes=cfg.limits.max_stanza_bytes, im_body=im_body,
-                                   is_remote=lambda jid: jid.split("/")[0].rpartition("@")[2] not in local_domains,
-                                   expire=self.deliveries.expire_sent)
+                                   is_remote=lambda jid: not is_local(jid),
+                                   expire=self.deliveries.expire_sent, writable=self.component.writable)
         self.online = OnlineTracker()
         lim = cfg.limits
         self.signer = Signer(uow, clock)

@@ -7,7 +7,7 @@ import asyncio
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
-from xmppblog.core.model import EventKind, OutboxDelivery, OutboxEvent
+from xmppblog.core.model import BulkDelivery, EventKind, OutboxDelivery, OutboxEvent
 from xmppblog.pubsub.notify import OutboxSender, render
 
 EV = "http://jabber.org/protocol/pubsub#event"
@@ -45,9 +45,19 @@ def test_other_events():
 
 
 class FakeUow:
-    def __init__(self, rows):
+    def __init__(self, rows, bulk=()):
         self.rows, self.handed = rows, []
+        self.bulk, self.bulk_done, self.left = list(bulk), [], []
         self.outbox = self
+
+    async def due_bulk(self, now, limit):
+        return [b for b in self.bulk if b.event_id not in self.bulk_done][:limit]
+
+    async def bulk_handed(self, ids):
+        self.bulk_done.extend(ids)
+
+    async def bulk_left(self, event_id, recipients):
+        self.left.append((event_id, list(recipients)))
 
     def __call__(self):
         return self
@@ -110,3 +120,114 @@ def test_im_post_is_chat_without_event_and_presence_templates():
     p = parse(render(OutboxEvent(EventKind.PRESENCE, "a@blog.e.org", "", ("b@e.org",), state="available",
                                  payload="latest & greatest")))
     assert p.get("type") is None and p.find("status").text == "latest & greatest"
+
+
+def _split(data, stream_ns="jabber:component:accept"):
+    """Stanzas written back to back -> elements, as the stream's default namespace makes them."""
+    return list(ET.fromstring(f"<s xmlns='{stream_ns}'>{data}</s>"))
+
+
+async def test_bulk_path_writes_one_chunk_per_write_and_resumes_where_the_stream_went_away():
+    ev = OutboxEvent(EventKind.ITEM_PUBLISHED, "a@blog.e.org", "n", tuple(f"u{i}@e.org" for i in range(7)),
+                     item_id="1", payload="<p xmlns='urn:x'/>")
+    uow = FakeUow([], [BulkDelivery(9, ev)])
+    writes = []
+
+    def send(data):
+        if len(writes) == 2:
+            return False  # the stream went away after two chunks
+        writes.append(data)
+        return True
+
+    sender = OutboxSender(uow, send, asyncio.Event(), Clock(), bulk_chunk=3)
+    assert await sender.drain_once() == 6
+    assert [len(_split(w)) for w in writes] == [3, 3]
+    assert [m.get("to") for w in writes for m in _split(w)] == [f"u{i}@e.org" for i in range(6)]
+    assert uow.bulk_done == [] and uow.left == [(9, ["u6@e.org"])]
+
+
+async def test_bulk_path_drops_oversize_event_and_marks_it_handed():
+    ev = OutboxEvent(EventKind.ITEM_PUBLISHED, "a@blog.e.org", "n", ("u@e.org",), item_id="1",
+                     payload="<p xmlns='urn:x'>" + "x" * 5000 + "</p>")
+    uow = FakeUow([], [BulkDelivery(3, ev)])
+    sent = []
+    sender = OutboxSender(uow, lambda d: sent.append(d) or True, asyncio.Event(), Clock(), max_stanza_bytes=4096)
+    assert await sender.drain_once() == 0
+    assert sent == [] and uow.bulk_done == [3] and sender.dropped == 1
+
+
+RECIPIENTS = ["bob@e.org", "carol@e.org/phone", "dave@e.org/it's <odd> & \"quoted\"", "ünï@e.org"]
+EVENTS = [
+    OutboxEvent(EventKind.ITEM_PUBLISHED, "alice@blog.e.org", "urn:xmpp:microblog:0", (), item_id="p&1",
+                payload="<entry xmlns='http://www.w3.org/2005/Atom'><title>t &amp; ü</title></entry>",
+                publisher="alice@e.org"),
+    OutboxEvent(EventKind.ITEM_RETRACTED, "alice@blog.e.org", "urn:xmpp:microblog:0", (), item_id="7"),
+    OutboxEvent(EventKind.NODE_PURGED, "alice@blog.e.org", "n'\"", ()),
+    OutboxEvent(EventKind.NODE_DELETED, "alice@blog.e.org", "n", ()),
+    OutboxEvent(EventKind.SUBSCRIPTION_CHANGED, "alice@blog.e.org", "n", (), subject="b@e.org",
+                state="subscribed"),
+    OutboxEvent(EventKind.IM_POST, "alice@blog.e.org", "n", (), item_id="1",
+                payload="<entry xmlns='http://www.w3.org/2005/Atom'><title>hi</title></entry>"),
+    OutboxEvent(EventKind.PRESENCE, "alice@blog.e.org", "", (), state="available", payload="a & b"),
+]
+
+
+def _slow_path(ev, to, stanza_id):
+    """The same notification built the naive way: one slixmpp stanza object per recipient."""
+    from slixmpp import Message, Presence
+    from slixmpp.plugins.xep_0060 import stanza as ps  # noqa: F401  (registers pubsub_event)
+
+    if ev.kind is EventKind.PRESENCE:
+        st = Presence(sfrom=ev.sender, sto=to)
+        st["id"] = stanza_id
+        if ev.payload:
+            st["status"] = ev.payload
+        return st
+    st = Message(sfrom=ev.sender, sto=to)
+    st["id"] = stanza_id
+    if ev.kind is EventKind.IM_POST:
+        st["type"] = "chat"
+        st["body"] = "body"
+        st.append(ET.fromstring(ev.payload))
+        return st
+    st["type"] = "headline"
+    event = st["pubsub_event"]
+    if ev.kind is EventKind.ITEM_PUBLISHED:
+        event["items"]["node"] = ev.node
+        item = ps.EventItem()
+        item["id"] = ev.item_id
+        item["publisher"] = ev.publisher
+        item["payload"] = ET.fromstring(ev.payload)
+        event["items"].append(item)
+    elif ev.kind is EventKind.ITEM_RETRACTED:
+        event["items"]["node"] = ev.node
+        retract = ps.EventRetract()
+        retract["id"] = ev.item_id
+        event["items"].append(retract)
+    elif ev.kind is EventKind.NODE_PURGED:
+        event["purge"]["node"] = ev.node
+    elif ev.kind is EventKind.NODE_DELETED:
+        event["delete"]["node"] = ev.node
+    elif ev.kind is EventKind.SUBSCRIPTION_CHANGED:
+        event["subscription"]["node"] = ev.node
+        event["subscription"]["jid"] = ev.subject
+        event["subscription"]["subscription"] = ev.state
+    return st
+
+
+def _canonical(el):
+    return ET.canonicalize(ET.tostring(el, encoding="unicode"), strip_text=True)
+
+
+def test_fast_path_emits_exactly_the_xml_of_the_slow_paths():
+    """Bulk bytes == per-recipient `address()` bytes, and == slixmpp stanza objects in canonical XML."""
+    for ev in EVENTS:
+        template = render(ev, lambda e: "body")
+        for recipients in (RECIPIENTS[:2], RECIPIENTS):  # the spliced path, and the escaping fallback
+            fast = template.bulk(recipients, "n5")
+            assert fast == "".join(template.address(r, "n5") for r in recipients)
+            got = _split(fast, "jabber:client")  # slixmpp's stanza objects are built in jabber:client
+            assert [m.get("to") for m in got] == recipients
+            for el, to in zip(got, recipients, strict=True):
+                slow = _slow_path(ev, to, "n5").xml
+                assert _canonical(el) == _canonical(slow), ev.kind

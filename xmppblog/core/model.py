@@ -205,6 +205,18 @@ class OutboxDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class BulkDelivery:
+    """A planned notification whose local recipients are handed over together (the fast path).
+
+    `event.recipients` are the recipients still to hand over; `next_at` orders nothing
+    per recipient: local deliveries are not retried one by one.
+    """
+
+    event_id: int
+    event: OutboxEvent
+
+
+@dataclass(frozen=True, slots=True)
 class Actor:
     """Who asks. `jid` is the normalised bare JID stamped by the host server."""
 

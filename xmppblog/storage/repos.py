@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..core import errors
 from ..core.model import (
+    BulkDelivery,
     AccessModel,
     Affiliation,
     Contact,
@@ -559,23 +560,66 @@ class FeedRepo:
 
 
 class OutboxRepo:
-    def __init__(self, s: AsyncSession, clock: Clock | None = None) -> None:
+    """Planned notifications.
+
+    Recipients on this server's own domains (`local`) are stored in the event
+    row itself and handed over in one write (the fast path); every other
+    recipient gets an `outbox` row of its own, so a bounce can name it.
+    """
+
+    def __init__(self, s: AsyncSession, clock: Clock | None = None,
+                 local: Callable[[str], bool] | None = None) -> None:
         self.s = s
         # Rows are stamped with the service's clock, so "due" and "retry" agree with it.
         self._now = clock.now if clock is not None else now
+        self._local = local
 
     async def add(self, event: OutboxEvent) -> int:
-        row = OutboxEventRow(kind=event.kind.value, sender=event.sender, node=event.node,
-                             item_id=event.item_id, payload=event.payload, publisher=event.publisher,
-                             subject=event.subject, state=event.state, created_at=self._now())
-        self.s.add(row)
-        await self.s.flush()
+        if not event.recipients:
+            return 0
+        local: list[str] = []
+        tracked: list[str] = []
+        for r in event.recipients:
+            (local if self._local is not None and "\n" not in r and self._local(r) else tracked).append(r)
         when = self._now()
-        # One statement for all recipients: fan-out is planned once (DESIGN.md).
-        await self.s.execute(OutboxRow.__table__.insert(), [
-            {"event_id": row.id, "recipient": r, "attempts": 0, "next_at": when}
-            for r in event.recipients])
-        return int(row.id)
+        # Core statements, not ORM units of work: this runs once per post on the hot path.
+        event_id = int((await self.s.execute(insert(OutboxEventRow).values(
+            kind=event.kind.value, sender=event.sender, node=event.node, item_id=event.item_id,
+            payload=event.payload, publisher=event.publisher, subject=event.subject, state=event.state,
+            created_at=when, recipients="\n".join(local) if local else None,
+            next_at=when if local else None).returning(OutboxEventRow.id))).scalar_one())
+        if tracked:
+            # One statement for all recipients: fan-out is planned once (DESIGN.md).
+            await self.s.execute(insert(OutboxRow), [
+                {"event_id": event_id, "recipient": r, "attempts": 0, "next_at": when} for r in tracked])
+        return event_id
+
+    async def due_bulk(self, at: datetime, limit: int) -> Sequence[BulkDelivery]:
+        e = OutboxEventRow.__table__.c
+        rows = (await self.s.execute(
+            select(e.id, e.kind, e.sender, e.node, e.item_id, e.payload, e.publisher, e.subject, e.state,
+                   e.recipients).where(e.next_at <= at).order_by(e.id).limit(limit))).all()
+        return [BulkDelivery(r.id, OutboxEvent(
+            EventKind(r.kind), r.sender, r.node, tuple(r.recipients.split("\n")) if r.recipients else (),
+            r.item_id, r.payload, r.publisher, r.subject, r.state)) for r in rows]
+
+    async def bulk_handed(self, event_ids: Sequence[int]) -> None:
+        """These events' local recipients all were handed to the stream."""
+        if not event_ids:
+            return
+        ids = list(event_ids)
+        await self.s.execute(update(OutboxEventRow).where(OutboxEventRow.id.in_(ids))
+                             .values(recipients=None, next_at=None))
+        await self.s.execute(delete(OutboxEventRow).where(
+            OutboxEventRow.id.in_(ids), ~exists().where(OutboxRow.event_id == OutboxEventRow.id)))
+
+    async def bulk_left(self, event_id: int, recipients: Sequence[str]) -> None:
+        """Only these local recipients of the event are still to be handed over."""
+        if not recipients:
+            await self.bulk_handed([event_id])
+            return
+        await self.s.execute(update(OutboxEventRow).where(OutboxEventRow.id == event_id)
+                             .values(recipients="\n".join(recipients)))
 
     async def due(self, at: datetime, limit: int) -> Sequence[OutboxDelivery]:
         return await self._load(select(OutboxRow, OutboxEventRow).join(
@@ -621,7 +665,7 @@ class OutboxRepo:
             OutboxRow.id.in_(list(row_ids))))).scalars())
         await self.s.execute(delete(OutboxRow).where(OutboxRow.id.in_(list(row_ids))))
         await self.s.execute(delete(OutboxEventRow).where(
-            OutboxEventRow.id.in_(event_ids),
+            OutboxEventRow.id.in_(event_ids), OutboxEventRow.next_at.is_(None),
             ~exists().where(OutboxRow.event_id == OutboxEventRow.id)))
 
     async def retry(self, row_id: int, attempts: int, next_at: datetime) -> None:
@@ -629,15 +673,21 @@ class OutboxRepo:
                              .values(attempts=attempts, next_at=next_at, sent_at=None))
 
     async def pending_count(self) -> int:
-        return int((await self.s.execute(select(func.count()).select_from(OutboxRow))).scalar_one())
+        rows = int((await self.s.execute(select(func.count()).select_from(OutboxRow))).scalar_one())
+        r = OutboxEventRow.recipients
+        bulk = (await self.s.execute(select(func.sum(
+            func.length(r) - func.length(func.replace(r, "\n", "")) + 1)).where(r.is_not(None)))).scalar_one()
+        return rows + int(bulk or 0)
 
 
 class SqlUnitOfWork:
     """One session, one transaction; `commit()` or everything is rolled back."""
 
-    def __init__(self, factory: async_sessionmaker, clock: Clock | None = None) -> None:
+    def __init__(self, factory: async_sessionmaker, clock: Clock | None = None,
+                 local: Callable[[str], bool] | None = None) -> None:
         self._factory = factory
         self._clock = clock
+        self._local = local
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self.session = s = self._factory()
@@ -646,7 +696,7 @@ class SqlUnitOfWork:
         self.subs = SubscriptionRepo(s)
         self.affs = AffiliationRepo(s)
         self.contacts = ContactRepo(s)
-        self.outbox = OutboxRepo(s, self._clock)
+        self.outbox = OutboxRepo(s, self._clock, self._local)
         self.im = ImRepo(s)
         self.feed = FeedRepo(s)
         self.remote = RemoteRepo(s)
@@ -671,6 +721,12 @@ class SqlUnitOfWork:
             raise errors.StorageUnavailable("the database is unavailable; try again") from exc
 
 
-def uow_factory(factory: async_sessionmaker, clock: Clock | None = None) -> Callable[[], SqlUnitOfWork]:
-    """A zero-argument callable returning a fresh SqlUnitOfWork (core.ports.UnitOfWorkFactory)."""
-    return lambda: SqlUnitOfWork(factory, clock)
+def uow_factory(factory: async_sessionmaker, clock: Clock | None = None,
+                local: Callable[[str], bool] | None = None) -> Callable[[], SqlUnitOfWork]:
+    """A zero-argument callable returning a fresh SqlUnitOfWork (core.ports.UnitOfWorkFactory).
+
+    Args:
+        local: is this recipient on one of our own domains? Their notifications take
+            the bulk path (OutboxRepo); None sends every recipient through per-row tracking.
+    """
+    return lambda: SqlUnitOfWork(factory, clock, local)

@@ -156,6 +156,7 @@ class OutboxEventRow(Base):
     """A planned notification, stored once; `outbox` rows address it."""
 
     __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_next_at", "next_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -167,6 +168,10 @@ class OutboxEventRow(Base):
     subject: Mapped[str | None] = mapped_column(String(3071), nullable=True)
     state: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: local recipients not yet handed to the stream, newline-separated (the bulk path)
+    recipients: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: when the bulk recipients are due; NULL once they were handed over
+    next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class OutboxRow(Base):

@@ -376,6 +376,11 @@ class BlogComponent(slixmpp.ComponentXMPP):
             return
         stanza.send()
 
+    async def writable(self, high_water: int = 4 * 1024 * 1024) -> None:
+        """Wait while more than `high_water` bytes we wrote are still queued for the host."""
+        while self.transport is not None and self.transport.get_write_buffer_size() > high_water:
+            await asyncio.sleep(0.005)
+
     def send_raw_stanza(self, data: str) -> bool:
         """Hand pre-serialised bytes to the live stream; False if there is none."""
         if self.transport is None or not self.online.is_set():
