@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .addressing import Addressing
-from .jid import bare
+from .jid import stored_bare
 from .model import AccessModel, Affiliation, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
 from .policy import Action, Viewer, may
 from .ports import OnlineView, UnitOfWork
@@ -51,7 +51,7 @@ async def allowed_subscribers(uow: UnitOfWork, node: Node, access: Node) -> list
         if is_server(s.jid):
             continue  # a server re-delivers to its users: public posts only travel this way
 
-        viewer = await viewer_of(uow, access, bare(s.jid))
+        viewer = await viewer_of(uow, access, stored_bare(s.jid))
         if may(Action.BE_SUBSCRIBED, access.config.access_model, viewer):
             out.append((s.jid, s.delivery))
     return out
@@ -76,8 +76,8 @@ async def plan_post(uow: UnitOfWork, addr: Addressing, online: OnlineView, post:
     im_candidates: dict[str, Marker] = {}
     event_jids: list[str] = []
     for jid, delivery in subs:
-        b = bare(jid)
         if delivery is Delivery.IM:
+            b = stored_bare(jid)
             if b != post.author:
                 im_candidates.setdefault(b, Marker.FOLLOW)
         else:
@@ -111,9 +111,10 @@ async def plan_post(uow: UnitOfWork, addr: Addressing, online: OnlineView, post:
     # Dedup (DESIGN: one delivery per post per person): IM followers get no event copy.
     im_people = {b for group in im_by_marker.values() for b in group} | {
         b for b in im_candidates if im_candidates[b] is Marker.FOLLOW}
-    event_jids = [j for j in event_jids if bare(j) not in im_people]
-    blockers = await uow.im.blockers_of(post.author, sorted({bare(j) for j in event_jids}))
-    event_jids = [j for j in event_jids if bare(j) not in blockers]
+    # An author has few blockers and a post may have thousands of subscribers: read the former.
+    skip = im_people | await uow.im.blockers_of(post.author) if event_jids else im_people
+    if skip:
+        event_jids = [j for j in event_jids if stored_bare(j) not in skip]
 
     events = []
     if event_jids:

@@ -88,6 +88,15 @@ def bare(raw: str) -> str:
     return parse(raw).bare
 
 
+def stored_bare(jid: str) -> str:
+    """The bare part of a JID that was normalised before it was stored (no re-validation).
+
+    The fan-out hot path reads thousands of stored JIDs per post; `bare()` would
+    re-run the Unicode checks on each.
+    """
+    return jid.partition("/")[0]
+
+
 def normalize(raw: str) -> str:
     """The normalised full (or bare) JID of `raw`. Raises InvalidJid like `parse`."""
     return str(parse(raw))

@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Profile one post's whole server-side path in process: publish (plan, store) and drain.
+
+    .venv/bin/python -m bench.profile_publish [--subscribers 1000] [--posts 50] [--db URL] [--top 25]
+
+Uses the real BlogService, repositories and OutboxSender over a fresh SQLite
+file (or --db), with a `send` that only counts bytes: what is left is
+xmppblog's own CPU per post, without XMPP. Prints statements and CPU per post
+and per notification, then the cProfile top functions by cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+from sqlalchemy import event
+
+from xmppblog.core.addressing import Addressing
+from xmppblog.core.model import NS_MICROBLOG, Actor, Delivery, NodeRef
+from xmppblog.core.service import BlogService, Limits
+from xmppblog.im.online import OnlineTracker
+from xmppblog.im.text import im_body
+from xmppblog.pubsub.notify import OutboxSender
+from xmppblog.pubsub.signing import Signer
+from xmppblog.pubsub.xep_0277 import AtomCodec, parse_entry
+from xmppblog.storage import migrate
+from xmppblog.storage.engine import create_engine, sessionmaker
+from xmppblog.storage.repos import uow_factory
+
+ENTRY = ("<item><entry xmlns='http://www.w3.org/2005/Atom'><title>post {n} " + "x" * 400 + "</title></entry></item>")
+
+
+def draft(n: int) -> object:
+    return parse_entry(ET.fromstring(ENTRY.format(n=n)), 65536)
+
+
+class Clock:
+    def now(self):  # type: ignore[no-untyped-def]
+        from datetime import UTC, datetime
+        return datetime.now(UTC)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--subscribers", type=int, default=1000)
+    ap.add_argument("--posts", type=int, default=50)
+    ap.add_argument("--db", default="")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--sql", action="store_true", help="print the statements of one post")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db or f"sqlite+aiosqlite:///{tmp}/p.db"
+        await migrate.upgrade(url)
+        engine = create_engine(url)
+        statements = 0
+
+        shown: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_a: object) -> None:
+            nonlocal statements
+            statements += 1
+            if args.sql and len(shown) < statements:
+                shown.append(" ".join(statement.split())[:150])
+
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        clock = Clock()
+        uow = uow_factory(sessionmaker(engine), clock,
+                          local=lambda j: j.split("/")[0].endswith(("@example.org", "blog.example.org")))
+        signer = Signer(uow, clock)
+        await signer.load()
+        service = BlogService(Addressing("blog.example.org", "example.org"), uow, AtomCodec(signer),
+                              clock, Limits(max_payload_bytes=60000), online=OnlineTracker())
+        ref = NodeRef("alice@blog.example.org", NS_MICROBLOG)
+        alice = Actor("alice@example.org")
+        await service.publish(alice, ref, None, draft(-1))
+        for i in range(args.subscribers):
+            await service.subscribe(Actor(f"s{i}@example.org"), ref, f"s{i}@example.org/r", Delivery.EVENT)
+        sent = [0, 0]
+
+        def send(data: str) -> bool:
+            sent[0] += 1
+            sent[1] += len(data)
+            return True
+
+        online = asyncio.Event()
+        online.set()
+        sender = OutboxSender(uow, send, online, clock, im_body=im_body)
+        while await sender.drain_once():
+            pass
+        notes = args.posts * args.subscribers
+        prof = cProfile.Profile()
+        for label, profiler in (("plain", None), ("profiled", prof)):
+            sent[:] = [0, 0]
+            statements = 0
+            cpu0 = time.process_time()  # all threads: includes aiosqlite's
+            if profiler:
+                profiler.enable()
+            for n in range(args.posts):
+                await service.publish(alice, ref, None, draft(n))
+                while await sender.drain_once():
+                    pass
+            if profiler:
+                profiler.disable()
+            cpu = time.process_time() - cpu0
+            print(f"{label}: {args.posts} posts x {args.subscribers} subscribers: {statements / args.posts:.1f} "
+                  f"SQL statements per post, {cpu / args.posts * 1000:.2f} ms CPU per post, "
+                  f"{cpu / notes * 1e6:.2f} µs per notification; {sent[0]} writes, {sent[1] // notes} bytes/notif")
+        if args.sql:
+            print("\n".join(shown[:statements // args.posts]))
+        pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
