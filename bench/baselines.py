@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Baseline components for issue #7, run as their own processes so their CPU is measured alone.
 
-    python -m bench.baselines floor|naive HOST PORT DOMAIN SECRET SUBSCRIBERS_FILE
+    python -m bench.baselines floor|naive HOST PORT DOMAIN SECRET SUBSCRIBERS_FILE TEMPLATE_FILE
 
 floor: writes pre-serialised notification bytes to every subscriber (the least any
        component can do); naive: builds one slixmpp Message object per subscriber.
-Both fire when a client sends them a chat message "go N".
+Both fire when a client sends them a chat message "go N", and send the notification
+in TEMPLATE_FILE (`<message type=…>children</message>`, the post number as @@N@@).
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ import hashlib
 import re
 import sys
 
-ENTRY = ("<entry xmlns='http://www.w3.org/2005/Atom'><title>bench-{n}-{pad}</title>"
-         "<id>tag:bench,{n}</id><published>2026-11-24T00:00:00Z</published>"
-         "<author><name>alice</name><uri>xmpp:alice@alpha.test</uri></author></entry>")
 GO = re.compile(rb"<body>go (\d+)</body>")
 
 
-def event(n: int) -> str:
-    return ("<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:microblog:0'>"
-            f"<item id='{n}'>" + ENTRY.format(n=n, pad="x" * 400) + "</item></items></event>")
+def split(template: str) -> tuple[str, str]:
+    """(type, children) of the template message."""
+    m = re.match(r"<message type=['\"]([a-z]+)['\"]>(.*)</message>$", template, re.S)
+    assert m is not None, "template must be <message type=…>…</message>"
+    return m.group(1), m.group(2)
 
 
-async def floor(host: str, port: int, domain: str, secret: str, subscribers: list[str]) -> None:
+async def floor(host: str, port: int, domain: str, secret: str, subscribers: list[str], template: str) -> None:
+    mtype, inner = split(template)
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(f"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' "
                  f"to='{domain}'>".encode())
@@ -39,13 +40,13 @@ async def floor(host: str, port: int, domain: str, secret: str, subscribers: lis
     while chunk := await reader.read(65536):
         buf += chunk
         for m in GO.finditer(buf):
-            body = event(int(m.group(1)))
-            head_ = f"<message from='alice@{domain}' type='headline' to='"
+            body = inner.replace("@@N@@", m.group(1).decode())
+            head_ = f"<message from='alice@{domain}' type='{mtype}' to='"
             writer.write("".join(f"{head_}{s}'>{body}</message>" for s in subscribers).encode())
         buf = buf[-64:]
 
 
-async def naive(host: str, port: int, domain: str, secret: str, subscribers: list[str]) -> None:
+async def naive(host: str, port: int, domain: str, secret: str, subscribers: list[str], template: str) -> None:
     import slixmpp
     from slixmpp.xmlstream import ET
     c = slixmpp.ComponentXMPP(domain, secret, host, port)
@@ -57,10 +58,11 @@ async def naive(host: str, port: int, domain: str, secret: str, subscribers: lis
         m = re.match(r"go (\d+)", msg["body"] or "")
         if not m:
             return
-        payload = event(int(m.group(1)))
+        xml = ET.fromstring(template.replace("@@N@@", m.group(1)))
         for s in subscribers:
-            out = c.make_message(mto=s, mfrom=f"alice@{domain}", mtype="headline")
-            out.append(ET.fromstring(payload))
+            out = c.make_message(mto=s, mfrom=f"alice@{domain}", mtype=xml.get("type"))
+            for child in xml:
+                out.append(ET.fromstring(ET.tostring(child)))  # one new stanza object per subscriber
             out.send()
 
     c.add_event_handler("message", on_message)
@@ -71,10 +73,11 @@ async def naive(host: str, port: int, domain: str, secret: str, subscribers: lis
 
 
 def main() -> None:
-    kind, host, port, domain, secret, subs_file = sys.argv[1:7]
+    kind, host, port, domain, secret, subs_file, template_file = sys.argv[1:8]
     subscribers = open(subs_file).read().split()
+    template = open(template_file).read()
     run = floor if kind == "floor" else naive
-    asyncio.run(run(host, int(port), domain, secret, subscribers))
+    asyncio.run(run(host, int(port), domain, secret, subscribers, template))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ class Mini:
         self.jid = f"{user}@{domain}"
         self.first_seen: dict[int, float] = {}
         self.messages = 0
+        self.sample: bytes | None = None  # the first notification received while counting
         self._buf = b""
         self._task: asyncio.Task[None] | None = None
 
@@ -79,6 +80,24 @@ class Mini:
         self.writer.write(xml.encode())
         return await self._read_iq(iq_id)
 
+    async def wait_for(self, pattern: bytes, timeout: float = 10.0) -> bytes:
+        """Wait for the first match of the regular expression `pattern` (before counting starts)."""
+        rx = re.compile(pattern, re.S)
+        end = time.monotonic() + timeout
+        while (m := rx.search(self._buf)) is None:
+            chunk = await asyncio.wait_for(self.reader.read(65536), max(0.01, end - time.monotonic()))
+            if not chunk:
+                raise ConnectionError(f"{self.jid}: closed while waiting for {pattern!r}")
+            self._buf += chunk
+        self._buf = self._buf[m.end():]
+        return m.group(0)
+
+    async def follow_by_roster(self, blog: str) -> None:
+        """Follow a blog JID the IM way: ask for its presence and accept its request for ours."""
+        self.send(f"<presence to='{blog}' type='subscribe'/>")
+        await self.wait_for(rb"<presence[^>]*type=['\"]subscribe['\"][^>]*>")
+        self.send(f"<presence to='{blog}' type='subscribed'/>")
+
     def start_counting(self) -> None:
         self._task = asyncio.ensure_future(self._count())
 
@@ -90,6 +109,8 @@ class Mini:
         while True:
             now = time.monotonic()
             self.messages += data.count(b"<message")
+            if self.sample is None and (m := re.search(rb"<message.*?</message>", data, re.S)):
+                self.sample = m.group(0)
             for m in MARK.finditer(data):
                 self.first_seen.setdefault(int(m.group(1)), now)
             chunk = await self.reader.read(262144)

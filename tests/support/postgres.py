@@ -41,6 +41,14 @@ class PostgresServer:
     def url(self) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id (its backends are its children), or None if stopped."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def unavailable(self) -> str | None:
         if self.bindir is None:
             return "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin)"
