@@ -2,6 +2,7 @@
 """Baseline components for issue #7, run as their own processes so their CPU is measured alone.
 
     python -m bench.baselines floor|naive HOST PORT DOMAIN SECRET SUBSCRIBERS_FILE TEMPLATE_FILE
+    python -m bench.baselines naive_store HOST PORT DOMAIN SECRET DATABASE
 
 floor: writes pre-serialised notification bytes to every subscriber (the least any
        component can do); naive: builds one slixmpp Message object per subscriber.
@@ -72,7 +73,68 @@ async def naive(host: str, port: int, domain: str, secret: str, subscribers: lis
     await asyncio.Event().wait()
 
 
+async def naive_store(host: str, port: int, domain: str, secret: str, db: str) -> None:
+    """W2's baseline: a slixmpp component that stores each published item and answers.
+
+    One stanza object per request, one INSERT and one COMMIT per publish on the same
+    database kind xmppblog uses (SQLite file via aiosqlite, or PostgreSQL via asyncpg).
+    """
+    import uuid
+
+    import slixmpp
+    from slixmpp.xmlstream import ET
+    from slixmpp.xmlstream.handler import CoroutineCallback
+    from slixmpp.xmlstream.matcher import MatchXPath
+
+    ps = "http://jabber.org/protocol/pubsub"
+    ddl = "CREATE TABLE items (node TEXT, item_id TEXT, publisher TEXT, payload TEXT, PRIMARY KEY (node, item_id))"
+    if db.startswith("postgresql"):
+        import asyncpg
+        conn = await asyncpg.connect(db.replace("postgresql+asyncpg://", "postgresql://"))
+        await conn.execute(ddl)
+
+        async def store(*row: str) -> None:
+            await conn.execute("INSERT INTO items VALUES ($1, $2, $3, $4)", *row)
+    else:
+        import aiosqlite
+        lite = await aiosqlite.connect(db)
+        await lite.execute("PRAGMA journal_mode=WAL")
+        await lite.execute("PRAGMA synchronous=NORMAL")
+        await lite.execute(ddl)
+
+        async def store(*row: str) -> None:
+            await lite.execute("INSERT INTO items VALUES (?, ?, ?, ?)", row)
+            await lite.commit()
+
+    c = slixmpp.ComponentXMPP(domain, secret, host, port)
+    c.enable_starttls = c.enable_direct_tls = False
+    ready = asyncio.get_running_loop().create_future()
+    c.add_event_handler("session_start", lambda _: ready.done() or ready.set_result(True))
+
+    async def on_publish(iq):  # type: ignore[no-untyped-def]
+        publish = iq.xml.find(f"{{{ps}}}pubsub/{{{ps}}}publish")
+        item = publish.find(f"{{{ps}}}item")
+        item_id = item.get("id") or str(uuid.uuid4())
+        await store(f"{iq['to'].bare}/{publish.get('node')}", item_id, iq["from"].bare,
+                    ET.tostring(item[0], encoding="unicode"))
+        reply = iq.reply()
+        reply.append(ET.fromstring(f"<pubsub xmlns='{ps}'><publish node='{publish.get('node')}'>"
+                                   f"<item id='{item_id}'/></publish></pubsub>"))
+        reply.send()
+
+    c.register_handler(CoroutineCallback("publish", MatchXPath(f"{{jabber:component:accept}}iq/{{{ps}}}pubsub"),
+                                         on_publish))
+    c.connect()
+    await ready
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
 def main() -> None:
+    if sys.argv[1] == "naive_store":
+        host, port, domain, secret, db = sys.argv[2:7]
+        asyncio.run(naive_store(host, int(port), domain, secret, db))
+        return
     kind, host, port, domain, secret, subs_file, template_file = sys.argv[1:8]
     subscribers = open(subs_file).read().split()
     template = open(template_file).read()

@@ -231,3 +231,22 @@ def test_fast_path_emits_exactly_the_xml_of_the_slow_paths():
             for el, to in zip(got, recipients, strict=True):
                 slow = _slow_path(ev, to, "n5").xml
                 assert _canonical(el) == _canonical(slow), ev.kind
+
+
+async def test_nothing_is_marked_handed_unless_the_bytes_left_the_process():
+    """A kill -9 loses what is still queued in user space: rows stay until the kernel has it all."""
+    ev = OutboxEvent(EventKind.ITEM_PUBLISHED, "a@blog.e.org", "n", ("u@e.org", "v@e.org"), item_id="1",
+                     payload="<p xmlns='urn:x'/>")
+    rows = [OutboxDelivery(1, 2, "w@other.org", 0, ev)]
+    flushed = [False]
+
+    async def writable(high_water):
+        return flushed[0] or high_water > 0
+
+    uow = FakeUow(rows, [BulkDelivery(2, ev)])
+    sender = OutboxSender(uow, lambda d: True, asyncio.Event(), Clock(), writable=writable)
+    assert await sender.drain_once() == 0
+    assert uow.bulk_done == [] and uow.handed == [] and uow.left == []
+    flushed[0] = True
+    assert await sender.drain_once() == 3
+    assert uow.bulk_done == [2] and uow.handed == [1]

@@ -134,7 +134,7 @@ class OutboxSender:
                  im_body: Callable[[OutboxEvent], str] | None = None,
                  is_remote: Callable[[str], bool] = lambda jid: False,
                  expire: Callable[[], Awaitable[int]] | None = None,
-                 writable: Callable[[], Awaitable[None]] | None = None,
+                 writable: Callable[[int], Awaitable[bool]] | None = None,
                  bulk_events: int = 64, bulk_chunk: int = 1000) -> None:
         self._im_body = im_body
         self._writable = writable
@@ -242,12 +242,14 @@ class OutboxSender:
                     break
                 done += len(chunk)
                 if self._writable is not None:
-                    await self._writable()  # let the host drain our writes before the next chunk
+                    await self._writable(4 * 1024 * 1024)  # let the host drain our writes before the next chunk
             count += done
             if done < len(recipients):
                 left = (d.event_id, recipients[done:])  # the stream went away: resume here
                 break
             handed.append(d.event_id)
+        if not await self._flushed():
+            return 0  # the stream ended before our bytes left the process: all of it is sent again
         async with self._uow() as uow:
             await uow.outbox.bulk_handed(handed)
             if left is not None:
@@ -256,6 +258,15 @@ class OutboxSender:
         self.sent += count
         log.debug("outbox: handed %d local notification(s) of %d event(s) to the stream", count, len(handed))
         return count
+
+    async def _flushed(self) -> bool:
+        """Everything written is in the kernel (a kill -9 now loses none of it), on a live stream."""
+        if self._writable is None:
+            return True
+        if await self._writable(0):
+            return True
+        log.warning("outbox: the stream ended while notifications were leaving; they are sent again")
+        return False
 
     def _too_large(self, stanza: str) -> bool:
         return len(stanza) > self.max_stanza_bytes and len(stanza.encode()) > self.max_stanza_bytes
@@ -285,6 +296,8 @@ class OutboxSender:
                 break
             # Remote servers may bounce it later (federation/bounces.py): keep the row a while.
             (remote if self._is_remote(d.recipient) else handed).append(d.row_id)
+        if not await self._flushed():
+            return 0
         async with self._uow() as uow:
             await uow.outbox.done(handed)
             await uow.outbox.mark_sent(remote, self._clock.now())

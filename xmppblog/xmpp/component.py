@@ -376,10 +376,18 @@ class BlogComponent(slixmpp.ComponentXMPP):
             return
         stanza.send()
 
-    async def writable(self, high_water: int = 4 * 1024 * 1024) -> None:
-        """Wait while more than `high_water` bytes we wrote are still queued for the host."""
-        while self.transport is not None and self.transport.get_write_buffer_size() > high_water:
-            await asyncio.sleep(0.005)
+    async def writable(self, high_water: int = 4 * 1024 * 1024) -> bool:
+        """Wait while more than `high_water` bytes we wrote are still queued in this process.
+
+        With `high_water=0`: until everything written so far is in the kernel, which
+        delivers it even if this process is killed next. Returns False if the stream
+        ended meanwhile (what was queued may be lost).
+        """
+        transport = self.transport
+        while (transport is not None and not transport.is_closing()
+               and transport.get_write_buffer_size() > high_water):
+            await asyncio.sleep(0.002)
+        return transport is not None and not transport.is_closing() and transport is self.transport
 
     def send_raw_stanza(self, data: str) -> bool:
         """Hand pre-serialised bytes to the live stream; False if there is none."""
