@@ -47,19 +47,21 @@ async def drive(server: Prosody, users: int, posts: int, service: str, comp_pid:
         blog = f"{c.user}@{service}"
         for n in range(posts):
             t = time.monotonic()
-            reply = await c.request(f"<iq type='set' id='p{n}' to='{blog}'><pubsub xmlns='{PS}'>"
-                                    "<publish node='urn:xmpp:microblog:0'><item><entry xmlns='http://www.w3.org/2005/"
-                                    f"Atom'><title>bench-{n}-{'x' * 400}</title></entry></item></publish></pubsub></iq>")
+            reply = await c.request(
+                f"<iq type='set' id='p{n}' to='{blog}'><pubsub xmlns='{PS}'><publish node='urn:xmpp:microblog:0'>"
+                f"<item><entry xmlns='http://www.w3.org/2005/Atom'><title>bench-{n}-{'x' * 400}</title></entry>"
+                "</item></publish></pubsub></iq>")
             assert b"type='result'" in reply or b'type="result"' in reply, reply[:300]
             lat.append((time.monotonic() - t) * 1000)
 
     await asyncio.sleep(0.5)
-    c0, p0, d0 = cpu_seconds(comp_pid), cpu_seconds(server.proc.pid), tree_cpu(pg.pid if pg else None)  # type: ignore[union-attr]
+    prosody = server.proc.pid  # type: ignore[union-attr]
+    c0, p0, d0 = cpu_seconds(comp_pid), cpu_seconds(prosody), tree_cpu(pg.pid if pg else None)
     t0 = time.monotonic()
     await asyncio.gather(*(user(c) for c in clients))
     wall = time.monotonic() - t0
     await asyncio.sleep(0.5)  # fan-out planned by the last posts (none: nobody follows) and logging settle
-    c1, p1, d1 = cpu_seconds(comp_pid), cpu_seconds(server.proc.pid), tree_cpu(pg.pid if pg else None)  # type: ignore[union-attr]
+    c1, p1, d1 = cpu_seconds(comp_pid), cpu_seconds(prosody), tree_cpu(pg.pid if pg else None)
     for c in clients:
         await c.close()
     total = users * posts

@@ -7,7 +7,7 @@ items are copies of that real entry). One client then asks, one request at a tim
 
 * `rsm`       — `<items node=…/>` with `<set><max>20</max></set>` (XEP-0059), the latest page;
 * `max_items` — `<items node=… max_items='20'/>` (XEP-0060 §6.5.7);
-* `page 2`    — RSM `<before>` the first page's first id: the next-older page.
+* `page 2`    — RSM `<after>` the first page's last id: the next-older page.
 
 Prosody 0.12's own mod_pubsub ignores RSM and returns every item, so it is not
 a useful baseline here; the target is an absolute one: p99 under 5 ms.
@@ -41,10 +41,11 @@ RSM = "http://jabber.org/protocol/rsm"
 NODE = "urn:xmpp:microblog:0"
 
 
-async def fill(db_url: str, count: int) -> None:
+async def fill(db_url: str, service: str, count: int) -> None:
     engine = create_engine(db_url)
     async with engine.begin() as conn:
-        node_id, = (await conn.execute(select(NodeRow.id).where(NodeRow.node == NODE))).one()
+        node_id, = (await conn.execute(select(NodeRow.id).where(NodeRow.service == service,
+                                                                 NodeRow.node == NODE))).one()
         payload, = (await conn.execute(select(ItemRow.payload).where(ItemRow.node_id == node_id))).one()
         await conn.execute(update(NodeRow).where(NodeRow.id == node_id).values(max_items=count * 2))
         t = datetime(2026, 1, 1, tzinfo=UTC)
@@ -77,19 +78,19 @@ async def run(args: argparse.Namespace, base: Path, db_url: str | None) -> list[
                             "<item><entry xmlns='http://www.w3.org/2005/Atom'><title>first</title></entry></item>"
                             "</publish></pubsub></iq>")
         t = time.monotonic()
-        await fill(comp.db_url, args.items)
+        await fill(comp.db_url, blog, args.items)
         print(f"filled {args.items} items in {time.monotonic() - t:.1f}s", flush=True)
         reader = Mini(server.ip, server.domain, "reader")
         await reader.connect(register=False)
         first = await reader.request(f"<iq type='get' id='f' to='{blog}'><pubsub xmlns='{PS}'><items node='{NODE}'/>"
                                      f"<set xmlns='{RSM}'><max>20</max></set></pubsub></iq>")
-        m = re.search(rb"<first[^>]*>([^<]+)</first>", first)
-        assert m, f"no RSM <first/> in the reply: {first[:300]!r}"
+        m = re.search(rb"<last[^>]*>([^<]+)</last>", first)
+        assert m, f"no RSM <last/> in the reply: {first[:300]!r}"
         older = m.group(1).decode()
         queries = {
             "rsm": f"<items node='{NODE}'/><set xmlns='{RSM}'><max>20</max></set>",
             "max_items": f"<items node='{NODE}' max_items='20'/>",
-            "page 2": f"<items node='{NODE}'/><set xmlns='{RSM}'><max>20</max><before>{older}</before></set>",
+            "page 2": f"<items node='{NODE}'/><set xmlns='{RSM}'><max>20</max><after>{older}</after></set>",
         }
         for name, query in queries.items():
             lat: list[float] = []

@@ -46,10 +46,18 @@ def db_url(request, tmp_path):
 ADVERSARIAL: list[tuple[str, int, int]] = []
 
 
+#: (scenario, {figure: value}) reported by the robustness tests (issue #8)
+FIGURES: list[tuple[str, dict[str, int]]] = []
+
+
 def pytest_terminal_summary(terminalreporter):
+    tr = terminalreporter
+    if FIGURES:
+        tr.section("robustness report")
+        for name, figures in FIGURES:
+            tr.write_line(f"{name:<44} " + "  ".join(f"{k}={v}" for k, v in figures.items()))
     if not ADVERSARIAL:
         return
-    tr = terminalreporter
     tr.section("spamguard adversarial report")
     tr.write_line(f"{'attack':<48} {'attempts':>8} {'reached a user':>15}")
     for name, attempts, reached in ADVERSARIAL:

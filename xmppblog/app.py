@@ -74,7 +74,8 @@ class App:
         self.sender = OutboxSender(uow, self.component.send_raw_stanza, self.component.online, clock,
                                    max_stanza_bytes=cfg.limits.max_stanza_bytes, im_body=im_body,
                                    is_remote=lambda jid: not is_local(jid),
-                                   expire=self.deliveries.expire_sent, writable=self.component.writable)
+                                   expire=self.deliveries.expire_sent, writable=self.component.writable,
+                                   processed=lambda: self.component.processed(c.users_domain))
         self.online = OnlineTracker()
         lim = cfg.limits
         self.signer = Signer(uow, clock)

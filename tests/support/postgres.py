@@ -87,6 +87,13 @@ class PostgresServer:
                 time.sleep(0.1)
         raise RuntimeError("PostgreSQL did not start")
 
+    def start_again(self) -> None:
+        """Start the server of an existing data directory (after `stop`)."""
+        assert self.bindir is not None
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.workdir / "pg.log"),
+                  "-o", f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                  "-w", "start")
+
     def stop(self) -> None:
         if self.bindir and self.data.exists():
             try:

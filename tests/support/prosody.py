@@ -85,7 +85,7 @@ class Prosody:
         procs = [subprocess.Popen(["prosodyctl", "--config", str(self.config_path), "register",
                                    u, self.domain, PASSWORD],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for u in users]
-        for u, p in zip(users, procs):
+        for u, p in zip(users, procs, strict=True):
             _, err = p.communicate(timeout=60)
             if p.returncode:
                 raise RuntimeError(f"prosodyctl register {u}@{self.domain} failed: {err.decode()}")

@@ -233,18 +233,18 @@ def test_fast_path_emits_exactly_the_xml_of_the_slow_paths():
                 assert _canonical(el) == _canonical(slow), ev.kind
 
 
-async def test_nothing_is_marked_handed_unless_the_bytes_left_the_process():
-    """A kill -9 loses what is still queued in user space: rows stay until the kernel has it all."""
+async def test_nothing_is_marked_handed_unless_the_host_confirmed_the_batch():
+    """A kill -9 loses bytes even in the kernel: rows stay until the host answered a ping after them."""
     ev = OutboxEvent(EventKind.ITEM_PUBLISHED, "a@blog.e.org", "n", ("u@e.org", "v@e.org"), item_id="1",
                      payload="<p xmlns='urn:x'/>")
     rows = [OutboxDelivery(1, 2, "w@other.org", 0, ev)]
     flushed = [False]
 
-    async def writable(high_water):
-        return flushed[0] or high_water > 0
+    async def processed():
+        return flushed[0]
 
     uow = FakeUow(rows, [BulkDelivery(2, ev)])
-    sender = OutboxSender(uow, lambda d: True, asyncio.Event(), Clock(), writable=writable)
+    sender = OutboxSender(uow, lambda d: True, asyncio.Event(), Clock(), processed=processed)
     assert await sender.drain_once() == 0
     assert uow.bulk_done == [] and uow.handed == [] and uow.left == []
     flushed[0] = True

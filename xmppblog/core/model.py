@@ -149,7 +149,7 @@ class PageRequest:
 @dataclass(frozen=True, slots=True)
 class Page:
     items: tuple[Item, ...]
-    count: int
+    count: int | None  # None: too many to count cheaply (XEP-0059 makes <count/> optional)
     first_index: int | None
     complete: bool = True
 

@@ -50,7 +50,7 @@ class Followed:
 class Whois:
     user: str
     blog: str
-    posts: int
+    posts: int | None  # None: more than the store counts cheaply (thousands)
     followers: int
     access: AccessModel | None
     latest: Item | None
@@ -477,9 +477,10 @@ class SocialService:
             node = await uow.nodes.get(ref)
             followers = len(await uow.subs.for_node(node, SubState.SUBSCRIBED)) if node else 0
         latest: Item | None = None
-        posts = 0
+        posts: int | None = 0
         with contextlib.suppress(errors.BlogError):  # a protected blog: its counts stay private
             page = await self.blogs.get_items(actor, ref, page=PageRequest(max=1))
-            latest, posts = (page.items[0] if page.items else None), page.count
+            latest = page.items[0] if page.items else None
+            posts = page.count
         return Whois(user, blog, posts, followers, node.config.access_model if node else None, latest)
 

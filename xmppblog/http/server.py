@@ -110,7 +110,8 @@ class HttpApi:
         cursor = request.query.get("cursor") or None
         page = await self.blogs.get_items(ANON, ref, page=PageRequest(max=limit, after=cursor))
         items = list(page.items)
-        more = items and (page.first_index or 0) + len(items) < page.count
+        more = items and (len(items) == limit if page.count is None
+                          else (page.first_index or 0) + len(items) < page.count)
         return items, (items[-1].item_id if more else None)
 
     async def _search(self, request: web.Request, query: str) -> tuple[list[FoundPost], int, int]:

@@ -342,7 +342,8 @@ class ChatBot:
         if not rest or " " in rest:
             return "Usage: whois JID"
         w = await self.social.whois(actor, rest)
-        parts = [f"{w.user}: blog {w.blog}", f"{w.posts} post(s)", f"{w.followers} follower(s)"]
+        posts = f"{w.posts} post(s)" if w.posts is not None else "over 10,000 posts"
+        parts = [f"{w.user}: blog {w.blog}", posts, f"{w.followers} follower(s)"]
         if w.access and w.access is not AccessModel.OPEN:
             parts.append(f"{w.access.value} blog")
         if w.latest is not None:

@@ -5,9 +5,9 @@ Each event is serialised once; each recipient only gets its own envelope
 (`<message to=…>`) around the shared bytes. Local recipients of an event are
 addressed with one `str.join` and handed over in one write per chunk (the fast
 path, `Template.bulk`); recipients on other servers are sent one tracked row
-at a time so bounces can name them. Rows are deleted only after their stanza
-was handed to a live stream (THREATS.md fact 7); a crash in between re-sends
-that batch, never loses it.
+at a time so bounces can name them. Rows are deleted only after the host server
+confirmed it processed the batch (a ping answered after it on the same stream,
+THREATS.md fact 7); a crash in between re-sends that batch, never loses it.
 """
 
 from __future__ import annotations
@@ -135,9 +135,11 @@ class OutboxSender:
                  is_remote: Callable[[str], bool] = lambda jid: False,
                  expire: Callable[[], Awaitable[int]] | None = None,
                  writable: Callable[[int], Awaitable[bool]] | None = None,
+                 processed: Callable[[], Awaitable[bool]] | None = None,
                  bulk_events: int = 64, bulk_chunk: int = 1000) -> None:
         self._im_body = im_body
         self._writable = writable
+        self._processed = processed
         self.bulk_events = bulk_events
         self.bulk_chunk = bulk_chunk
         self._is_remote = is_remote
@@ -260,12 +262,11 @@ class OutboxSender:
         return count
 
     async def _flushed(self) -> bool:
-        """Everything written is in the kernel (a kill -9 now loses none of it), on a live stream."""
-        if self._writable is None:
+        """The host server processed everything written (component.processed): only then
+        are rows handed. Otherwise they are sent again: duplicates at worst, never a loss."""
+        if self._processed is None or await self._processed():
             return True
-        if await self._writable(0):
-            return True
-        log.warning("outbox: the stream ended while notifications were leaving; they are sent again")
+        log.warning("outbox: the host did not confirm the last batch; it is sent again")
         return False
 
     def _too_large(self, stanza: str) -> bool:

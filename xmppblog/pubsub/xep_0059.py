@@ -54,5 +54,6 @@ def render(page: Page) -> ET.Element:
             first.set("index", str(page.first_index))
         first.text = page.items[0].item_id
         ET.SubElement(s, R + "last").text = page.items[-1].item_id
-    ET.SubElement(s, R + "count").text = str(page.count)
+    if page.count is not None:
+        ET.SubElement(s, R + "count").text = str(page.count)
     return s

@@ -171,13 +171,19 @@ class ItemRepo:
             raise errors.ItemNotFound(f"no item {item_id} on this node (RSM)")
         return int(pk)
 
+    async def _count(self, *where: Any) -> int | None:
+        """Rows matching, or None beyond COUNT_CAP: counting 100,000 index entries per page is
+        what makes a page slow (XEP-0059 makes <count/> and index optional)."""
+        capped = select(ItemRow.id).where(*where).limit(COUNT_CAP + 1).subquery()
+        n = int((await self.s.execute(select(func.count()).select_from(capped))).scalar_one())
+        return None if n > COUNT_CAP else n
+
     async def page(self, node: Node, req: PageRequest, limit: int) -> Page:
         base = select(ItemRow).where(ItemRow.node_id == node.db_id)
-        count = int((await self.s.execute(
-            select(func.count()).select_from(ItemRow).where(ItemRow.node_id == node.db_id))).scalar_one())
+        count = await self._count(ItemRow.node_id == node.db_id)
         size = limit if req.max is None else max(0, min(req.max, limit))
         if size == 0:
-            return Page((), count, None, complete=count == 0)
+            return Page((), count, None, complete=count == 0)  # count None: not complete either
         if req.after is not None:
             pivot = await self._pivot(node, req.after)
             rows = list((await self.s.execute(base.where(ItemRow.id < pivot)
@@ -193,10 +199,12 @@ class ItemRepo:
                                               .offset(req.index or 0).limit(size))).scalars())
         first_index = None
         if rows:
-            first_index = int((await self.s.execute(
-                select(func.count()).select_from(ItemRow).where(
-                    ItemRow.node_id == node.db_id, ItemRow.id > rows[0].id))).scalar_one())
+            first_index = await self._count(ItemRow.node_id == node.db_id, ItemRow.id > rows[0].id)
         return Page(tuple(_item(r) for r in rows), count, first_index, complete=len(rows) == count)
+
+
+#: pages of nodes holding more items than this carry no <count/> (and no index past it)
+COUNT_CAP = 10_000
 
 
 class SubscriptionRepo:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.xmlstream import NotConnectedError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -388,6 +390,28 @@ class BlogComponent(slixmpp.ComponentXMPP):
                and transport.get_write_buffer_size() > high_water):
             await asyncio.sleep(0.002)
         return transport is not None and not transport.is_closing() and transport is self.transport
+
+    async def processed(self, host_domain: str, timeout: float = 15.0) -> bool:
+        """True once the host server has processed everything we wrote so far.
+
+        Nothing acknowledges a component's stanzas (THREATS.md fact 7), and bytes in
+        the kernel are not safe either: when this process dies with unread input,
+        the kernel resets the connection and drops what it had not sent yet. The
+        host handles one stream's stanzas in order, so any answer to a ping written
+        after them proves they were routed. One round trip per outbox batch.
+        """
+        if not await self.writable(0):
+            return False
+        transport = self.transport
+        iq = self.make_iq_get(ito=host_domain, ifrom=self.boundjid.bare)
+        iq.append(ET.Element("{urn:xmpp:ping}ping"))
+        try:
+            await iq.send(timeout=timeout)
+        except IqError:
+            pass  # an error answer (no mod_ping) proves the order just as well
+        except (IqTimeout, NotConnectedError):
+            return False
+        return transport is not None and transport is self.transport and not transport.is_closing()
 
     def send_raw_stanza(self, data: str) -> bool:
         """Hand pre-serialised bytes to the live stream; False if there is none."""
