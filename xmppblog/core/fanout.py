@@ -15,6 +15,7 @@ never from someone they blocked, and the author never gets their own post as cha
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from .addressing import Addressing
@@ -23,6 +24,9 @@ from .model import AccessModel, Affiliation, Delivery, EventKind, Marker, Node, 
 from .policy import Action, Viewer, may
 from .ports import OnlineView, UnitOfWork
 from .text import MAX_TRACK_WORDS, mentions, words
+
+
+log = logging.getLogger(__name__)
 
 
 def is_server(jid: str) -> bool:
@@ -116,6 +120,8 @@ async def plan_post(uow: UnitOfWork, addr: Addressing, online: OnlineView, post:
     if skip:
         event_jids = [j for j in event_jids if stored_bare(j) not in skip]
 
+    log.debug("fan-out: node=%s item=%s subscribers=%d im_candidates=%d online=%d excluded=%d events_to=%d",
+              ref, post.item_id, len(subs), len(im_candidates), len(candidates), len(excluded), len(event_jids))
     events = []
     if event_jids:
         events.append(OutboxEvent(EventKind.ITEM_PUBLISHED, ref.service, ref.node, tuple(event_jids),

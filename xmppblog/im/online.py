@@ -16,13 +16,18 @@ class OnlineTracker:
         self._resources.setdefault(bare, set()).add(resource)
 
     def unavailable(self, bare: str, resource: str) -> None:
+        """A resource went offline.
+
+        An `unavailable` from the bare JID says nothing about resources we saw come
+        online: Prosody sends one to every newly approved contact (our blog JIDs and
+        the service JID each get their own) right before that user's available
+        presences, so honouring it would mark a user offline for all blogs whenever
+        they approve one more. Resources leave by their own full-JID unavailable.
+        """
         res = self._resources.get(bare)
-        if res is None:
+        if res is None or not resource:
             return
-        if resource:
-            res.discard(resource)
-        else:
-            res.clear()
+        res.discard(resource)
         if not res:
             del self._resources[bare]
 
