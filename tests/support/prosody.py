@@ -152,7 +152,7 @@ class ProsodyNet:
             raise RuntimeError("prosody is not installed (scripts/install-deps.sh installs it)")
         self.base.mkdir(parents=True, exist_ok=True)
         hosts = self.base / "hosts"
-        hosts.write_text("".join(f"{s.ip} {s.domain} {s.component} rogue.{s.domain}\n"
+        hosts.write_text("".join(f"{s.ip} {s.domain} {s.component} rogue.{s.domain} pubsub.{s.domain}\n"
                                  for s in self.servers.values()) + self.extra_hosts)
         for s in self.servers.values():
             if s.dir.exists():
