@@ -444,7 +444,7 @@ class BlogService:
                 found = tuple(await uow.items.get_many(node, item_ids))
                 if not found:
                     raise errors.ItemNotFound("no such item on this node")
-                return Page(found, len(found), None)
+                return self._fit(Page(found, len(found), None))
             limit = self.limits.max_page_items
             if max_items is not None:
                 page = replace(page, max=min(max_items, page.max or max_items))

@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Outgoing results stay under the byte budget (far below the host's 512 KiB stanza limit, T16)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from xmppblog.core.addressing import Addressing
+from xmppblog.core.model import NS_MICROBLOG, Actor, NodeRef, PageRequest
+from xmppblog.core.service import BlogService, Limits
+from xmppblog.pubsub.xep_0277 import AtomCodec, parse_entry
+
+ALICE = Actor("alice@example.org")
+REF = NodeRef("alice@blog.example.org", NS_MICROBLOG)
+BUDGET = 200_000
+
+
+def big(n: int):  # type: ignore[no-untyped-def]
+    text = f"post {n} " + "x" * 60_000
+    return parse_entry(ET.fromstring(f"<item><entry xmlns='http://www.w3.org/2005/Atom'><title>t</title>"
+                                     f"<content>{text}</content></entry></item>"), 70_000)
+
+
+async def test_pages_and_item_lists_are_cut_at_the_byte_budget(backend):
+    _, uow, clock = backend
+    service = BlogService(Addressing("blog.example.org", "example.org"), uow, AtomCodec(), clock,
+                          Limits(max_payload_bytes=70_000, max_page_items=50, max_page_bytes=BUDGET))
+    ids = [await service.publish(ALICE, REF, None, big(n)) for n in range(10)]
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await service.get_items(ALICE, REF, page=PageRequest(after=after))
+        assert page.items and sum(len(i.payload.encode()) for i in page.items) <= BUDGET
+        seen += [i.item_id for i in page.items]
+        if len(seen) == len(ids):
+            break
+        assert not page.complete
+        after = page.items[-1].item_id
+    assert seen == ids[::-1], "RSM paging yields every item once, newest first"
+    wanted = await service.get_items(ALICE, REF, item_ids=ids)
+    assert 0 < sum(len(i.payload.encode()) for i in wanted.items) <= BUDGET and not wanted.complete
