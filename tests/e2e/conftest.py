@@ -114,3 +114,15 @@ async def clients(net, component, request):
     yield make
     for c in made:
         c.disconnect()
+
+
+@pytest.fixture(scope="session")
+def epsilon(tmp_path_factory):
+    """A Prosody of its own (epsilon.test) for tests that kill components or flood them."""
+    if shutil.which("prosody") is None:
+        pytest.skip("prosody is not installed")
+    base = tmp_path_factory.mktemp("epsilon")
+    net = ProsodyNet(base, [Prosody("epsilon", "epsilon.test", "127.0.10.6", base, [])])
+    net.start()
+    yield net["epsilon"]
+    net.stop()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -26,23 +25,12 @@ from ..conftest import FIGURES
 from ..support.component import Component
 from ..support.mini import MARK, Mini
 from ..support.postgres import PostgresServer, fresh_database
-from ..support.prosody import Prosody, ProsodyNet
+from ..support.prosody import Prosody
 
 PS = "http://jabber.org/protocol/pubsub"
 NODE = "urn:xmpp:microblog:0"
 PUBLISHERS, PER_PUBLISHER, WINDOW, SUBSCRIBERS = 4, 260, 16, 3
 LOST_AFTER = 5.0  # seconds without an answer: the request died with the component
-
-
-@pytest.fixture(scope="module")
-def epsilon(tmp_path_factory):
-    if shutil.which("prosody") is None:
-        pytest.skip("prosody is not installed")
-    base = tmp_path_factory.mktemp("epsilon")
-    net = ProsodyNet(base, [Prosody("epsilon", "epsilon.test", "127.0.10.6", base, [])])
-    net.start()
-    yield net["epsilon"]
-    net.stop()
 
 
 @pytest.fixture(scope="module")

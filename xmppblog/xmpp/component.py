@@ -335,10 +335,19 @@ class BlogComponent(slixmpp.ComponentXMPP):
             log.exception("iq failed: from=%s to=%s id=%s", xml.get("from"), xml.get("to"), xml.get("id"))
             self._reply_error(iq, error_element("wait", "internal-server-error", "internal error"))
             return
-        reply = iq.reply(clear=True)
+        reply = self._reply_to(iq, "result")
         if result is not None:
             reply.append(result)
         self._send(reply)
+
+    @staticmethod
+    def _reply_to(stanza: Any, rtype: str) -> Any:
+        """An empty reply (addresses swapped, same id), built fresh: slixmpp's `reply()`
+        deep-copies the request first, which recurses past Python's limit on a
+        1,000-deep hostile payload (T8) before we could even refuse it."""
+        xml = stanza.xml
+        return stanza.__class__(stanza.stream, sto=xml.get("from"), sfrom=xml.get("to"), sid=xml.get("id"),
+                                stype=rtype)
 
     async def _handle_stanza(self, stanza: Any, handlers: list[StanzaHandler]) -> None:
         xml = stanza.xml
@@ -367,8 +376,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
         xml = stanza.xml
         if not xml.get("from"):
             return
-        reply = stanza.reply(clear=True)
-        reply["type"] = "error"
+        reply = self._reply_to(stanza, "error")
         reply.append(err)
         self._send(reply)
 
