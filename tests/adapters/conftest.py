@@ -10,6 +10,7 @@ import pytest
 from xmppblog.core.addressing import Addressing
 from xmppblog.core.service import BlogService, Limits
 from xmppblog.core.social import SocialService
+from xmppblog.im.commands import ChatBot
 from xmppblog.im.online import OnlineTracker
 from xmppblog.im.roster import RosterAdapter
 from xmppblog.pubsub.errors import error_for
@@ -40,6 +41,17 @@ class Wire(BlogComponent):
         self.out.append(data)
         return True
 
+    async def deliver(self, xml: str) -> list[ET.Element]:
+        """Feed one message or presence in; return everything sent in answer (parsed)."""
+        self.out.clear()
+        el = ET.fromstring(xml.replace(">", " xmlns='jabber:component:accept'>", 1)
+                           if "xmlns=" not in xml.split(">", 1)[0] else xml)
+        stanza = self._build_stanza(el)
+        (self._spawn_presence if el.tag.endswith("presence") else self._spawn_message)(stanza)
+        for task in list(self._tasks):
+            await task
+        return [ET.fromstring(f"<s xmlns='jabber:component:accept'>{o}</s>")[0] for o in self.out]
+
     async def request(self, xml: str) -> ET.Element:
         """Feed one stanza in; return the one reply (parsed)."""
         self.out.clear()
@@ -61,7 +73,8 @@ async def wire(tmp_path):
                           AtomCodec(), FakeClock(), Limits(max_payload_bytes=2048), new_id=lambda: "fixed")
     w = Wire()
     for adapter in (PubsubAdapter(service), DiscoAdapter(service), MiscAdapter(), CommandsAdapter(service),
-                    RosterAdapter(SocialService(service, service._uow), w, OnlineTracker())):
+                    RosterAdapter(SocialService(service, service._uow), w, OnlineTracker()),
+                    ChatBot(SocialService(service, service._uow), w)):
         adapter.register(w)
     yield w
     await engine.dispose()

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Property-based: random and mutated pubsub/disco/command stanzas always get a well-formed
+"""Property-based: random and mutated pubsub/disco/command iqs and chat/presence stanzas always get a well-formed
 result or a deliberate XMPP error — never an exception escaping into internal-server-error."""
 
 from __future__ import annotations
@@ -66,3 +66,43 @@ async def test_random_stanzas_never_escape_a_handler(wire, stanza):
         assert err is not None and err.get("type") in ("cancel", "modify", "auth", "wait")
         conditions = [c.tag.split("}")[1] for c in err if c.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}")]
         assert "internal-server-error" not in conditions, ET.tostring(reply)
+
+
+COMMANDS = ["help", "follow ", "unfollow ", "post ", "reply ", "repost ", "delete ", "timeline ", "search ",
+            "track ", "untrack ", "block ", "unblock ", "whois ", "approve ", "deny ", "report ", "pause", "resume",
+            "following", "followers", ""]
+bodies = st.builds(lambda c, v: c + v, st.sampled_from(COMMANDS), st.one_of(values, odd_text))
+
+
+@st.composite
+def im_stanzas(draw):
+    kind = draw(st.sampled_from(["message", "presence"]))
+    frm = draw(st.sampled_from(["alice@example.org/pc", "bob@example.org", "mallory@evil.example/x",
+                                "ALICE@EXAMPLE.ORG./pc"]))
+    to = draw(st.sampled_from(["blog.example.org", "alice@blog.example.org", "bob@blog.example.org",
+                               "bob\\40example.net@blog.example.org", "nobody@blog.example.org"]))
+    kids = "".join(draw(st.lists(elements(), max_size=2)))
+    if kind == "message":
+        mtype = draw(st.sampled_from(["chat", "normal", "headline", "groupchat", "error", None]))
+        body = _clean(draw(bodies)).replace("&", "&amp;").replace("<", "&lt;")
+        attrs = f" type='{mtype}'" if mtype else ""
+        return f"<message{attrs} id='m1' from='{frm}' to='{to}'><body>{body}</body>{kids}</message>"
+    ptype = draw(st.sampled_from(["subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe",
+                                  "unavailable", "error", "bogus", None]))
+    attrs = f" type='{ptype}'" if ptype else ""
+    return f"<presence{attrs} id='p1' from='{frm}' to='{to}'>{kids}</presence>"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stanza=im_stanzas())
+async def test_random_chat_and_presence_never_escape_a_handler(wire, stanza, caplog):
+    caplog.clear()
+    out = await wire.deliver(stanza)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], stanza
+    for el in out:
+        assert el.tag.split("}")[1] in ("message", "presence", "iq"), ET.tostring(el)
+        if el.get("type") == "error":
+            err = el.find("{jabber:component:accept}error")
+            assert err is not None, ET.tostring(el)
+            conditions = [c.tag.split("}")[1] for c in err]
+            assert "internal-server-error" not in conditions, (stanza, ET.tostring(el))
