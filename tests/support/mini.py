@@ -100,6 +100,18 @@ class Mini:
         await self.wait_for(rb"<presence[^>]*type=['\"]subscribe['\"][^>]*>")
         self.send(f"<presence to='{blog}' type='subscribed'/>")
 
+    async def ask(self, xml: str, timeout: float = 10.0) -> bytes | None:
+        """While counting: send an iq and wait for its answer's type (None on timeout)."""
+        iq_id = re.search(r"id=['\"]([^'\"]+)", xml).group(1)  # type: ignore[union-attr]
+        self.replies.pop(iq_id, None)
+        self.send(xml)
+        end = time.monotonic() + timeout
+        while iq_id not in self.replies and time.monotonic() < end:
+            self.reply_seen.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.reply_seen.wait(), max(0.01, end - time.monotonic()))
+        return self.replies.get(iq_id)
+
     def send(self, xml: str) -> None:
         self.writer.write(xml.encode())
 

@@ -84,6 +84,11 @@ class Conflict(BlogError):
     """The request conflicts with the state of the node (e.g. a unique key)."""
 
 
+class Contended(Conflict):
+    """A concurrent transaction wrote the same row first (a unique key raced); nothing of
+    this one was kept, so running it again is safe (`retry_contended`)."""
+
+
 class PreconditionNotMet(BlogError):
     """Publish-options did not match the node configuration (XEP-0060 §7.1.5)."""
 

@@ -9,11 +9,13 @@ facts 7 and 9). It imports only the stdlib and its sibling core modules.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import ParamSpec, TypeVar
 from urllib.parse import quote
 
 from . import errors, fanout, roster
@@ -44,6 +46,27 @@ from .search import SearchDoc
 log = logging.getLogger(__name__)
 
 MAX_ITEM_ID = 256
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retry_contended(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Run a transaction again when a concurrent one wrote the same unique row first
+    (e.g. two first posts creating the public timeline node at once): the loser kept
+    nothing, so a second run sees the winner's row and succeeds."""
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(3):
+            try:
+                return await fn(*args, **kwargs)
+            except errors.Contended:
+                if attempt == 2:
+                    raise
+                log.info("%s: a concurrent change won; running it again", fn.__name__)
+        raise AssertionError("unreachable")
+    return run
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +219,7 @@ class BlogService:
 
     # ------------------------------------------------------------ publish / retract
 
+    @retry_contended
     async def publish(self, actor: Actor, ref: NodeRef, item_id: str | None, draft: object,
                       options: dict[str, object] | None = None) -> str:
         """Store an entry and plan its notifications (XEP-0060 §7.1, XEP-0277 §3).
@@ -486,6 +510,7 @@ class BlogService:
 
     # ------------------------------------------------------------ subscriptions
 
+    @retry_contended
     async def subscribe(self, actor: Actor, ref: NodeRef, jid: str,
                         delivery: Delivery = Delivery.EVENT) -> Subscription:
         """Subscribe `jid` (XEP-0060 §6.1); pending on authorize nodes.

@@ -723,7 +723,8 @@ class SqlUnitOfWork:
         except SQLAlchemyError:
             log.warning("rollback failed", exc_info=True)
         if isinstance(exc, IntegrityError):
-            raise errors.Conflict("that conflicts with existing data") from exc
+            log.info("database conflict (a concurrent change won): %s", str(exc.orig)[:200])
+            raise errors.Contended("that conflicts with existing data") from exc
         if isinstance(exc, (SQLAlchemyError, OSError)) and not isinstance(exc, errors.BlogError):
             log.error("database error: %s", exc, exc_info=exc)
             raise errors.StorageUnavailable("the database is unavailable; try again") from exc
