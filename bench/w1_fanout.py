@@ -34,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench.mini import MARK, Mini
+from tests.support.mini import MARK, Mini
 from tests.support.component import Component
 from tests.support.postgres import PostgresServer, fresh_database
 from tests.support.prosody import SECRET, Prosody, ProsodyNet

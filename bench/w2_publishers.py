@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.mini import Mini
+from tests.support.mini import Mini
 from bench.w1_fanout import GC, ROOT, cpu_seconds, pct, tree_cpu
 from tests.support.component import Component
 from tests.support.postgres import PostgresServer, fresh_database

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
-from bench.mini import Mini
+from tests.support.mini import Mini
 from bench.w1_fanout import GC, cpu_seconds, pct
 from tests.support.component import Component
 from tests.support.postgres import PostgresServer, fresh_database

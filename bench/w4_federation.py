@@ -43,8 +43,8 @@ def tuned(comp: Component, ip: str) -> Component:
     text = "\n".join(line for line in comp.config.read_text().splitlines() if not line.startswith("rtbl_services"))
     for limit in ("im_commands_per_minute = 600", "local_publishes_per_minute = 600"):
         text = text.replace(limit, limit.replace("600", "0"))
-    text = text.replace("[spamguard]\n", "[spamguard]\nremote_events_per_minute = 0\nremote_domain_events_per_minute = 0\n"
-                        "subscribes_per_minute = 0\n")
+    text = text.replace("[spamguard]\n", "[spamguard]\nremote_events_per_minute = 0\n"
+                        "remote_domain_events_per_minute = 0\nsubscribes_per_minute = 0\n")
     comp.config.write_text(text.replace('level = "debug"', 'level = "info"')
                            .replace(f'listen = "{ip}:5281"', 'listen = ""'))
     return comp

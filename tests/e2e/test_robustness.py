@@ -16,14 +16,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import select
-
-from xmppblog.storage.engine import create_engine
-from xmppblog.storage.tables import ItemRow
 
 from ..conftest import FIGURES
 from ..support.component import Component
-from ..support.mini import MARK, Mini
+from ..support.mini import Mini
 from ..support.postgres import PostgresServer, fresh_database
 from ..support.prosody import Prosody
 
@@ -120,17 +116,8 @@ class Load:
         while time.monotonic() < end and not all(self.acked <= set(s.seen) for s in self.subs):
             await asyncio.sleep(0.1)
 
-    async def present(self) -> set[int]:
-        engine = create_engine(self.comp.db_url)
-        try:
-            async with engine.connect() as conn:
-                payloads = (await conn.execute(select(ItemRow.payload))).scalars().all()
-        finally:
-            await engine.dispose()
-        return {int(m) for p in payloads for m in MARK.findall(p.encode())}
-
     async def report(self, name: str) -> dict[str, int]:
-        present = await self.present()
+        present = await self.comp.stored_markers()
         delivered = sum(len(self.acked & set(s.seen)) for s in self.subs)
         dups = sum(c - 1 for s in self.subs for c in s.seen.values() if c > 1)
         figures = {"sent": self.sent, "acknowledged": len(self.acked),
@@ -227,10 +214,48 @@ async def test_database_outage_fails_fast_and_recovers(epsilon, postgres, tmp_pa
         assert load.acked & set(range(8, 208)), "publishing did not resume after the database returned"
         await load.settle()
         r = await load.report("PostgreSQL stopped, then started")
-        assert 7 not in await load.present(), "the refused publish left no half-written item"
+        assert 7 not in await comp.stored_markers(), "the refused publish left no half-written item"
         assert r["present"] == r["acknowledged"] and r["delivered"] == r["expected"], r
         FIGURES.append(("  error reply while down (ms) / recovery after restart (s)",
                         {"error_ms": round(took * 1000), "recovery_s": round(recovery, 1)}))
     finally:
         await load.close()
+        comp.stop()
+
+
+async def test_prosody_restart_under_load_reconnects_and_keeps_every_acknowledged_post(epsilon, tmp_path):
+    comp = component(epsilon, tmp_path / "xmppblog", None)
+    comp.start()
+    pub = Mini(epsilon.ip, epsilon.domain, "rp")
+    try:
+        await pub.connect()
+        blog = f"rp@{epsilon.component}"
+        pub.start_counting()
+        for i in range(400):  # pipelined, as fast as it goes, until the host goes away
+            if i == 150:
+                restarted = time.monotonic()
+                await asyncio.to_thread(epsilon.restart)
+                break
+            pub.send(publish_iq(blog, f"p{i}", i))
+            await asyncio.sleep(0.002)
+        acked = {int(i[1:]) for i, t in pub.replies.items() if i.startswith("p") and t == b"result"}
+        await pub.close()
+        # the component reconnects by itself; a new client publishes as soon as it has
+        await asyncio.to_thread(comp.wait_log, "connected to ", 30, True, 2)
+        again = Mini(epsilon.ip, epsilon.domain, "rp")
+        await again.connect(register=False)
+        ok = b""
+        while b"result" not in ok and time.monotonic() - restarted < 30:
+            ok = await again.request(publish_iq(blog, "after", 9_999), 5)
+            if b"result" not in ok:
+                await asyncio.sleep(0.1)
+        recovery = time.monotonic() - restarted
+        await again.close()
+        present = await comp.stored_markers()
+        FIGURES.append(("Prosody restarted under load (sqlite)", {
+            "acknowledged": len(acked), "present": len(acked & present), "recovery_ms": round(recovery * 1000)}))
+        assert b"result" in ok, "publishing did not resume after the host restarted"
+        assert acked and acked <= present, sorted(acked - present)[:10]
+        assert "disconnected from host server" in comp.log_text(since_start=True)
+    finally:
         comp.stop()

@@ -19,13 +19,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import select
-
-from xmppblog.storage.engine import create_engine
-from xmppblog.storage.tables import ItemRow
-
 from ..conftest import FIGURES
-from ..support.mini import MARK, Mini
+from ..support.mini import Mini
 
 PS = "http://jabber.org/protocol/pubsub"
 NODE = "urn:xmpp:microblog:0"
@@ -110,16 +105,6 @@ class Soak:
         return out
 
 
-async def stored_markers(db_url: str) -> set[int]:
-    engine = create_engine(db_url)
-    try:
-        async with engine.connect() as conn:
-            payloads = (await conn.execute(select(ItemRow.payload))).scalars().all()
-    finally:
-        await engine.dispose()
-    return {int(m) for p in payloads for m in MARK.findall(p.encode())}
-
-
 async def test_soak_two_servers_fifty_users(net, component, component_beta):
     servers = [net["alpha"], net["beta"]]
     soak = Soak(servers)
@@ -139,7 +124,7 @@ async def test_soak_two_servers_fifty_users(net, component, component_beta):
     while time.monotonic() < settle and soak.missing(settle):
         await asyncio.sleep(0.5)
     rss1 = [rss_kib(c.proc.pid) for c in comps]  # type: ignore[union-attr]
-    stored = await stored_markers(component.db_url) | await stored_markers(component_beta.db_url)
+    stored = await component.stored_markers() | await component_beta.stored_markers()
     missing = soak.missing(settle)
     not_stored = sorted(set(soak.acked) - stored)
     errors = [line for c, off in zip(comps, offsets, strict=True) for line in c.log_text()[off:].splitlines()

@@ -38,6 +38,23 @@ class Component:
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0
 
+    async def stored_markers(self) -> set[int]:
+        """Post markers (`bench-N-`, tests/support/mini.py) of every item in this component's database."""
+        from sqlalchemy import select
+
+        from xmppblog.storage.engine import create_engine
+        from xmppblog.storage.tables import ItemRow
+
+        from .mini import MARK
+
+        engine = create_engine(self.db_url)
+        try:
+            async with engine.connect() as conn:
+                payloads = (await conn.execute(select(ItemRow.payload))).scalars().all()
+        finally:
+            await engine.dispose()
+        return {int(m) for p in payloads for m in MARK.findall(p.encode())}
+
     def start(self, wait: bool = True) -> None:
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         out = open(self.log, "ab")
