@@ -90,11 +90,11 @@ async def naive_store(host: str, port: int, domain: str, secret: str, db: str) -
     ddl = "CREATE TABLE items (node TEXT, item_id TEXT, publisher TEXT, payload TEXT, PRIMARY KEY (node, item_id))"
     if db.startswith("postgresql"):
         import asyncpg
-        conn = await asyncpg.connect(db.replace("postgresql+asyncpg://", "postgresql://"))
-        await conn.execute(ddl)
+        pool = await asyncpg.create_pool(db.replace("postgresql+asyncpg://", "postgresql://"), max_size=10)
+        await pool.execute(ddl)
 
         async def store(*row: str) -> None:
-            await conn.execute("INSERT INTO items VALUES ($1, $2, $3, $4)", *row)
+            await pool.execute("INSERT INTO items VALUES ($1, $2, $3, $4)", *row)
     else:
         import aiosqlite
         lite = await aiosqlite.connect(db)

@@ -7,10 +7,14 @@ SQLite gets WAL, foreign keys and a busy timeout on every connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import sqlite3
+import weakref
 from pathlib import Path
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -29,6 +33,67 @@ def prepare_sqlite_path(url: str) -> None:
         Path(os.path.dirname(os.path.abspath(u.database))).mkdir(parents=True, exist_ok=True)
 
 
+class InlineConnection(aiosqlite.Connection):
+    """aiosqlite, minus the thread hop per call: SQLite runs on the event loop's thread.
+
+    aiosqlite hands every cursor call to a worker thread and back (~80 round trips
+    per post, most of a post's CPU; bench/RESULTS.md). A local SQLite statement
+    takes microseconds, so running it inline is cheaper than the hop. The price:
+    a statement that waits for SQLite's write lock would block the loop, so every
+    unit of work on SQLite holds `SqlUnitOfWork`'s in-process lock (one writer at a
+    time, as SQLite allows anyway) and other processes (the CLI) hold it briefly.
+    """
+
+    async def _execute(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+
+def _inline_connector(path: str) -> object:
+    async def connect() -> aiosqlite.Connection:
+        return await InlineConnection(
+            lambda: sqlite3.connect(path, timeout=30, check_same_thread=False),
+            iter_chunk_size=64)
+    return connect
+
+
+class TaskLock:
+    """An asyncio lock its holding task may take again (a unit of work opened inside another)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[object] | None = None
+        self._depth = 0
+
+    async def acquire(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task is self._owner:
+            self._depth += 1
+            return
+        await self._lock.acquire()
+        self._owner, self._depth = task, 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
+
+
+_LOCKS: weakref.WeakKeyDictionary[object, TaskLock] = weakref.WeakKeyDictionary()
+
+
+def serial_lock(engine: AsyncEngine) -> TaskLock | None:
+    """The in-process lock every unit of work on this SQLite engine holds (InlineConnection)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = _LOCKS.get(engine.sync_engine)
+    if lock is None:
+        lock = _LOCKS[engine.sync_engine] = TaskLock()
+    return lock
+
+
 def create_engine(url: str, synchronous: str = "NORMAL") -> AsyncEngine:
     """An async engine for `url`.
 
@@ -39,7 +104,7 @@ def create_engine(url: str, synchronous: str = "NORMAL") -> AsyncEngine:
     """
     if is_sqlite(url):
         prepare_sqlite_path(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, async_creator=_inline_connector(make_url(url).database or ":memory:"))
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]

@@ -39,6 +39,7 @@ from ..core.model import (
     SubState,
 )
 from ..core.ports import Clock
+from .engine import serial_lock
 from .search import for_session as search_for_session
 from .tables import (
     AffiliationRow,
@@ -698,6 +699,10 @@ class SqlUnitOfWork:
         self._local = local
 
     async def __aenter__(self) -> SqlUnitOfWork:
+        bind = self._factory.kw.get("bind")
+        self._lock = serial_lock(bind) if bind is not None else None
+        if self._lock is not None:
+            await self._lock.acquire()
         self.session = s = self._factory()
         self.nodes = NodeRepo(s)
         self.items = ItemRepo(s)
@@ -722,6 +727,9 @@ class SqlUnitOfWork:
             await self.session.close()
         except SQLAlchemyError:
             log.warning("rollback failed", exc_info=True)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
         if isinstance(exc, IntegrityError):
             log.info("database conflict (a concurrent change won): %s", str(exc.orig)[:200])
             raise errors.Contended("that conflicts with existing data") from exc
