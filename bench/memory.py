@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from bench.w1_fanout import GC
+from bench.common import GC, PS
 from tests.support.component import Component
 from tests.support.mini import Mini
 from tests.support.prosody import Prosody, ProsodyNet
@@ -33,7 +33,6 @@ from xmppblog.storage.tables import NodeRow, SubscriptionRow
 
 BLOGS = 100
 NODE = "urn:xmpp:microblog:0"
-PS = "http://jabber.org/protocol/pubsub"
 
 
 def rss_kib(pid: int) -> int:
@@ -66,11 +65,7 @@ async def one(size: int, base: Path) -> dict[str, object]:
     net = ProsodyNet(base, [Prosody("alpha", "alpha.test", "127.0.20.7", base, [])])
     net.start()
     server = net["alpha"]
-    comp = Component(server, base / "xmppblog")
-    text = "\n".join(line for line in comp.config.read_text().splitlines() if not line.startswith("rtbl_services"))
-    comp.config.write_text(text.replace('level = "debug"', 'level = "info"')
-                           .replace(f'listen = "{server.ip}:5281"', 'listen = ""')
-                           .replace("local_publishes_per_minute = 600", "local_publishes_per_minute = 0"))
+    comp = Component(server, base / "xmppblog").for_load()
     try:
         t = time.monotonic()
         await fill(comp.db_url, server.component, server.domain, size)

@@ -27,12 +27,11 @@ import time
 from pathlib import Path
 
 from tests.support.mini import Mini
-from bench.w1_fanout import GC, ROOT, cpu_seconds, pct, tree_cpu
+from bench.common import GC, PS, ROOT, cpu_seconds, maybe_postgres, pct, tree_cpu
 from tests.support.component import Component
 from tests.support.postgres import PostgresServer, fresh_database
 from tests.support.prosody import SECRET, Prosody, ProsodyNet
 
-PS = "http://jabber.org/protocol/pubsub"
 IP = "127.0.20.4"
 
 
@@ -82,13 +81,7 @@ async def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        pg = None
-        if args.db == "postgres":
-            pg = PostgresServer(base / "pg")
-            if why := pg.unavailable():
-                raise SystemExit(f"--db postgres: {why}")
-            pg.start()
-        try:
+        with maybe_postgres(args.db, base) as pg:
             for impl in ("xmppblog", "naive_store"):
                 d = base / f"prosody-{impl}"
                 net = ProsodyNet(d, [Prosody("alpha", "alpha.test", IP, d, [])])
@@ -97,13 +90,7 @@ async def main() -> None:
                 db = fresh_database(pg.url) if pg else None
                 try:
                     if impl == "xmppblog":
-                        comp = Component(server, base / "xmppblog", db_url=db)
-                        text = comp.config.read_text()
-                        comp.config.write_text(
-                            "\n".join(line for line in text.splitlines() if not line.startswith("rtbl_services"))
-                            .replace('level = "debug"', 'level = "info"')
-                            .replace(f'listen = "{IP}:5281"', 'listen = ""')
-                            .replace("local_publishes_per_minute = 600", "local_publishes_per_minute = 0"))
+                        comp = Component(server, base / "xmppblog", db_url=db).for_load()
                         comp.start()
                         try:
                             row = await drive(server, args.users, args.posts, server.component,
@@ -127,9 +114,6 @@ async def main() -> None:
                 row = {"impl": impl, "db": args.db, **row}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-        finally:
-            if pg:
-                pg.stop()
     print(f"\nW2 many publishers: {args.users} users x {args.posts} posts, concurrently, on {args.db}; {GC}")
     print(f"{'impl':<12} {'pub/s':>7} {'ack p50':>8} {'ack p99':>8} {'own µs/pub':>11} {'prosody':>8} {'db':>7}")
     for r in rows:

@@ -29,14 +29,13 @@ from pathlib import Path
 from sqlalchemy import insert, select, update
 
 from tests.support.mini import Mini
-from bench.w1_fanout import GC, cpu_seconds, pct
+from bench.common import GC, PS, cpu_seconds, maybe_postgres, pct
 from tests.support.component import Component
-from tests.support.postgres import PostgresServer, fresh_database
+from tests.support.postgres import fresh_database
 from tests.support.prosody import Prosody, ProsodyNet
 from xmppblog.storage.engine import create_engine
 from xmppblog.storage.tables import ItemRow, NodeRow
 
-PS = "http://jabber.org/protocol/pubsub"
 RSM = "http://jabber.org/protocol/rsm"
 NODE = "urn:xmpp:microblog:0"
 
@@ -63,10 +62,7 @@ async def run(args: argparse.Namespace, base: Path, db_url: str | None) -> list[
     net.start()
     comp = Component(net["alpha"], base / "xmppblog", db_url=db_url,
                      extra=f"[limits]\nmax_items_per_node = {args.items * 2}\n")
-    text = comp.config.read_text()
-    comp.config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("rtbl_services"))
-                           .replace('level = "debug"', 'level = "info"').replace('listen = "127.0.20.3:5281"',
-                                                                                  'listen = ""'))
+    comp.for_load()
     server = net["alpha"]
     blog = f"alice@{server.component}"
     rows = []
@@ -127,17 +123,8 @@ async def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        pg = None
-        if args.db == "postgres":
-            pg = PostgresServer(base / "pg")
-            if why := pg.unavailable():
-                raise SystemExit(f"--db postgres: {why}")
-            pg.start()
-        try:
+        with maybe_postgres(args.db, base) as pg:
             rows = await run(args, base, fresh_database(pg.url) if pg else None)
-        finally:
-            if pg:
-                pg.stop()
     print(f"\nW3 retrieval: latest 20 of {args.items + 1} items, {args.requests} requests each, one at a time, "
           f"on {args.db} (target: p99 < 5 ms)")
     print(f"{'query':<10} {'items':>6} {'p50 ms':>8} {'p99 ms':>8} {'own µs/req':>11} {'prosody µs/req':>15}")

@@ -30,24 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.w1_fanout import GC, cpu_seconds, pct
+from bench.common import GC, PS, cpu_seconds, pct
 from tests.support.component import Component
 from tests.support.mini import Mini
 from tests.support.prosody import Prosody, ProsodyNet
 
-PS = "http://jabber.org/protocol/pubsub"
 SUBSCRIBE = re.compile(rb"<presence[^>]*type=['\"]subscribe['\"]")
-
-
-def tuned(comp: Component, ip: str) -> Component:
-    text = "\n".join(line for line in comp.config.read_text().splitlines() if not line.startswith("rtbl_services"))
-    for limit in ("im_commands_per_minute = 600", "local_publishes_per_minute = 600"):
-        text = text.replace(limit, limit.replace("600", "0"))
-    text = text.replace("[spamguard]\n", "[spamguard]\nremote_events_per_minute = 0\n"
-                        "remote_domain_events_per_minute = 0\nsubscribes_per_minute = 0\n")
-    comp.config.write_text(text.replace('level = "debug"', 'level = "info"')
-                           .replace(f'listen = "{ip}:5281"', 'listen = ""'))
-    return comp
 
 
 def post_iq(to: str, node: str, n: int) -> str:
@@ -91,8 +79,8 @@ async def followers_of(server: Prosody, count: int) -> list[Mini]:
 
 async def run_xmppblog(net: ProsodyNet, base: Path, args: argparse.Namespace) -> dict[str, object]:
     alpha, beta = net["alpha"], net["beta"]
-    ca = tuned(Component(alpha, base / "xa"), alpha.ip)
-    cb = tuned(Component(beta, base / "xb"), beta.ip)
+    ca = Component(alpha, base / "xa").for_load()
+    cb = Component(beta, base / "xb").for_load()
     ca.start()
     cb.start()
     try:

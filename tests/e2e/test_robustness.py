@@ -39,13 +39,8 @@ def postgres(tmp_path_factory):
     pg.stop()
 
 
-def component(server: Prosody, workdir, db_url: str | None) -> Component:
-    comp = Component(server, workdir, db_url=db_url)
-    text = "\n".join(line for line in comp.config.read_text().splitlines() if not line.startswith("rtbl_services"))
-    comp.config.write_text(text.replace("local_publishes_per_minute = 600", "local_publishes_per_minute = 0")
-                           .replace(f'listen = "{server.ip}:5281"', 'listen = ""')
-                           .replace('level = "debug"', 'level = "info"'))
-    return comp
+def component(server: Prosody, workdir, db_url: str | None) -> Component:  # type: ignore[no-untyped-def]
+    return Component(server, workdir, db_url=db_url).for_load()
 
 
 def publish_iq(blog: str, iq_id: str, n: int) -> str:

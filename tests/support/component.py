@@ -38,6 +38,20 @@ class Component:
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0
 
+    def for_load(self) -> Component:
+        """Tune the test config for load runs (benchmarks, robustness): INFO logging, no
+        HTTP, no real-time block list, and no per-user or per-server rate limits."""
+        text = "\n".join(line for line in self.config.read_text().splitlines()
+                         if not line.startswith("rtbl_services"))
+        text = (text.replace('level = "debug"', 'level = "info"')
+                .replace(f'listen = "{self.server.ip}:5281"', 'listen = ""')
+                .replace("im_commands_per_minute = 600", "im_commands_per_minute = 0")
+                .replace("local_publishes_per_minute = 600", "local_publishes_per_minute = 0")
+                .replace("[spamguard]\n", "[spamguard]\nremote_events_per_minute = 0\n"
+                         "remote_domain_events_per_minute = 0\nsubscribes_per_minute = 0\n"))
+        self.config.write_text(text)
+        return self
+
     async def stored_markers(self) -> set[int]:
         """Post markers (`bench-N-`, tests/support/mini.py) of every item in this component's database."""
         from sqlalchemy import select
