@@ -39,3 +39,31 @@ async def test_pages_and_item_lists_are_cut_at_the_byte_budget(backend):
     assert seen == ids[::-1], "RSM paging yields every item once, newest first"
     wanted = await service.get_items(ALICE, REF, item_ids=ids)
     assert 0 < sum(len(i.payload.encode()) for i in wanted.items) <= BUDGET and not wanted.complete
+
+
+async def test_pages_of_very_large_nodes_carry_no_count(backend, db_url):
+    """XEP-0059's <count/> is optional: past PAGE_COUNT_CAP items a page does not count them all."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from xmppblog.core.model import PAGE_COUNT_CAP
+    from xmppblog.storage.engine import create_engine
+    from xmppblog.storage.tables import ItemRow, NodeRow
+
+    service, _, _ = backend
+    await service.publish(ALICE, REF, None, parse_entry(ET.fromstring(
+        "<item><entry xmlns='http://www.w3.org/2005/Atom'><title>first</title></entry></item>"), 4096))
+    page = await service.get_items(ALICE, REF, page=PageRequest(max=1))
+    assert page.count == 1 and page.first_index == 0
+    engine = create_engine(db_url)
+    async with engine.begin() as conn:
+        node_id = (await conn.execute(select(NodeRow.id).where(NodeRow.service == REF.service))).scalar_one()
+        now = datetime.now(UTC)
+        await conn.execute(insert(ItemRow), [{"node_id": node_id, "item_id": f"x{i}", "publisher": ALICE.jid,
+                                              "payload": "<p xmlns='urn:x'/>", "published": now, "updated": now}
+                                             for i in range(PAGE_COUNT_CAP)])
+    await engine.dispose()
+    page = await service.get_items(ALICE, REF, page=PageRequest(max=20))
+    assert page.count is None and len(page.items) == 3 and not page.complete  # max_page_items of the fixture
+    assert page.items[0].item_id == f"x{PAGE_COUNT_CAP - 1}"

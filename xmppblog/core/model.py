@@ -146,10 +146,15 @@ class PageRequest:
     index: int | None = None
 
 
+#: nodes holding more items than this are not counted for each page (no <count/>,
+#: no index past it): counting 100,000 index entries made every page slow
+PAGE_COUNT_CAP = 1_000
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     items: tuple[Item, ...]
-    count: int | None  # None: too many to count cheaply (XEP-0059 makes <count/> optional)
+    count: int | None  # None: more than PAGE_COUNT_CAP (XEP-0059 makes <count/> optional)
     first_index: int | None
     complete: bool = True
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from ..core import errors
-from ..core.model import NS_MICROBLOG, AccessModel, Actor, NodeRef, SubState
+from ..core.model import NS_MICROBLOG, PAGE_COUNT_CAP, AccessModel, Actor, NodeRef, SubState
 from ..core.moderation import Moderation
 from ..core.service import BlogService, xmpp_uri
 from ..core.social import SocialService
@@ -342,7 +342,7 @@ class ChatBot:
         if not rest or " " in rest:
             return "Usage: whois JID"
         w = await self.social.whois(actor, rest)
-        posts = f"{w.posts} post(s)" if w.posts is not None else "over 10,000 posts"
+        posts = f"{w.posts} post(s)" if w.posts is not None else f"over {PAGE_COUNT_CAP:,} posts"
         parts = [f"{w.user}: blog {w.blog}", posts, f"{w.followers} follower(s)"]
         if w.access and w.access is not AccessModel.OPEN:
             parts.append(f"{w.access.value} blog")

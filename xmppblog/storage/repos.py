@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..core import errors
 from ..core.model import (
+    PAGE_COUNT_CAP,
     BulkDelivery,
     AccessModel,
     Affiliation,
@@ -173,11 +174,11 @@ class ItemRepo:
         return int(pk)
 
     async def _count(self, *where: Any) -> int | None:
-        """Rows matching, or None beyond COUNT_CAP: counting 100,000 index entries per page is
+        """Rows matching, or None beyond PAGE_COUNT_CAP: counting 100,000 index entries per page is
         what makes a page slow (XEP-0059 makes <count/> and index optional)."""
-        capped = select(ItemRow.id).where(*where).limit(COUNT_CAP + 1).subquery()
+        capped = select(ItemRow.id).where(*where).limit(PAGE_COUNT_CAP + 1).subquery()
         n = int((await self.s.execute(select(func.count()).select_from(capped))).scalar_one())
-        return None if n > COUNT_CAP else n
+        return None if n > PAGE_COUNT_CAP else n
 
     async def page(self, node: Node, req: PageRequest, limit: int) -> Page:
         base = select(ItemRow).where(ItemRow.node_id == node.db_id)
@@ -202,10 +203,6 @@ class ItemRepo:
         if rows:
             first_index = await self._count(ItemRow.node_id == node.db_id, ItemRow.id > rows[0].id)
         return Page(tuple(_item(r) for r in rows), count, first_index, complete=len(rows) == count)
-
-
-#: pages of nodes holding more items than this carry no <count/> (and no index past it)
-COUNT_CAP = 10_000
 
 
 class SubscriptionRepo:
