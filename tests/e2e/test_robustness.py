@@ -84,11 +84,16 @@ class Load:
                 now = time.monotonic()
                 return sum(1 for x, t in sent_at.items() if x not in p.replies and now - t < LOST_AFTER)
 
+            errors = 0
             for i in range(PER_PUBLISHER):
                 while waiting() >= WINDOW:
                     p.reply_seen.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(p.reply_seen.wait(), 0.2)
+                now_errors = sum(1 for t in p.replies.values() if t == b"error")
+                if now_errors > errors:  # the service is away: a client tries again a little later
+                    errors = now_errors
+                    await asyncio.sleep(0.2)
                 p.send(publish_iq(self.blog(p), f"p{i}", k * 100_000 + i))
                 sent_at[f"p{i}"] = time.monotonic()
                 self.sent += 1
@@ -146,7 +151,7 @@ async def test_kill_9_under_load_loses_no_acknowledged_post_or_notification(epsi
         await load.settle()
         r = await load.report(f"kill -9 under load ({db})")
         assert r["sent"] >= 1000
-        assert r["acknowledged"] >= 500, r
+        assert r["acknowledged"] > PUBLISHERS * PER_PUBLISHER * 0.45, f"the load did not go on after the restart: {r}"
         assert r["present"] == r["acknowledged"], r
         assert r["delivered"] == r["expected"], (r, "never delivered:", load.missing, comp.log)
     finally:
