@@ -136,3 +136,33 @@ async def test_disco_and_ping(wire):
     reply = await wire.request(iq(BOB, "get", f"<query xmlns='http://jabber.org/protocol/disco#items' node='{NODE}'/>"))
     names = [i.get("name") for i in reply.iter("{http://jabber.org/protocol/disco#items}item")]
     assert names == ["p1"]
+
+
+def test_spliced_item_pages_equal_the_element_tree_build():
+    """page_xml splices stored payloads; it must say exactly what building the tree would."""
+    from datetime import UTC, datetime
+
+    from xmppblog.core.model import Item, Page
+    from xmppblog.pubsub import xep_0059
+    from xmppblog.pubsub.xep_0060 import page_xml
+
+    def tree(node, page, with_rsm):  # the slow path: one element per item, payloads parsed
+        ps = ET.Element(f"{{{PS}}}pubsub")
+        items = ET.SubElement(ps, f"{{{PS}}}items", {"node": node})
+        for item in page.items:
+            attrs = {"id": item.item_id, **({"publisher": item.publisher} if item.publisher else {})}
+            ET.SubElement(items, f"{{{PS}}}item", attrs).append(ET.fromstring(item.payload))
+        if with_rsm or not page.complete:
+            ps.append(xep_0059.render(page))
+        return ps
+
+    now = datetime.now(UTC)
+    payloads = ["<ns0:entry xmlns:ns0='http://www.w3.org/2005/Atom'><ns0:title>a &amp; b &lt;c&gt;</ns0:title>"
+                "</ns0:entry>", "<entry xmlns='http://www.w3.org/2005/Atom'><title>ü</title></entry>"]
+    for items, count, complete, rsm in ((("i&1", "x'\"y"), 2, True, True), (("p1",), None, False, False),
+                                        ((), 0, True, False)):
+        page = Page(tuple(Item(i, "a@e.org" if n else "", payloads[n % 2], now, now) for n, i in enumerate(items)),
+                    count, 0 if items else None, complete)
+        for node in ("urn:xmpp:microblog:0", "n'<&\">"):
+            spliced = ET.fromstring(page_xml(node, page, rsm))
+            assert ET.canonicalize(ET.tostring(spliced)) == ET.canonicalize(ET.tostring(tree(node, page, rsm)))

@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
@@ -55,7 +56,12 @@ class Request:
         return None
 
 
-IqHandler = Callable[[Request, ET.Element], Awaitable[ET.Element | None]]
+class RawXml(str):
+    """An iq result payload already serialised (well-formed, namespaced XML): sent as is,
+    without building and re-serialising an element tree (pages of stored items)."""
+
+
+IqHandler = Callable[[Request, ET.Element], Awaitable["ET.Element | RawXml | None"]]
 StanzaHandler = Callable[[Request], Awaitable[None]]
 ErrorMapper = Callable[[errors.BlogError], ET.Element]
 #: (kind, sender, action) -> None to admit, "" to drop silently, or an XMPP condition to refuse with
@@ -334,6 +340,12 @@ class BlogComponent(slixmpp.ComponentXMPP):
         except Exception:
             log.exception("iq failed: from=%s to=%s id=%s", xml.get("from"), xml.get("to"), xml.get("id"))
             self._reply_error(iq, error_element("wait", "internal-server-error", "internal error"))
+            return
+        if isinstance(result, RawXml):
+            if not self.send_raw_stanza(
+                    f"<iq type='result' to={quoteattr(xml.get('from', ''))} from={quoteattr(xml.get('to', ''))}"
+                    f" id={quoteattr(xml.get('id', ''))}>{result}</iq>"):
+                log.warning("reply lost, not connected: to=%s id=%s", xml.get("from"), xml.get("id"))
             return
         reply = self._reply_to(iq, "result")
         if result is not None:
