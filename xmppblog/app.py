@@ -60,12 +60,8 @@ class App:
         c = cfg.component
         self.engine = create_engine(cfg.database.url, cfg.database.sqlite_synchronous.upper())
         clock = SystemClock()
-        local_domains = {c.users_domain, c.jid}
-
-        def is_local(jid: str) -> bool:
-            return jid.split("/", 1)[0].rpartition("@")[2] in local_domains
-
-        uow = uow_factory(sessionmaker(self.engine), clock, local=is_local)
+        addr = Addressing(c.jid, c.users_domain)
+        uow = uow_factory(sessionmaker(self.engine), clock, local=addr.serves)
         self.component = BlogComponent(c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay)
         f = cfg.federation
         self.deliveries = Deliveries(uow, clock, DeliveryPolicy(
@@ -73,14 +69,14 @@ class App:
             f.max_permanent_failures, f.first_retry_seconds))
         self.sender = OutboxSender(uow, self.component.send_raw_stanza, self.component.online, clock,
                                    max_stanza_bytes=cfg.limits.max_stanza_bytes, im_body=im_body,
-                                   is_remote=lambda jid: not is_local(jid),
+                                   is_remote=lambda jid: not addr.serves(jid),
                                    expire=self.deliveries.expire_sent, writable=self.component.writable,
                                    processed=lambda: self.component.processed(c.users_domain))
         self.online = OnlineTracker()
         lim = cfg.limits
         self.signer = Signer(uow, clock)
         self.service = BlogService(
-            Addressing(c.jid, c.users_domain), uow, AtomCodec(self.signer), clock,
+            addr, uow, AtomCodec(self.signer), clock,
             Limits(lim.max_payload_bytes, lim.max_items_per_node, lim.max_page_items,
                    min(256 * 1024, lim.max_stanza_bytes // 2)),
             after_commit=self.sender.wake, online=self.online)

@@ -39,3 +39,11 @@ def test_addressing_maps_owners_and_blogs():
     assert a.owner_of("alice@other.org") is None
     assert a.blog_of("alice@example.org/x") == "alice@blog.example.org"
     assert a.blog_of("alice@example.net") is None
+
+
+def test_serves_tells_our_domains_from_others_without_revalidating():
+    a = Addressing("blog.example.org", "example.org")
+    assert a.serves("bob@example.org/phone") and a.serves("alice@blog.example.org")
+    assert a.serves("blog.example.org") and a.serves("bob\\40other.net@blog.example.org")
+    assert not a.serves("bob@other.net") and not a.serves("blog.other.net")
+    assert not a.serves("bob@sub.example.org") and not a.serves("example.org@evil.net/x")

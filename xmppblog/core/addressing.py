@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InvalidJid
-from .jid import parse
+from .jid import parse, stored_bare
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,11 @@ class Addressing:
 
     def is_local_user(self, user_jid: str) -> bool:
         return self.blog_of(user_jid) is not None
+
+    def serves(self, stored_jid: str) -> bool:
+        """Is this (already normalised) JID on one of our domains: a local user or one of our
+        addresses? Cheap enough for every recipient of a post (no re-validation)."""
+        return stored_bare(stored_jid).rpartition("@")[2] in (self.users_domain, self.service_jid)
 
     def proxy_of(self, remote_bare: str) -> str:
         """The local address standing for a remote author (XEP-0106-escaped bare JID).

@@ -213,8 +213,8 @@ class OutboxDelivery:
 class BulkDelivery:
     """A planned notification whose local recipients are handed over together (the fast path).
 
-    `event.recipients` are the recipients still to hand over; `next_at` orders nothing
-    per recipient: local deliveries are not retried one by one.
+    `event.recipients` are those still to hand over; local deliveries are never
+    retried one by one (no bounce can name them).
     """
 
     event_id: int

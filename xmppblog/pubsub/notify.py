@@ -134,7 +134,7 @@ class OutboxSender:
                  im_body: Callable[[OutboxEvent], str] | None = None,
                  is_remote: Callable[[str], bool] = lambda jid: False,
                  expire: Callable[[], Awaitable[int]] | None = None,
-                 writable: Callable[[int], Awaitable[bool]] | None = None,
+                 writable: Callable[[int], Awaitable[None]] | None = None,
                  processed: Callable[[], Awaitable[bool]] | None = None,
                  bulk_events: int = 64, bulk_chunk: int = 1000) -> None:
         self._im_body = im_body
@@ -250,8 +250,8 @@ class OutboxSender:
                 left = (d.event_id, recipients[done:])  # the stream went away: resume here
                 break
             handed.append(d.event_id)
-        if not await self._flushed():
-            return 0  # the stream ended before our bytes left the process: all of it is sent again
+        if not await self._confirmed():
+            return 0  # unconfirmed: all of it is sent again
         async with self._uow() as uow:
             await uow.outbox.bulk_handed(handed)
             if left is not None:
@@ -261,7 +261,7 @@ class OutboxSender:
         log.debug("outbox: handed %d local notification(s) of %d event(s) to the stream", count, len(handed))
         return count
 
-    async def _flushed(self) -> bool:
+    async def _confirmed(self) -> bool:
         """The host server processed everything written (component.processed): only then
         are rows handed. Otherwise they are sent again: duplicates at worst, never a loss."""
         if self._processed is None or await self._processed():
@@ -297,7 +297,7 @@ class OutboxSender:
                 break
             # Remote servers may bounce it later (federation/bounces.py): keep the row a while.
             (remote if self._is_remote(d.recipient) else handed).append(d.row_id)
-        if not await self._flushed():
+        if not await self._confirmed():
             return 0
         async with self._uow() as uow:
             await uow.outbox.done(handed)
