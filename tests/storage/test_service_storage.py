@@ -70,7 +70,9 @@ async def test_trim_paging_and_item_lookup(backend):
     page = await service.get_items(BOB, REF, page=PageRequest(max=2, after="p5"))
     assert [i.item_id for i in page.items] == ["p4", "p3"] and page.first_index == 2
     page = await service.get_items(BOB, REF, page=PageRequest(max=2, before=""))
-    assert [i.item_id for i in page.items] == ["p3", "p2"]
+    assert [i.item_id for i in page.items] == ["p3", "p2"] and page.first_index == 3
+    page = await service.get_items(BOB, REF, page=PageRequest(max=2, index=1))
+    assert [i.item_id for i in page.items] == ["p5", "p4"] and page.first_index == 1
     page = await service.get_items(BOB, REF, ["p2", "p0", "p6"])
     assert sorted(i.item_id for i in page.items) == ["p2", "p6"]
     with pytest.raises(E.ItemNotFound):

@@ -200,8 +200,10 @@ class ItemRepo:
             rows = list((await self.s.execute(base.order_by(ItemRow.id.desc())
                                               .offset(req.index or 0).limit(size))).scalars())
         first_index = None
-        if rows:
+        if rows and (req.after is not None or req.before is not None):
             first_index = await self._count(ItemRow.node_id == node.db_id, ItemRow.id > rows[0].id)
+        elif rows:
+            first_index = req.index or 0  # the offset asked for: no second count
         return Page(tuple(_item(r) for r in rows), count, first_index, complete=len(rows) == count)
 
 
