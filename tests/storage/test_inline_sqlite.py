@@ -55,3 +55,21 @@ async def test_task_lock_is_reentrant_for_its_holder_only():
     lock.release()
     await asyncio.wait_for(other, 1)
     lock.release()
+
+
+def test_a_crash_that_skips_dispose_still_exits(tmp_path):
+    """No worker thread outlives the loop: an error before `engine.dispose()` ends the
+    process instead of leaving it hanging at exit on a non-daemon aiosqlite thread."""
+    import subprocess
+    import sys
+    script = (
+        "import asyncio\n"
+        "from xmppblog.storage.engine import create_engine\n"
+        "async def main():\n"
+        f"    engine = create_engine('sqlite+aiosqlite:///{tmp_path}/y.db')\n"
+        "    async with engine.connect() as c:\n"
+        "        await c.exec_driver_sql('SELECT 1')\n"
+        "    raise SystemExit('boom')\n"
+        "asyncio.run(main())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and "boom" in done.stderr

@@ -44,10 +44,29 @@ class InlineConnection(aiosqlite.Connection):
     time, as SQLite allows anyway) and other processes (the CLI) hold it briefly.
     """
 
+    def __await__(self):  # type: ignore[no-untyped-def]
+        # Connect inline too: no worker thread is ever started, so none can keep the
+        # process alive at exit when a crash skipped `engine.dispose()`.
+        return self._connect_inline().__await__()
+
+    async def _connect_inline(self) -> InlineConnection:
+        if self._connection is None:
+            self._connection = self._connector()
+        return self
+
     async def _execute(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         return fn(*args, **kwargs)
+
+    def stop(self) -> None:
+        self._running = False
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def close(self) -> None:
+        self.stop()
 
 
 def _inline_connector(path: str) -> object:
