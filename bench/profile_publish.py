@@ -93,7 +93,7 @@ async def main() -> None:
         sender = OutboxSender(uow, send, online, clock, im_body=im_body)
         while await sender.drain_once():
             pass
-        notes = args.posts * args.subscribers
+        notes = args.posts * max(1, args.subscribers)  # per notification; per post with no subscribers
         prof = cProfile.Profile()
         for label, profiler in (("plain", None), ("profiled", prof)):
             sent[:] = [0, 0]

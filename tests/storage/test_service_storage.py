@@ -151,3 +151,16 @@ async def test_presence_subscription_record(backend):
     assert len((await service.get_items(BOB, REF)).items) == 1
     await service.set_presence_subscription(REF.service, "bob@example.org", False)
     assert await service.get_subscriptions(ALICE, REF) == []
+
+
+async def test_a_generated_id_that_collides_never_overwrites_a_post(backend):
+    """Generated ids skip the existence check; a collision (48 random bits) is a unique-key
+    conflict, run again with a fresh id, instead of silently replacing the older post."""
+    service, uow, clock = backend
+    ids = iter(["dup", "dup", "fresh"])
+    service._new_id = lambda: next(ids)
+    assert await service.publish(ALICE, REF, None, draft("first")) == "dup"
+    assert await service.publish(ALICE, REF, None, draft("second")) == "fresh"
+    page = await service.get_items(BOB, REF)
+    assert {i.item_id: ("first" in i.payload, "second" in i.payload) for i in page.items} == {
+        "dup": (True, False), "fresh": (False, True)}

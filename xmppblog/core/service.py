@@ -263,8 +263,9 @@ class BlogService:
                 viewer = await self._viewer(uow, access, actor)
                 if viewer.affiliation is not Affiliation.PUBLISHER:
                     raise errors.Forbidden(self._not_yours(actor, owner))
+            generated = item_id is None  # a fresh random id: no item, and no timeline copy, has it yet
             item_id = item_id or self._new_id()
-            existing = await uow.items.get(node, item_id)
+            existing = None if generated else await uow.items.get(node, item_id)
             if (existing is not None and existing.publisher != actor.jid
                     and viewer.affiliation is not Affiliation.OWNER and not actor.system):
                 # T3: an item id never lets one publisher overwrite another's item.
@@ -298,7 +299,7 @@ class BlogService:
                 node, access, item_id, payload, actor.jid or owner, self._codec.text(draft), parent_owner))
             if not ref.is_comments and access.config.access_model is AccessModel.OPEN:
                 events += await self._timeline_put(uow, owner, Item(
-                    item_id, actor.jid or owner, payload, stamp.published, now))
+                    item_id, actor.jid or owner, payload, stamp.published, now), new=generated)
                 # indexed in the publishing transaction: search never misses a post
                 await uow.search.index(SearchDoc.of(ref, item_id, owner, stamp.published,
                                                     self._codec.text(draft)), new=existing is None)
@@ -322,11 +323,11 @@ class BlogService:
     def _timeline_id(self, owner: str, item_id: str) -> str:
         return f"{parse(owner).local}/{item_id}"
 
-    async def _timeline_put(self, uow: UnitOfWork, owner: str, item: Item) -> list[OutboxEvent]:
+    async def _timeline_put(self, uow: UnitOfWork, owner: str, item: Item, new: bool = False) -> list[OutboxEvent]:
         """Copy a public post onto the public timeline (same transaction) and notify its subscribers."""
         tl, _ = await self._load(uow, self.timeline_ref)
         copy = replace(item, item_id=self._timeline_id(owner, item.item_id))
-        await uow.items.put(tl, copy)
+        await uow.items.put(tl, copy, new=new)
         await uow.items.trim(tl, self.limits.max_items_per_node)
         recipients = await self._recipients(uow, tl, tl)
         if not recipients:

@@ -54,19 +54,28 @@ class _Search:
         await self.s.execute(text(sql), params)
 
 
+# Parsed once (one index write per post).
+_SQLITE_INDEX = text(
+    "INSERT INTO search_fts (text, tags, mentions, author, service, node, item_id, published) "
+    "VALUES (:text, :tags, :mentions, :author, :service, :node, :item_id, :published)")
+_POSTGRES_INDEX = text(
+    "INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
+    "VALUES (:service, :node, :item_id, :author, :published, :text, :tags, :mentions) "
+    "ON CONFLICT (service, node, item_id) DO UPDATE SET author = EXCLUDED.author, "
+    "published = EXCLUDED.published, text = EXCLUDED.text, tags = EXCLUDED.tags, "
+    "mentions = EXCLUDED.mentions")
+
+
 class SqliteSearch(_Search):
     table = "search_fts"
 
     async def index(self, doc: SearchDoc, new: bool = False) -> None:
         if not new:  # an edit replaces its older version
             await self.remove(doc.ref, doc.item_id)
-        await self.s.execute(text(
-            "INSERT INTO search_fts (text, tags, mentions, author, service, node, item_id, published) "
-            "VALUES (:text, :tags, :mentions, :author, :service, :node, :item_id, :published)"),
-            {"text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions),
-             "author": doc.author, "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
-             "published": doc.published.isoformat()})
-
+        await self.s.execute(_SQLITE_INDEX, {
+            "text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions),
+            "author": doc.author, "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
+            "published": doc.published.isoformat()})
 
     async def search(self, q: SearchQuery, limit: int, offset: int) -> tuple[list[tuple[NodeRef, str]], int]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
@@ -88,16 +97,10 @@ class PostgresSearch(_Search):
     table = "search_docs"
 
     async def index(self, doc: SearchDoc, new: bool = False) -> None:
-        await self.s.execute(text(
-            "INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
-            "VALUES (:service, :node, :item_id, :author, :published, :text, :tags, :mentions) "
-            "ON CONFLICT (service, node, item_id) DO UPDATE SET author = EXCLUDED.author, "
-            "published = EXCLUDED.published, text = EXCLUDED.text, tags = EXCLUDED.tags, "
-            "mentions = EXCLUDED.mentions"),
-            {"text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions),
-             "author": doc.author, "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
-             "published": doc.published})
-
+        await self.s.execute(_POSTGRES_INDEX, {
+            "text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions),
+            "author": doc.author, "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
+            "published": doc.published})
 
     async def search(self, q: SearchQuery, limit: int, offset: int) -> tuple[list[tuple[NodeRef, str]], int]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
