@@ -78,6 +78,8 @@ async def naive_store(host: str, port: int, domain: str, secret: str, db: str) -
 
     One stanza object per request, one INSERT and one COMMIT per publish on the same
     database kind xmppblog uses (SQLite file via aiosqlite, or PostgreSQL via asyncpg).
+    A subscribe is one INSERT; a publish to a node with subscribers then reads them (one
+    SELECT) and sends each one `Message` object built for them (the naive fan-out).
     """
     import uuid
 
@@ -87,24 +89,40 @@ async def naive_store(host: str, port: int, domain: str, secret: str, db: str) -
     from slixmpp.xmlstream.matcher import MatchXPath
 
     ps = "http://jabber.org/protocol/pubsub"
-    ddl = "CREATE TABLE items (node TEXT, item_id TEXT, publisher TEXT, payload TEXT, PRIMARY KEY (node, item_id))"
+    ddl = ("CREATE TABLE items (node TEXT, item_id TEXT, publisher TEXT, payload TEXT, PRIMARY KEY (node, item_id))",
+           "CREATE TABLE subs (node TEXT, jid TEXT, PRIMARY KEY (node, jid))")
     if db.startswith("postgresql"):
         import asyncpg
         pool = await asyncpg.create_pool(db.replace("postgresql+asyncpg://", "postgresql://"), max_size=10)
-        await pool.execute(ddl)
+        for statement in ddl:
+            await pool.execute(statement)
 
         async def store(*row: str) -> None:
             await pool.execute("INSERT INTO items VALUES ($1, $2, $3, $4)", *row)
+
+        async def subscribe(*row: str) -> None:
+            await pool.execute("INSERT INTO subs VALUES ($1, $2) ON CONFLICT DO NOTHING", *row)
+
+        async def subscribers(node: str) -> list[str]:
+            return [r[0] for r in await pool.fetch("SELECT jid FROM subs WHERE node = $1", node)]
     else:
         import aiosqlite
         lite = await aiosqlite.connect(db)
         await lite.execute("PRAGMA journal_mode=WAL")
         await lite.execute("PRAGMA synchronous=NORMAL")
-        await lite.execute(ddl)
+        for statement in ddl:
+            await lite.execute(statement)
 
         async def store(*row: str) -> None:
             await lite.execute("INSERT INTO items VALUES (?, ?, ?, ?)", row)
             await lite.commit()
+
+        async def subscribe(*row: str) -> None:
+            await lite.execute("INSERT OR IGNORE INTO subs VALUES (?, ?)", row)
+            await lite.commit()
+
+        async def subscribers(node: str) -> list[str]:
+            return [r[0] for r in await lite.execute_fetchall("SELECT jid FROM subs WHERE node = ?", (node,))]
 
     c = slixmpp.ComponentXMPP(domain, secret, host, port)
     c.enable_starttls = c.enable_direct_tls = False
@@ -112,15 +130,29 @@ async def naive_store(host: str, port: int, domain: str, secret: str, db: str) -
     c.add_event_handler("session_start", lambda _: ready.done() or ready.set_result(True))
 
     async def on_publish(iq):  # type: ignore[no-untyped-def]
+        sub = iq.xml.find(f"{{{ps}}}pubsub/{{{ps}}}subscribe")
+        if sub is not None:
+            await subscribe(f"{iq['to'].bare}/{sub.get('node')}", sub.get("jid"))
+            reply = iq.reply()
+            reply.append(ET.fromstring(f"<pubsub xmlns='{ps}'><subscription node='{sub.get('node')}' "
+                                       f"jid='{sub.get('jid')}' subscription='subscribed'/></pubsub>"))
+            reply.send()
+            return
         publish = iq.xml.find(f"{{{ps}}}pubsub/{{{ps}}}publish")
         item = publish.find(f"{{{ps}}}item")
         item_id = item.get("id") or str(uuid.uuid4())
-        await store(f"{iq['to'].bare}/{publish.get('node')}", item_id, iq["from"].bare,
-                    ET.tostring(item[0], encoding="unicode"))
+        node = f"{iq['to'].bare}/{publish.get('node')}"
+        payload = ET.tostring(item[0], encoding="unicode")
+        await store(node, item_id, iq["from"].bare, payload)
         reply = iq.reply()
         reply.append(ET.fromstring(f"<pubsub xmlns='{ps}'><publish node='{publish.get('node')}'>"
                                    f"<item id='{item_id}'/></publish></pubsub>"))
         reply.send()
+        for jid in await subscribers(node):
+            out = c.make_message(mto=jid, mfrom=iq["to"], mtype="headline")
+            out.append(ET.fromstring(f"<event xmlns='{ps}#event'><items node='{publish.get('node')}'>"
+                                     f"<item id='{item_id}'>{payload}</item></items></event>"))
+            out.send()
 
     c.register_handler(CoroutineCallback("publish", MatchXPath(f"{{jabber:component:accept}}iq/{{{ps}}}pubsub"),
                                          on_publish))

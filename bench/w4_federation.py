@@ -44,12 +44,12 @@ def post_iq(to: str, node: str, n: int) -> str:
             "</item></publish></pubsub></iq>")
 
 
-async def measure(name: str, pids: list[int], alice: Mini, followers: list[Mini], args: argparse.Namespace,
+async def measure(name: str, pids: dict[str, int], alice: Mini, followers: list[Mini], args: argparse.Namespace,
                   to: str, node: str) -> dict[str, object]:
     for f in followers:
         f.start_counting()
     await asyncio.sleep(0.5)
-    c0 = sum(cpu_seconds(p) for p in pids)
+    c0 = {k: cpu_seconds(p) for k, p in pids.items()}
     t0 = time.monotonic()
     sent: dict[int, float] = {}
     for n in range(args.posts):
@@ -62,12 +62,14 @@ async def measure(name: str, pids: list[int], alice: Mini, followers: list[Mini]
     while sum(len(set(f.seen) & set(sent)) for f in followers) < expected and time.monotonic() < end:
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
-    c1 = sum(cpu_seconds(p) for p in pids)
+    c1 = {k: cpu_seconds(p) for k, p in pids.items()}
     got = sum(len(set(f.seen) & set(sent)) for f in followers)
+    per = {k: (c1[k] - c0[k]) * 1e6 / max(1, got) for k in pids}
     lat = [(t - sent[n]) * 1000 for f in followers for n, t in f.first_seen.items() if n in sent]
     return {"impl": name, "followers": len(followers), "posts": args.posts, "delivered": got, "expected": expected,
             "latency_ms_p50": pct(lat, 50), "latency_ms_p99": pct(lat, 99),
-            "total_cpu_us_per_notification": (c1 - c0) * 1e6 / max(1, got), "gc": GC}
+            "total_cpu_us_per_notification": sum(per.values()), "cpu_us_per_notification_by_process": per,
+            "gc": GC}
 
 
 async def followers_of(server: Prosody, count: int) -> list[Mini]:
@@ -98,7 +100,8 @@ async def run_xmppblog(net: ProsodyNet, base: Path, args: argparse.Namespace) ->
                 seen += await f.wait_for(rb".+", 20)
             f.send(f"<presence to='{beta.component}' type='subscribed'/>")
         await asyncio.sleep(1.0)
-        pids = [alpha.proc.pid, beta.proc.pid, ca.proc.pid, cb.proc.pid]  # type: ignore[union-attr]
+        pids = {"alpha Prosody": alpha.proc.pid, "beta Prosody": beta.proc.pid,  # type: ignore[union-attr]
+                "alpha xmppblog": ca.proc.pid, "beta xmppblog": cb.proc.pid}  # type: ignore[union-attr]
         result = await measure("xmppblog", pids, alice, followers, args, blog, "urn:xmpp:microblog:0")
         counts = [int(n) for n in re.findall(r"published: service=alice@blog\.alpha\.test .*recipients=(\d+)",
                                              ca.log_text())[1:]]
@@ -124,7 +127,7 @@ async def run_mod_pubsub(net: ProsodyNet, args: argparse.Namespace) -> dict[str,
         reply = await f.request(f"<iq type='set' id='s' to='{service}'><pubsub xmlns='{PS}'>"
                                 f"<subscribe node='bench' jid='{f.jid}'/></pubsub></iq>", 20)
         assert b"subscribed" in reply, reply
-    pids = [alpha.proc.pid, beta.proc.pid]  # type: ignore[union-attr]
+    pids = {"alpha Prosody": alpha.proc.pid, "beta Prosody": beta.proc.pid}  # type: ignore[union-attr]
     result = await measure("mod_pubsub", pids, alice, followers, args, service, "bench")
     result["s2s_stanzas_per_post"] = result["delivered"] / args.posts  # type: ignore[operator]
     result["remote_servers_with_followers"] = 1
@@ -158,6 +161,10 @@ async def main() -> None:
     for r in rows:
         print(f"{r['impl']:<11} {r['delivered']:>5}/{r['expected']:<5} {r['s2s_stanzas_per_post']:>9.1f} "
               f"{r['latency_ms_p50']:>8.1f} {r['latency_ms_p99']:>8.1f} {r['total_cpu_us_per_notification']:>15.1f}")
+    print("CPU µs per remote follower, by process:")
+    for r in rows:
+        print(f"  {r['impl']:<11} " + ", ".join(f"{k} {v:.1f}" for k, v in
+                                              r["cpu_us_per_notification_by_process"].items()))  # type: ignore[union-attr]
     x, m = rows
     print(f"xmppblog total CPU per remote follower / mod_pubsub's = "
           f"{x['total_cpu_us_per_notification'] / max(1e-9, m['total_cpu_us_per_notification']):.2f} "  # type: ignore[operator]
