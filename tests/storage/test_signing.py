@@ -52,3 +52,12 @@ def test_canonical_form_ignores_serialisation_details():
     a = ET.fromstring("<entry xmlns='http://www.w3.org/2005/Atom'><title a='1' b='2'>t</title></entry>")
     b = ET.fromstring('<x:entry xmlns:x="http://www.w3.org/2005/Atom"><x:title b="2" a="1">t</x:title></x:entry>')
     assert canonical(a) == canonical(b)
+
+
+def test_canonical_form_leaves_out_the_signature_and_leaves_the_entry_alone():
+    signed = ET.fromstring("<entry xmlns='http://www.w3.org/2005/Atom'><title>t</title>"
+                           "<signature xmlns='urn:xmppblog:0' key='k' algorithm='ed25519'>AAAA</signature></entry>")
+    bare = ET.fromstring("<entry xmlns='http://www.w3.org/2005/Atom'><title>t</title></entry>")
+    before = ET.tostring(signed)
+    assert canonical(signed) == canonical(bare)
+    assert ET.tostring(signed) == before, "the received entry keeps its signature"

@@ -15,6 +15,7 @@ keys (README "Signed posts").
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import logging
 import xml.etree.ElementTree as ET
@@ -35,7 +36,7 @@ KEY = f"{{{NS_XMPPBLOG}}}key"
 
 def canonical(entry: ET.Element) -> bytes:
     """The bytes a signature covers: C14N 2.0 of the entry without its signature(s)."""
-    clone = ET.fromstring(ET.tostring(entry))
+    clone = copy.copy(entry)  # shallow: its own child list, the children shared, `entry` untouched
     for sig in clone.findall(SIG):
         clone.remove(sig)
     return ET.canonicalize(ET.tostring(clone, encoding="unicode")).encode("utf-8")
