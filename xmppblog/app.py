@@ -23,7 +23,7 @@ from .core.service import BlogService, Limits
 from .core.social import SocialService
 from .federation.bounces import Bounces
 from .federation.inbound import InboundEvents
-from .federation.remote import RemoteBlogs
+from .federation.remote import RemoteBlogs, condition
 from .http.server import HttpApi
 from .http.server import start as start_http
 from .im.commands import ChatBot
@@ -44,7 +44,8 @@ from .spamguard.guard import Limits as GuardLimits
 from .storage import migrate
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
-from .xmpp.component import BlogComponent
+from .xmpp.component import BlogComponent, Request
+from .xmpp.multicast import discover
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,24 @@ class App:
                         Bounces(self.deliveries)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
+        if c.multicast:
+            self.component.on_online(lambda: self.component.background(self._find_multicast()))
+            self.component.on_message_error(self._multicast_refused)
         self._stop = asyncio.Event()
+
+    async def _find_multicast(self) -> None:
+        """Look for the host's XEP-0033 service after each (re)connect (xmpp/multicast.py)."""
+        domain = self.cfg.component.users_domain
+        found = await discover(self.component.disco, domain)
+        self.sender.multicast = found
+        if found is not None:
+            log.info("multicast: local fan-out goes through %s, %d addresses per stanza (XEP-0033)",
+                     found.service, found.limit)
+        else:
+            log.info("multicast: %s offers no XEP-0033 service; one stanza per follower", domain)
+
+    async def _multicast_refused(self, req: Request) -> None:
+        self.sender.multicast_refused(req.xml.get("id", ""), req.sender, condition(req.xml))
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -34,6 +34,8 @@ class ComponentConfig:
     users_domain: str = ""
     admins: tuple[str, ...] = ()
     reconnect_max_delay: float = 60.0
+    #: hand local fan-out to the host's XEP-0033 multicast service when it offers one
+    multicast: bool = True
 
 
 @dataclass(frozen=True)

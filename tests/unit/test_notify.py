@@ -250,3 +250,56 @@ async def test_nothing_is_marked_handed_unless_the_host_confirmed_the_batch():
     flushed[0] = True
     assert await sender.drain_once() == 3
     assert uow.bulk_done == [2] and uow.handed == [1]
+
+
+ADDR = "{http://jabber.org/protocol/address}"
+
+
+def test_multicast_stanza_delivers_what_each_unicast_stanza_would():
+    """XEP-0033: one stanza to the service, every recipient bcc; taking <addresses/> out and
+    addressing it to one recipient gives exactly that recipient's unicast stanza."""
+    for ev in EVENTS:
+        template = render(ev, lambda e: "body")
+        if template.element != "message":
+            continue
+        for recipients in (RECIPIENTS[:2], RECIPIENTS):  # spliced, and the escaping fallback
+            [m] = _split(template.multicast(recipients, "n5.0", "multicast.e.org"), "jabber:client")
+            assert m.get("to") == "multicast.e.org" and m.get("id") == "n5.0"
+            addresses = m.find(f"{ADDR}addresses")
+            assert [(a.get("type"), a.get("jid")) for a in addresses] == [("bcc", r) for r in recipients]
+            m.remove(addresses)
+            for to in recipients:
+                m.set("to", to)
+                [unicast] = _split(template.address(to, "n5.0"), "jabber:client")
+                assert _canonical(m) == _canonical(unicast), ev.kind
+
+
+async def test_sender_hands_local_fan_out_to_the_multicast_service_in_chunks_of_its_limit():
+    from xmppblog.xmpp.multicast import Multicast
+    people = tuple(f"u{i}@e.org" for i in range(45))
+    ev = OutboxEvent(EventKind.ITEM_PUBLISHED, "a@blog.e.org", "n", people, item_id="1", payload="<p xmlns='urn:x'/>")
+    pres = OutboxEvent(EventKind.PRESENCE, "a@blog.e.org", "", ("p@e.org",), state="available")
+    uow = FakeUow([], [BulkDelivery(9, ev), BulkDelivery(10, pres)])
+    writes = []
+    sender = OutboxSender(uow, lambda d: writes.append(d) or True, asyncio.Event(), Clock())
+    sender.multicast = Multicast("multicast.e.org", 20)
+    assert await sender.drain_once() == 46
+    stanzas = [m for w in writes for m in _split(w)]
+    multicast = [m for m in stanzas if m.get("to") == "multicast.e.org"]
+    assert [len(m.find(f"{ADDR}addresses")) for m in multicast] == [20, 20, 5]
+    assert [a.get("jid") for m in multicast for a in m.find(f"{ADDR}addresses")] == list(people)
+    assert len({m.get("id") for m in multicast}) == 3, "each chunk can be told apart in a bounce"
+    assert [m.get("to") for m in stanzas if m.tag.endswith("presence")] == ["p@e.org"], "presence: unicast"
+    assert uow.bulk_done == [9, 10] and sender.multicast_stanzas == 3
+
+    # The service refuses a chunk: its recipients get one stanza each, multicast is off.
+    refused = multicast[1].get("id")
+    assert not sender.multicast_refused(refused, "intruder.e.org", "forbidden"), "only the service itself"
+    writes.clear()
+    assert sender.multicast_refused(refused, "multicast.e.org", "not-acceptable")
+    assert [m.get("to") for w in writes for m in _split(w)] == list(people[20:40])
+    assert sender.multicast is None
+    assert not sender.multicast_refused(refused, "multicast.e.org", "not-acceptable"), "sent again once"
+    writes.clear()  # a second chunk of the same batch refused after multicast went off: still sent
+    assert sender.multicast_refused(multicast[2].get("id"), "multicast.e.org", "not-acceptable")
+    assert [m.get("to") for w in writes for m in _split(w)] == list(people[40:])

@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape, quoteattr
 from ..core import errors
 from ..core.model import EventKind, OutboxEvent
 from ..core.ports import Clock, UnitOfWorkFactory
+from ..xmpp.multicast import NS_ADDRESS, Multicast
 from ..xmpp.namespaces import NS_DATA, NS_PUBSUB_EVENT, NS_PUBSUB_SUB_AUTH
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,16 @@ class Template:
         head = f'<{self.element} {self.attrs} to="'
         tail = f'" id={quoteattr(stanza_id)}>{self.inner}</{self.element}>'
         return head + (tail + head).join(recipients) + tail
+
+    def multicast(self, recipients: Sequence[str], stanza_id: str, service: str) -> str:
+        """One stanza for the host's XEP-0033 service: it delivers `inner` to every recipient
+        (bcc: nobody sees the others), as `address()` would have, one by one."""
+        if _NEEDS_ESCAPE.search("".join(recipients)):
+            addresses = "".join(f"<address type='bcc' jid={quoteattr(r)}/>" for r in recipients)
+        else:
+            addresses = "<address type='bcc' jid='" + "'/><address type='bcc' jid='".join(recipients) + "'/>"
+        return (f"<{self.element} {self.attrs} to={quoteattr(service)} id={quoteattr(stanza_id)}>"
+                f"<addresses xmlns='{NS_ADDRESS}'>{addresses}</addresses>{self.inner}</{self.element}>")
 
 
 #: characters `quoteattr` would escape, or that make it choose single quotes
@@ -156,6 +167,11 @@ class OutboxSender:
         self.sent = 0
         self.dropped = 0
         self.more = False
+        #: the host's XEP-0033 service (xmpp/multicast.py), set once discovered; None: one stanza each
+        self.multicast: Multicast | None = None
+        self.multicast_stanzas = 0
+        # multicast stanza id -> (sent at, service, template, recipients): what to send again if refused
+        self._in_multicast: dict[str, tuple[float, str, Template, Sequence[str]]] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -240,7 +256,7 @@ class OutboxSender:
             done = 0
             while done < len(recipients):
                 chunk = recipients[done:done + self.bulk_chunk]
-                if not self._send(template.bulk(chunk, sid)):
+                if not self._send(self._addressed(template, chunk, sid, done)):
                     break
                 done += len(chunk)
                 if self._writable is not None:
@@ -260,6 +276,38 @@ class OutboxSender:
         self.sent += count
         log.debug("outbox: handed %d local notification(s) of %d event(s) to the stream", count, len(handed))
         return count
+
+    def _addressed(self, template: Template, chunk: Sequence[str], sid: str, offset: int) -> str:
+        """The bytes handing `template` to `chunk`: multicast stanzas of the service's size when
+        the host offers multicast (messages only), else one stanza per recipient."""
+        mc = self.multicast
+        if mc is None or template.element != "message":
+            return template.bulk(chunk, sid)
+        now = asyncio.get_running_loop().time()
+        if self._in_multicast and next(iter(self._in_multicast.values()))[0] < now - 120:
+            self._in_multicast = {k: v for k, v in self._in_multicast.items() if v[0] >= now - 120}
+        out = []
+        for at in range(0, len(chunk), mc.limit):
+            part = chunk[at:at + mc.limit]
+            stanza_id = f"{sid}.{offset + at}"
+            self._in_multicast[stanza_id] = (now, mc.service, template, part)
+            out.append(template.multicast(part, stanza_id, mc.service))
+        self.multicast_stanzas += len(out)
+        return "".join(out)
+
+    def multicast_refused(self, stanza_id: str, sender: str, condition: str) -> bool:
+        """The multicast service bounced one of our stanzas: send its recipients one stanza
+        each, and stop using multicast until the next discovery. False if not ours."""
+        entry = self._in_multicast.get(stanza_id)
+        if entry is None or sender != entry[1]:
+            return False
+        del self._in_multicast[stanza_id]
+        _, _, template, recipients = entry
+        log.warning("outbox: %s refused a multicast stanza (%s); sending its %d notification(s) one by one "
+                    "and multicast off until reconnect", sender, condition, len(recipients))
+        self.multicast = None
+        self._send(template.bulk(recipients, stanza_id))
+        return True
 
     async def _confirmed(self) -> bool:
         """The host server processed everything written (component.processed): only then

@@ -430,6 +430,18 @@ class BlogComponent(slixmpp.ComponentXMPP):
             return False
         return transport is self.transport and not transport.is_closing()
 
+    async def disco(self, to: str, namespace: str, timeout: float = 10.0) -> ET.Element | None:
+        """Ask `to` a disco#info or disco#items query from our own JID: its <query/>, or None
+        (an error answer, no answer, or no stream)."""
+        iq = self.make_iq_get(ito=to, ifrom=self.boundjid.bare)
+        iq.append(ET.Element(f"{{{namespace}}}query"))
+        try:
+            reply = await iq.send(timeout=timeout)  # type: ignore[no-untyped-call]
+        except (IqError, IqTimeout, NotConnectedError):
+            return None
+        query: ET.Element | None = reply.xml.find(f"{{{namespace}}}query")
+        return query
+
     def send_raw_stanza(self, data: str) -> bool:
         """Hand pre-serialised bytes to the live stream; False if there is none."""
         if self.transport is None or not self.online.is_set():
