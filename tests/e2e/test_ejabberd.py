@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from slixmpp.xmlstream import ET
 
 from ..support.clients import raw_iq
@@ -29,6 +31,29 @@ async def test_xmppblog_on_ejabberd_and_federation_with_prosody(clients, compone
     m = await oscar.inbox.wait(lambda m: m["from"].bare == proxy and "across two server brands" in (m["body"] or ""))
     assert m is not None and m["body"].startswith("pia@delta.test: across two server brands")
     assert await oscar.say("unfollow pia@delta.test") == "You no longer follow pia@delta.test"
+
+
+async def test_local_fan_out_goes_through_ejabberds_multicast_service(clients, component_delta):
+    """XEP-0033 on a host that offers it (mod_multicast): found with its limit, used for a
+    post's local followers, and each follower still gets exactly one notification."""
+    await asyncio.to_thread(component_delta.wait_log, "multicast: local fan-out goes through", 20, False)
+    assert "goes through multicast.delta.test, 50 addresses per stanza" in component_delta.log_text()
+    pia, quentin = await clients("pia@delta.test"), await clients("quentin@delta.test")
+    r = await quentin.pubsub.subscribe("pia@blog.delta.test", NODE)
+    assert r["pubsub"]["subscription"]["subscription"] == "subscribed"
+    sent = component_delta.log_text().count("multicast stanza")
+
+    def about(text):
+        return lambda m: text in ET.tostring(m.xml, encoding="unicode")
+    await pia.say("one stanza for all of you")
+    ev = await quentin.inbox.wait(about("one stanza for all of you"))
+    assert ev is not None and ev["from"] == "pia@blog.delta.test" and ev["type"] == "headline"
+    assert ev.xml.find("{http://jabber.org/protocol/address}addresses") is None, "bcc: no address list shown"
+    await pia.say("and one more")
+    assert await quentin.inbox.wait(about("and one more")) is not None
+    assert quentin.inbox.count(about("one stanza for all of you")) == 0, "exactly one copy"
+    assert component_delta.log_text().count("multicast stanza") > sent, "it went through the service"
+    await quentin.pubsub.unsubscribe("pia@blog.delta.test", NODE)
 
 
 async def test_follow_an_ejabberd_pep_microblog_by_uri(clients, component_delta):

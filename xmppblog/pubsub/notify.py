@@ -243,6 +243,7 @@ class OutboxSender:
         handed: list[int] = []
         left: tuple[int, Sequence[str]] | None = None
         count = 0
+        multicast_before = self.multicast_stanzas
         for d in due:
             recipients = d.event.recipients
             template = render(d.event, self._im_body)
@@ -274,14 +275,15 @@ class OutboxSender:
                 await uow.outbox.bulk_left(*left)
             await uow.commit()
         self.sent += count
-        log.debug("outbox: handed %d local notification(s) of %d event(s) to the stream", count, len(handed))
+        log.debug("outbox: handed %d local notification(s) of %d event(s) to the stream%s", count, len(handed),
+                  f" in {n} multicast stanza(s)" if (n := self.multicast_stanzas - multicast_before) else "")
         return count
 
     def _addressed(self, template: Template, chunk: Sequence[str], sid: str, offset: int) -> str:
         """The bytes handing `template` to `chunk`: multicast stanzas of the service's size when
         the host offers multicast (messages only), else one stanza per recipient."""
         mc = self.multicast
-        if mc is None or template.element != "message":
+        if mc is None or template.element != "message" or len(template.inner) > self.max_stanza_bytes // 2:
             return template.bulk(chunk, sid)
         now = asyncio.get_running_loop().time()
         if self._in_multicast and next(iter(self._in_multicast.values()))[0] < now - 120:
