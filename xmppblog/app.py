@@ -112,6 +112,9 @@ class App:
         if c.multicast:
             self.component.on_online(lambda: self.component.background(self._find_multicast()))
             self.component.on_message_error(self._multicast_refused)
+        else:
+            self.component.on_online(lambda: log.info("multicast: off ([component] multicast = false); "
+                                                      "one stanza per follower"))
         self._stop = asyncio.Event()
 
     async def _find_multicast(self) -> None:
