@@ -15,3 +15,4 @@ run w3_sqlite bench.w3_retrieval
 run w3_postgres bench.w3_retrieval --db postgres
 run w4 bench.w4_federation
 run memory bench.memory
+run w5_multicast bench.w5_multicast

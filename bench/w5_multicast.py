@@ -49,9 +49,10 @@ async def run(impl: str, server: Ejabberd, base: Path, args: argparse.Namespace)
         if impl == "unicast":
             comp.config.write_text(comp.config.read_text().replace("reconnect_max_delay = 2.0\n",
                                                                    "reconnect_max_delay = 2.0\nmulticast = false\n"))
-        comp.start()
-        await asyncio.to_thread(comp.wait_log, "multicast: ", 20)
     try:
+        if comp:
+            comp.start()
+            await asyncio.to_thread(comp.wait_log, "multicast: ", 20)
         alice = Mini(server.ip, server.domain, "alice")
         await alice.connect(register=False)
         to, node = (f"alice@{server.component}", NODE) if comp else (f"pubsub.{server.domain}", "bench")
@@ -93,14 +94,15 @@ async def run(impl: str, server: Ejabberd, base: Path, args: argparse.Namespace)
         delivered = got()
         per = {k: (c1[k] - c0[k]) * 1e6 / max(1, delivered) for k in pids}
         lat = [(t - sent[n]) * 1000 for m in subs for n, t in m.first_seen.items() if n in sent]
-        multicast_stanzas = 0
-        if comp:
-            multicast_stanzas = sum(int(x) for x in __import__("re").findall(
-                r"in (\d+) multicast stanza", comp.log_text(True)))
+        problems = [line for line in comp.log_text(True).splitlines()
+                    if " WARNING " in line or " ERROR " in line] if comp else []
+        for line in problems[:5]:
+            print(f"{impl}: {line}", flush=True)
         for m in [alice, *subs]:
             await m.close()
         return {"impl": impl, "subscribers": len(subs), "posts": args.posts, "delivered": delivered,
-                "expected": expected, "latency_ms_p50": pct(lat, 50), "latency_ms_p99": pct(lat, 99),
+                "expected": expected, "warnings_logged": len(problems),
+                "latency_ms_p50": pct(lat, 50), "latency_ms_p99": pct(lat, 99),
                 "cpu_us_per_notification_by_process": per, "total_cpu_us_per_notification": sum(per.values()),
                 "host": EJABBERD}
     finally:
