@@ -81,7 +81,7 @@ def ejabberd(net, tmp_path_factory):
             pytest.fail(problem)
         pytest.skip(problem)
     hosts = "".join(f"{s.ip} {s.domain} {s.component}\n" for s in net.servers.values())
-    server = ej.Ejabberd("delta.test", DELTA_IP, tmp_path_factory.mktemp("ejabberd"), ["pia", "quentin"],
+    server = ej.Ejabberd("delta.test", DELTA_IP, tmp_path_factory.mktemp("ejabberd"), ["pia", "quentin", "rex"],
                          extra_hosts=hosts)
     server.start()
     yield server

@@ -56,6 +56,24 @@ async def test_local_fan_out_goes_through_ejabberds_multicast_service(clients, c
     await quentin.pubsub.unsubscribe("pia@blog.delta.test", NODE)
 
 
+async def test_a_refused_multicast_stanza_is_delivered_one_by_one(clients, component_delta):
+    """mod_multicast refuses rex's blog JID (an access rule): the bounce names our stanza, its
+    followers get the post one stanza each, and multicast stays off until the next connect."""
+    rex, quentin = await clients("rex@delta.test"), await clients("quentin@delta.test")
+    assert (await rex.say("first post, node made")).startswith("Posted #")
+    r = await quentin.pubsub.subscribe("rex@blog.delta.test", NODE)
+    assert r["pubsub"]["subscription"]["subscription"] == "subscribed"
+    await rex.say("refused, yet delivered")
+    ev = await quentin.inbox.wait(lambda m: "refused, yet delivered" in ET.tostring(m.xml, encoding="unicode"))
+    assert ev is not None and ev["from"] == "rex@blog.delta.test"
+    await asyncio.to_thread(component_delta.wait_log, "refused a multicast stanza (forbidden)", 10, False)
+    assert "sending its 1 notification(s) one by one" in component_delta.log_text()
+    await quentin.pubsub.unsubscribe("rex@blog.delta.test", NODE)
+    component_delta.stop()  # the next connect finds the service again, for the tests after this one
+    component_delta.start()
+    await asyncio.to_thread(component_delta.wait_log, "multicast: local fan-out goes through", 20)
+
+
 async def test_follow_an_ejabberd_pep_microblog_by_uri(clients, component_delta):
     """ejabberd's mod_pep as a plain XEP-0060 peer: followed by its xmpp: URI."""
     from slixmpp.plugins.xep_0004 import Form
