@@ -4,8 +4,10 @@
 Each event is serialised once; each recipient only gets its own envelope
 (`<message to=…>`) around the shared bytes. Local recipients of an event are
 addressed with one `str.join` and handed over in one write per chunk (the fast
-path, `Template.bulk`); recipients on other servers are sent one tracked row
-at a time so bounces can name them. Rows are deleted only after the host server
+path, `Template.bulk`), or, when the host offers XEP-0033 multicast, in one
+stanza per chunk of the service's address limit (`Template.multicast`);
+recipients on other servers are sent one tracked row at a time so bounces can
+name them. Rows are deleted only after the host server
 confirmed it processed the batch (a ping answered after it on the same stream,
 THREATS.md fact 7); a crash in between re-sends that batch, never loses it.
 """
