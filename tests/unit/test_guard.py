@@ -79,3 +79,20 @@ def test_a_remote_domain_cannot_subscribe_without_bound():
     refused = sum(not g.gate("iq", f"u{i}@farm.example/x", "pubsub:subscribe").accepted for i in range(30))
     assert refused == 20, "each JID gets 1, the domain 10"
     assert g.drops[("rate-domain-subscribes", "farm.example")] == 20
+
+
+def test_bounces_of_our_own_notifications_are_not_rate_limited_as_pushes():
+    """An error echoing our <event/> is a bounce (xmpp/component.py), not a remote push."""
+    import xml.etree.ElementTree as ET
+
+    from xmppblog.xmpp.component import _stanza_action
+    bounce = ET.fromstring("<message type='error' id='ob1'><event xmlns='http://jabber.org/protocol/pubsub#event'/>"
+                           "<error type='cancel'/></message>")
+    push = ET.fromstring("<message><event xmlns='http://jabber.org/protocol/pubsub#event'/></message>")
+    assert _stanza_action(bounce) == "bounce" and _stanza_action(push) == "event"
+    g = guard(remote_events_per_minute=1, remote_domain_events_per_minute=1,
+              blocked_domains=frozenset({"spam.example"}))
+    assert all(g.gate("message", f"u{i}@down.example", "bounce").accepted for i in range(50))
+    assert not g.gate("message", "x@spam.example", "bounce").accepted, "block lists still apply"
+    assert g.gate("message", "a@down.example", "event").accepted
+    assert not g.gate("message", "b@down.example", "event").accepted, "pushes still are"

@@ -101,6 +101,10 @@ def _iq_action(ns: str, payload: ET.Element) -> str:
 
 
 def _stanza_action(xml: ET.Element) -> str:
+    if xml.get("type") == "error":
+        # A bounce of what we sent (it echoes our event): not a push to rate-limit. A dead
+        # server bounces a whole batch at once, and a dropped bounce is a lost retry.
+        return "bounce"
     for child in xml:
         tag = child.tag.rsplit("}", 1)[-1]
         if tag == "event":
