@@ -26,8 +26,8 @@ from xml.sax.saxutils import escape, quoteattr
 from ..core import errors
 from ..core.model import EventKind, OutboxEvent
 from ..core.ports import Clock, UnitOfWorkFactory
-from ..xmpp.multicast import NS_ADDRESS, Multicast
-from ..xmpp.namespaces import NS_DATA, NS_PUBSUB_EVENT, NS_PUBSUB_SUB_AUTH
+from ..xmpp.multicast import Multicast
+from ..xmpp.namespaces import NS_ADDRESS, NS_DATA, NS_PUBSUB_EVENT, NS_PUBSUB_SUB_AUTH
 
 log = logging.getLogger(__name__)
 

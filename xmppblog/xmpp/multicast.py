@@ -13,17 +13,11 @@ ejabberd's own default for senders outside its hosts, 20.
 
 from __future__ import annotations
 
-import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
-
-NS_ADDRESS = "http://jabber.org/protocol/address"
-NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
-NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
-NS_DATA = "jabber:x:data"
+from .namespaces import NS_ADDRESS, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS
 
 #: addresses per stanza when the service states no limit (ejabberd's default for remote senders)
 DEFAULT_LIMIT = 20
@@ -56,25 +50,24 @@ def message_limit(info: ET.Element) -> int | None:
     return None
 
 
-def _supports(info: ET.Element | None) -> bool:
-    return info is not None and any(f.get("var") == NS_ADDRESS for f in info.findall(f"{{{NS_DISCO_INFO}}}feature"))
+def _service(jid: str, info: ET.Element | None) -> Multicast | None:
+    """`jid` as the multicast service if its disco#info answer advertises XEP-0033."""
+    if info is None or not any(f.get("var") == NS_ADDRESS for f in info.findall(f"{{{NS_DISCO_INFO}}}feature")):
+        return None
+    return Multicast(jid, message_limit(info) or DEFAULT_LIMIT)
 
 
 async def discover(ask: Ask, domain: str) -> Multicast | None:
     """The multicast service of `domain` (XEP-0033 §3), or None if it has none."""
-    info = await ask(domain, NS_DISCO_INFO)
-    if _supports(info):
-        assert info is not None
-        return Multicast(domain, message_limit(info) or DEFAULT_LIMIT)
+    found = _service(domain, await ask(domain, NS_DISCO_INFO))
+    if found is not None:
+        return found
     items = await ask(domain, NS_DISCO_ITEMS)
-    if items is None:
-        return None
-    for item in items.findall(f"{{{NS_DISCO_ITEMS}}}item"):
+    for item in items.findall(f"{{{NS_DISCO_ITEMS}}}item") if items is not None else ():
         jid = item.get("jid", "")
         if not jid or item.get("node") or "@" in jid or "/" in jid:
             continue
-        info = await ask(jid, NS_DISCO_INFO)
-        if _supports(info):
-            assert info is not None
-            return Multicast(jid, message_limit(info) or DEFAULT_LIMIT)
+        found = _service(jid, await ask(jid, NS_DISCO_INFO))
+        if found is not None:
+            return found
     return None

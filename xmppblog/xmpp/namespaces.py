@@ -17,6 +17,7 @@ NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_DATA = "jabber:x:data"
+NS_ADDRESS = "http://jabber.org/protocol/address"  # XEP-0033
 NS_COMMANDS = "http://jabber.org/protocol/commands"
 NS_PING = "urn:xmpp:ping"
 NS_VERSION = "jabber:iq:version"
