@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Nobody receives anything from us unless they asked, and every kind of traffic is limited
+(security review, Dec 2026).
+
+Findings #4, #7, #8, #9, #14, #15, #16, #19 and #24 of the review of bcf2175, from outside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ..support.stanzas import (
+    MB,
+    PubsubPeer,
+    bodies,
+    entry,
+    error_of,
+    event,
+    publish,
+    published_id,
+    pushed,
+    responder,
+    subscribe,
+    subscriptions,
+)
+from ..support.world import NS, World
+
+ALICE, BOB, MALLORY = "alice@example.org", "bob@example.org", "mallory@example.org"
+BLOG = "alice@blog.example.org"
+COMMANDS = "http://jabber.org/protocol/commands"
+BLOCKING = "urn:xmpp:blocking"
+REPORTING = "urn:xmpp:reporting:1"
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+async def world(tmp_path, request):
+    peers: list[PubsubPeer] = []
+    extra = getattr(request, "param", "")
+    w = await World.start(tmp_path, responder=lambda iq: responder(*peers)(iq), extra=extra)
+    w.peers = peers  # type: ignore[attr-defined]
+    yield w
+    await w.close()
+
+
+async def post(world: World, text: str, frm: str = ALICE) -> str:
+    return published_id(await world.iq(f"{frm}/pc", f"{frm.split('@')[0]}@blog.example.org", "set",
+                                       publish(text=text)))
+
+
+def addressed(out: list[ET.Element], domain: str) -> list[ET.Element]:
+    return [el for el in out if el.get("to", "").split("/")[0].endswith("@" + domain)]
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #4, open at bcf2175")
+async def test_an_owner_cannot_subscribe_strangers(world):
+    """#4: owner-set subscriptions only remove, or approve a JID that asked; nothing reaches the others."""
+    await post(world, "hello")
+    victims = [(f"victim{i}@gmail.example", "subscribed") for i in range(100)]
+    reply = await world.iq(f"{ALICE}/pc", BLOG, "set", subscriptions(victims))
+    assert reply.get("type") == "error", "an owner subscribed 100 JIDs that never asked"
+    await post(world, "spam for everyone")
+    assert not addressed(await world.drain(), "gmail.example")
+    too_many = [(f"x{i}@example.org", "none") for i in range(150)]
+    assert (await world.iq(f"{ALICE}/pc", BLOG, "set", subscriptions(too_many))).get("type") == "error"
+    # approving a JID that asked still works (XEP-0060 §8.8.2)
+    await world.chat(f"{ALICE}/pc", "protect on")
+    assert (await world.iq(f"{BOB}/pc", BLOG, "set", subscribe(BOB))).get("type") == "result"
+    assert (await world.iq(f"{ALICE}/pc", BLOG, "set", subscriptions([(BOB, "subscribed")]))).get("type") == "result"
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #7, open at bcf2175")
+async def test_roster_requests_are_rate_limited_and_unsolicited_answers_ignored(world):
+    """#7: presence subscribes pass the subscribe buckets; 'subscribed' nobody asked for stores nothing."""
+    await world.chat(f"{ALICE}/pc", "protect on")
+    for i in range(600):
+        await world.receive(f"<presence type='subscribe' from='u{i}@evil.example' to='{BLOG}'/>")
+    asks = [b for _, b in bodies(await world.drain(), ALICE) if "asks to follow" in b]
+    assert len(asks) <= 250, f"{len(asks)} approval requests from one domain"
+    for i in range(200):
+        await world.receive(f"<presence type='subscribed' from='s{i}@other.example' to='{BLOG}'/>")
+    probes = [el for el in await world.reconnected() if el.get("type") == "probe"
+              and el.get("to", "").endswith("@other.example")]
+    assert not probes, f"{len(probes)} strangers are probed after every reconnect"
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #8, open at bcf2175")
+async def test_event_limits_hold_whatever_the_child_order_and_count(world):
+    """#8: body-first events are events; many <items/> in one stanza cost one; 'tell to stop' stays usable."""
+    for i in range(300):
+        await world.receive(event("spammer@evil.example", f"n{i}", f"<items node='n{i}'/>", before="<body>x</body>"))
+    asked_evil = sum(1 for el in _sent_iqs(world) if el.get("to", "").endswith("evil.example"))
+    assert asked_evil <= 20, f"{asked_evil} unsubscribe requests echoed to one spamming domain"
+    many = "".join(f"<items node='m{i}'/>" for i in range(12000))
+    await world.receive(event("flood@flood.example", "x", many))
+    asked_flood = sum(1 for el in _sent_iqs(world) if el.get("to", "").endswith("flood.example"))
+    assert asked_flood <= 1, asked_flood
+    await world.receive(event("stale.example", "old", "<items node='old'/>"))
+    assert sum(1 for el in _sent_iqs(world) if el.get("to") == "stale.example") == 1
+
+
+def _sent_iqs(world: World) -> list[ET.Element]:
+    """Every iq get/set the server sent so far."""
+    return list(world.sent_iqs)
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #9, open at bcf2175")
+async def test_block_and_report_iqs_are_bounded_and_reports_stay_visible(world):
+    """#9: reports come from local users, a few items per IQ, rate-limited; admins see every reporter."""
+    flood = "".join(f"<item jid='t{i}@evil.example'><report xmlns='{REPORTING}' reason='urn:xmpp:reporting:spam'/>"
+                    "</item>" for i in range(3000))
+    remote = await world.iq("x@evil.example/r", "blog.example.org", "set", f"<block xmlns='{BLOCKING}'>{flood}</block>")
+    assert remote.get("type") == "error"
+    local = await world.iq(f"{MALLORY}/pc", "blog.example.org", "set", f"<block xmlns='{BLOCKING}'>{flood}</block>")
+    assert local.get("type") == "error"
+    real = (f"<block xmlns='{BLOCKING}'><item jid='spammer@spam.example'><report xmlns='{REPORTING}' "
+            "reason='urn:xmpp:reporting:abuse'><text xmlns='urn:xmpp:reporting:1'>real report</text></report>"
+            "</item></block>")
+    assert (await world.iq("carol@example.org/pc", "blog.example.org", "set", real)).get("type") == "result"
+    for n in range(30):
+        chunk = "".join(f"<item jid='t{n}-{i}@evil.example'><report xmlns='{REPORTING}' "
+                        "reason='urn:xmpp:reporting:spam'/></item>" for i in range(20))
+        await world.iq(f"{MALLORY}/pc", "blog.example.org", "set", f"<block xmlns='{BLOCKING}'>{chunk}</block>",
+                       iq_id=f"b{n}")
+    shown = await world.iq("admin@example.org/pc", "blog.example.org", "set",
+                           f"<command xmlns='{COMMANDS}' node='xmppblog#reports' action='execute'/>")
+    assert "carol@example.org" in ET.tostring(shown, encoding="unicode")
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #14, open at bcf2175")
+async def test_remote_comments_are_limited_per_domain(world):
+    """#14: one domain rotating local parts does not comment without limit."""
+    item = await post(world, "a post")
+    accepted = 0
+    for i in range(200):
+        reply = await world.iq(f"u{i}@evil.example/r", BLOG, "set",
+                               publish(node=f"{MB}:comments/{item}", text=f"spam {i}"), iq_id=f"c{i}")
+        accepted += reply.get("type") == "result"
+    assert accepted <= 100, f"{accepted} comments from one domain in a minute"
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #15, open at bcf2175")
+async def test_strangers_presence_is_not_tracked(world):
+    """#15: only contacts whose presence we asked for are tracked as online."""
+    for i in range(2000):
+        await world.receive(f"<presence from='s{i}@other.example/r' to='{BLOG}'/>")
+    assert world.online_count() <= 16, world.online_count()
+
+
+RTBL = '[spamguard]\nrtbl_services = ["rtbl.example, muc_bans"]\nblocked_domains = ["evil.example"]\n'
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #16, open at bcf2175")
+@pytest.mark.parametrize("world", [RTBL], indirect=True)
+async def test_a_local_user_cannot_switch_the_block_list_off(world):
+    """#16: the configured RTBL's consent is the admin's; users' follows never end it."""
+    rtbl = PubsubPeer("rtbl.example")
+    rtbl.items["muc_bans"] = [(sha("spam.example"), "")]
+    world.peers.append(rtbl)
+    await world.reconnected()
+    await world.chat(f"{MALLORY}/pc", "follow xmpp:rtbl.example?;node=muc_bans")
+    await world.chat(f"{MALLORY}/pc", "unfollow xmpp:rtbl.example?;node=muc_bans")
+    unsubscribes = [iq for iq in rtbl.asked if "unsubscribe" in ET.tostring(iq, encoding="unicode")]
+    assert not unsubscribes, "a user's unfollow unsubscribed the server from its block list"
+    await world.receive(event("rtbl.example", "muc_bans", f"<items node='muc_bans'><item id='{sha('evil2.example')}'/>"
+                                                         "</items>"))
+    reply = await world.iq("x@evil2.example/r", BLOG, "set", subscribe("x@evil2.example"))
+    assert error_of(reply)[1] == "forbidden"
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #19, open at bcf2175")
+@pytest.mark.parametrize("world", [RTBL], indirect=True)
+async def test_subdomains_do_not_escape_domain_policy(world):
+    """#19: blocks and block-list entries cover subdomains; domain buckets cover them too."""
+    rtbl = PubsubPeer("rtbl.example")
+    rtbl.items["muc_bans"] = [(sha("spam.example"), "")]
+    world.peers.append(rtbl)
+    await world.reconnected()
+    for sender in ("x@a1.evil.example/r", "x@b.spam.example/r"):
+        reply = await world.iq(sender, BLOG, "set", subscribe(sender.split("/")[0]))
+        assert error_of(reply)[1] == "forbidden", sender
+    await post(world, "open blog")
+    accepted = 0
+    for i in range(1000):
+        frm = f"u{i}@s{i % 50}.evil2.example"
+        reply = await world.iq(f"{frm}/r", BLOG, "set", subscribe(frm), iq_id=f"s{i}")
+        accepted += reply.get("type") == "result"
+    assert accepted <= 400, f"{accepted} subscribes from one registrable domain"
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #24, open at bcf2175")
+async def test_a_block_stops_follow_requests_and_comments_by_iq(world):
+    """#24: a blocked JID neither asks to follow by XEP-0060 nor comments."""
+    item = await post(world, "hello")
+    await world.chat(f"{ALICE}/pc", f"block {MALLORY}")
+    comment = await world.iq(f"{MALLORY}/pc", BLOG, "set", publish(node=f"{MB}:comments/{item}", text="hi"))
+    assert comment.get("type") == "error"
+    await world.chat(f"{ALICE}/pc", "protect on")
+    await world.drain()
+    reply = await world.iq(f"{MALLORY}/pc", BLOG, "set", subscribe(MALLORY))
+    assert reply.get("type") == "error"
+    assert not [b for _, b in bodies(await world.drain(), ALICE) if MALLORY in b]

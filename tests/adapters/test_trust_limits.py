@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Nothing we can be asked for closes our stream, floods us or crashes a handler
+(security review, Dec 2026).
+
+Findings #3, #10, #13, #26, #27 and #28 (atomic multi-retract) of the review of
+bcf2175, from outside: stanzas in, every stanza written measured, HTTP answers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ..support.stanzas import MB, PS, affiliations, error_of, items, publish, published_id
+from ..support.world import World
+
+ALICE, BOB, MALLORY = "alice@example.org", "bob@example.org", "mallory@example.org"
+MAX_STANZA = 409600  # the default [limits] max_stanza_bytes
+COMMANDS = "http://jabber.org/protocol/commands"
+
+
+@pytest.fixture
+async def world(tmp_path):
+    w = await World.start(tmp_path)
+    yield w
+    await w.close()
+
+
+def biggest(world: World) -> int:
+    return max(world.sent_bytes, default=0)
+
+
+def big_entry(n: int) -> str:
+    return (f"<entry xmlns='http://www.w3.org/2005/Atom'><title>zebra {n}</title>"
+            f"<content>zebra {n} {'x' * 60_000}</content></entry>")
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #3, open at bcf2175")
+async def test_no_reply_can_outgrow_the_stanza_limit(world):
+    """#3: timeline, search, the open search command, followers and owner lists stay under max_stanza_bytes."""
+    blog = "mallory@blog.example.org"
+    for n in range(20):
+        reply = await world.iq(f"{MALLORY}/pc", blog, "set", publish(raw_entry=big_entry(n)), iq_id=f"p{n}")
+        assert reply.get("type") == "result", ET.tostring(reply)[:300]
+    await world.chat(f"{BOB}/pc", "follow mallory@example.org")
+    for command in ("timeline 20", "search zebra"):
+        assert await world.chat(f"{BOB}/pc", command), command
+        assert biggest(world) <= MAX_STANZA, (command, biggest(world))
+    form = (f"<command xmlns='{COMMANDS}' node='xmppblog#search' action='execute'>"
+            "<x xmlns='jabber:x:data' type='submit'><field var='query'><value>zebra</value></field></x></command>")
+    reply = await world.iq("stranger@far.example/r", "blog.example.org", "set", form)
+    assert biggest(world) <= MAX_STANZA, biggest(world)
+    for i in range(600):
+        who = f"{'f' * 900}{i}@d{i}.example"
+        await world.receive(f"<presence type='subscribe' from='{who}' to='{blog}'/>")
+    await world.drain()
+    assert await world.chat(f"{MALLORY}/pc", "followers")
+    assert biggest(world) <= MAX_STANZA, biggest(world)
+    owner_subs = await world.iq(f"{MALLORY}/pc", blog, "get",
+                                f"<pubsub xmlns='{PS}#owner'><subscriptions node='{MB}'/></pubsub>")
+    assert owner_subs.get("type") in ("result", "error") and biggest(world) <= MAX_STANZA, biggest(world)
+    for chunk in range(6):
+        changes = [(f"{'m' * 900}{chunk}-{i}@d{chunk}-{i}.example", "member") for i in range(100)]
+        await world.iq(f"{MALLORY}/pc", blog, "set", affiliations(changes), iq_id=f"a{chunk}")
+    await world.iq(f"{MALLORY}/pc", blog, "get", f"<pubsub xmlns='{PS}#owner'><affiliations node='{MB}'/></pubsub>")
+    assert biggest(world) <= MAX_STANZA, biggest(world)
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #10, open at bcf2175")
+async def test_search_offsets_are_bounded_and_each_client_is_limited(world):
+    """#10: no unbounded OFFSET, and one client cannot keep the search busy."""
+    await world.chat(f"{ALICE}/pc", "the weather today")
+    http = await world.http()
+    assert (await http.get("/api/search?q=weather&cursor=199990")).status == 400
+    statuses = [(await http.get(f"/api/search?q=weather{n}")).status for n in range(120)]
+    assert 429 in statuses, "120 searches in a row from one client, none refused"
+    assert statuses[0] == 200
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #13, open at bcf2175")
+async def test_short_ids_cannot_be_hijacked(world):
+    """#13: an exact id planted on another node never wins over the post a user follows or owns."""
+    alice_item = published_id(await world.iq(f"{ALICE}/pc", "alice@blog.example.org", "set", publish(text="lunch")))
+    short = alice_item[:6]
+    await world.chat(f"{BOB}/pc", "follow alice@example.org")
+    await world.iq(f"{MALLORY}/pc", "mallory@blog.example.org", "set", publish(text="bait", item_id=short))
+    for n in range(25):
+        await world.iq(f"{MALLORY}/pc", "mallory@blog.example.org", "set",
+                       publish(text="flood", item_id=f"{short}{n:02d}"), iq_id=f"f{n}")
+    assert "alice@example.org" in await world.chat(f"{BOB}/pc", f"reply {short} enjoy!")
+    assert "alice@example.org" in await world.chat(f"{BOB}/pc", f"repost {short}")
+    assert (await world.chat(f"{ALICE}/pc", f"delete {short}")).startswith("Deleted")
+
+
+@pytest.mark.parametrize("path", ["/api/timeline?limit=%C2%B2", "/api/search?q=hello&cursor=%C2%B2",
+                                  "/api/users/alice/posts?limit=" + "1" * 5000,
+                                  "/api/search?q=hello&cursor=9999999999999999999"])
+@pytest.mark.xfail(strict=True, reason="review finding #26, open at bcf2175")
+async def test_odd_digits_are_bad_requests_not_crashes(world, path):
+    """#26: unicode digits and huge numbers are 400s."""
+    await world.chat(f"{ALICE}/pc", "hello")
+    http = await world.http()
+    assert (await http.get(path)).status == 400
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #26, open at bcf2175")
+async def test_odd_digits_in_chat_and_rsm_are_answered(world):
+    """#26: `timeline ²` gets an answer; a huge RSM index is no internal error."""
+    assert await world.chat(f"{ALICE}/pc", "timeline ²")
+    await world.chat(f"{ALICE}/pc", "hello")
+    rsm = "<set xmlns='http://jabber.org/protocol/rsm'><index>99999999999999999999999</index></set>"
+    reply = await world.iq(f"{BOB}/pc", "alice@blog.example.org", "get", items(rsm=rsm))
+    assert reply.get("type") == "result" or error_of(reply)[1] != "internal-server-error"
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #27, open at bcf2175")
+def test_check_config_hides_the_database_password(tmp_path):
+    """#27: `check-config` prints URLs with the password masked."""
+    conf = tmp_path / "x.toml"
+    conf.write_text('[component]\njid = "blog.example.org"\nsecret = "s"\n'
+                    '[database]\nurl = "postgresql+asyncpg://xmppblog:TopSecretPw@db.internal/xmppblog"\n')
+    out = subprocess.run([sys.executable, "-m", "xmppblog", "-c", str(conf), "check-config"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "TopSecretPw" not in out.stdout and "db.internal" in out.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="review finding #28, open at bcf2175")
+async def test_a_multi_item_retract_is_all_or_nothing(world):
+    """#28: one missing item refuses the whole retract; nothing was removed."""
+    blog = "alice@blog.example.org"
+    await world.iq(f"{ALICE}/pc", blog, "set", publish(text="keep me", item_id="p1"))
+    reply = await world.iq(f"{ALICE}/pc", blog, "set",
+                           f"<pubsub xmlns='{PS}'><retract node='{MB}'><item id='p1'/><item id='nope'/></retract></pubsub>")
+    assert reply.get("type") == "error"
+    still = await world.iq(f"{ALICE}/pc", blog, "get", items(MB, ("p1",)))
+    assert still.get("type") == "result" and still.findall(f".//{{{PS}}}item"), ET.tostring(still)
