@@ -147,7 +147,8 @@ async def test_a_reply_goes_to_the_origin_and_never_where_the_post_points(world)
     await world.chat(f"{ALICE}/pc", "reply redir2 hi")
     third = [iq for p in world.peers for iq in p.asked if iq.get("to") == "pubsub.third-party.example"]
     assert not third, "a reply was published on a node the remote post chose"
-    mine = await world.iq(f"{ALICE}/pc", "alice@blog.example.org", "get", f"<pubsub xmlns='{PS}'><items node='{MB}'/></pubsub>")
+    mine = await world.iq(f"{ALICE}/pc", "alice@blog.example.org", "get",
+                          f"<pubsub xmlns='{PS}'><items node='{MB}'/></pubsub>")
     assert mine.get("type") == "error" or not mine.findall(f".//{{{PS}}}item"), "a reply became a post of her own"
 
 

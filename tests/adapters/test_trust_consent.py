@@ -16,17 +16,15 @@ from ..support.stanzas import (
     MB,
     PubsubPeer,
     bodies,
-    entry,
     error_of,
     event,
     publish,
     published_id,
-    pushed,
     responder,
     subscribe,
     subscriptions,
 )
-from ..support.world import NS, World
+from ..support.world import World
 
 ALICE, BOB, MALLORY = "alice@example.org", "bob@example.org", "mallory@example.org"
 BLOG = "alice@blog.example.org"

@@ -133,8 +133,8 @@ async def test_a_multi_item_retract_is_all_or_nothing(world):
     """#28: one missing item refuses the whole retract; nothing was removed."""
     blog = "alice@blog.example.org"
     await world.iq(f"{ALICE}/pc", blog, "set", publish(text="keep me", item_id="p1"))
-    reply = await world.iq(f"{ALICE}/pc", blog, "set",
-                           f"<pubsub xmlns='{PS}'><retract node='{MB}'><item id='p1'/><item id='nope'/></retract></pubsub>")
+    retract = f"<pubsub xmlns='{PS}'><retract node='{MB}'><item id='p1'/><item id='nope'/></retract></pubsub>"
+    reply = await world.iq(f"{ALICE}/pc", blog, "set", retract)
     assert reply.get("type") == "error"
     still = await world.iq(f"{ALICE}/pc", blog, "get", items(MB, ("p1",)))
     assert still.get("type") == "result" and still.findall(f".//{{{PS}}}item"), ET.tostring(still)

@@ -14,7 +14,6 @@ import pytest
 
 from ..support.stanzas import (
     MB,
-    PS,
     PubsubPeer,
     affiliations,
     configure,
