@@ -65,24 +65,29 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture
-async def backend(db_url):
-    """(BlogService, unit-of-work factory, FakeClock) over a migrated database, per backend."""
-    from xmppblog.core.addressing import Addressing
-    from xmppblog.core.service import BlogService, Limits
-    from xmppblog.pubsub.xep_0277 import AtomCodec
+async def stack(db_url):
+    """(Core, unit-of-work factory, FakeClock) over a migrated database, per backend."""
+    from xmppblog.core.pubsub import Limits
     from xmppblog.storage import migrate
     from xmppblog.storage.engine import create_engine, sessionmaker
     from xmppblog.storage.repos import uow_factory
 
-    from .storage.conftest import FakeClock
+    from .support.core import FakeClock, test_core
 
     await migrate.upgrade(db_url)
     engine = create_engine(db_url)
     clock = FakeClock()
     counter = iter(range(1, 10**9))
     uow = uow_factory(sessionmaker(engine), clock)
-    service = BlogService(Addressing("blog.example.org", "example.org"), uow, AtomCodec(), clock,
-                          Limits(max_payload_bytes=4096, max_items_per_node=5, max_page_items=3),
-                          new_id=lambda: f"id{next(counter)}")
-    yield service, uow, clock
+    core = test_core(uow, engine, db_url, clock, Limits(max_payload_bytes=4096, max_items_per_node=5,
+                                                        max_page_items=3), new_id=lambda: f"id{next(counter)}")
+    yield core, uow, clock
+    core.search._index.close()
     await engine.dispose()
+
+
+@pytest.fixture
+async def backend(stack):
+    """(PubsubService, unit-of-work factory, FakeClock) over a migrated database, per backend."""
+    core, uow, clock = stack
+    return core.pubsub, uow, clock

@@ -109,21 +109,16 @@ async def _stats(cfg) -> int:  # type: ignore[no-untyped-def]
 
 
 async def _rotate_key(cfg) -> int:  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+    from .app import SystemClock
     from .pubsub.signing import Signer
     from .storage import migrate
     from .storage.engine import create_engine, sessionmaker
     from .storage.repos import uow_factory
 
-    class Clock:
-        def now(self) -> datetime:
-            return datetime.now(UTC)
-
     await migrate.upgrade(cfg.database.url)
     engine = create_engine(cfg.database.url)
     try:
-        key_id = await Signer(uow_factory(sessionmaker(engine)), Clock()).rotate()
+        key_id = await Signer(uow_factory(sessionmaker(engine)), SystemClock()).rotate()
     finally:
         await engine.dispose()
     print(f"new signing key {key_id}; restart xmppblog to sign with it (older keys stay published)")

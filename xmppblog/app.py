@@ -1,29 +1,47 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Composition root: the only module that imports every layer.
 
-`App` builds the engine, the service, the component and the adapters from a
-`Config`, runs them until asked to stop, and shuts down in order: stop taking
-requests, finish in-flight ones, flush the outbox, close the stream, close the
-database.
+`build_core` assembles the core services over a unit-of-work factory and
+registers the projections on their domain events; `App` adds storage, the
+component, spamguard, the federation and the adapters from a `Config`, runs
+them until asked to stop, and shuts down in order: stop taking requests,
+finish in-flight ones, flush the outbox, close the stream, close the
+database. Tests build the same graph with their own parts (tests/support).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .config import Config
+from .config import Config, safe_url
+from .core import errors
 from .core.addressing import Addressing
 from .core.delivery import Deliveries, DeliveryPolicy
-from .core.federation import FederationService
+from .core.fanout import Notifications
+from .core.following import FollowService
+from .core.model import Actor, NodeRef, SubState
 from .core.moderation import Moderation
-from .core.service import BlogService, Limits
+from .core.ports import Clock, EntryCodec, OnlineView, RemoteDirectory, SearchIndex
+from .core.posting import PostingService
+from .core.pubsub import Limits, PubsubService
+from .core.remote_feeds import RemoteFeeds
+from .core.roster import PresenceGrants, RosterService
+from .core.search import SearchIndexer, SearchService
 from .core.social import SocialService
+from .core.timeline import PublicTimeline
+from .core.transactions import Transactions
+from .core.visibility import NodeMap
 from .federation.bounces import Bounces
 from .federation.inbound import InboundEvents
-from .federation.remote import RemoteBlogs, condition
+from .federation.iq import Requests, condition
+from .federation.receive import EntryPipeline
+from .federation.remote import RemoteBlogs
+from .federation.verify import Verifier
 from .http.server import HttpApi
 from .http.server import start as start_http
 from .im.commands import ChatBot
@@ -39,11 +57,13 @@ from .pubsub.xep_0030 import DiscoAdapter, MiscAdapter
 from .pubsub.xep_0050 import CommandsAdapter
 from .pubsub.xep_0060 import PubsubAdapter
 from .pubsub.xep_0277 import AtomCodec
-from .spamguard.guard import Guard, as_gate
+from .spamguard.guard import Guard
 from .spamguard.guard import Limits as GuardLimits
+from .spamguard.rtbl import BlockLists
 from .storage import migrate
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
+from .storage.search import SearchReader
 from .xmpp.component import BlogComponent, Request
 from .xmpp.multicast import discover
 
@@ -55,58 +75,113 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class NoRemoteDirectory:
+    """The RemoteDirectory of a server that reaches no other server (tests of the core alone)."""
+
+    async def resolve(self, target: str) -> tuple[str, NodeRef]:
+        raise errors.NoMicroblog(f"{target[:64]} is not on this server")
+
+    async def subscribe(self, ref: NodeRef) -> SubState:
+        return SubState.PENDING
+
+    async def unsubscribe(self, ref: NodeRef) -> None:
+        return None
+
+    async def publish(self, actor: Actor, ref: NodeRef, draft: object) -> str:
+        raise errors.RemoteUnavailable("this server reaches no other server")
+
+
+@dataclass
+class Core:
+    """The core services, wired, with their projections registered."""
+
+    transactions: Transactions
+    pubsub: PubsubService
+    remote: RemoteFeeds
+    follows: FollowService
+    posting: PostingService
+    social: SocialService
+    roster: RosterService
+    search: SearchService
+    moderation: Moderation
+    deliveries: Deliveries
+
+
+def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCodec, online: OnlineView,
+               search_index: SearchIndex, remote: RemoteFeeds, directory: RemoteDirectory,
+               limits: Limits = Limits(), admins: tuple[str, ...] = (), delivery: DeliveryPolicy = DeliveryPolicy(),
+               new_id: Callable[[], str] | None = None) -> Core:
+    """The core services over `tx`, and the projections of their domain events.
+
+    The projections run in registration order inside the transaction that emits: the
+    search index and the public timeline first, then the notifications (which also
+    notify the timeline's copies), then presence grants.
+    """
+    nodes = NodeMap(addr)
+    pubsub = (PubsubService(addr, tx, codec, clock, limits, new_id) if new_id is not None
+              else PubsubService(addr, tx, codec, clock, limits))
+    moderation = Moderation(addr, tx, clock, admins)
+    follows = FollowService(addr, tx, pubsub, remote, directory)
+    roster = RosterService(addr, tx, pubsub, codec)
+    SearchIndexer(nodes, codec).register(tx.projections)
+    PublicTimeline(nodes, limits.max_items_per_node).register(tx.projections)
+    Notifications(addr, online).register(tx.projections)
+    PresenceGrants(roster).register(tx.projections)
+    return Core(tx, pubsub, remote, follows, PostingService(addr, tx, pubsub, codec, directory),
+                SocialService(addr, tx, pubsub, follows, moderation), roster, SearchService(tx, search_index),
+                moderation, Deliveries(tx, clock, delivery))
+
+
 class App:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, component_factory: type[BlogComponent] = BlogComponent) -> None:
         self.cfg = cfg
-        c = cfg.component
+        c, lim, sg, f = cfg.component, cfg.limits, cfg.spamguard, cfg.federation
         self.engine = create_engine(cfg.database.url, cfg.database.sqlite_synchronous.upper())
-        clock = SystemClock()
+        self._clock = SystemClock()
         addr = Addressing(c.jid, c.users_domain)
-        uow = uow_factory(sessionmaker(self.engine), clock, local=addr.serves)
-        self.component = BlogComponent(c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay)
-        f = cfg.federation
-        self.deliveries = Deliveries(uow, clock, DeliveryPolicy(
-            timedelta(seconds=f.retry_for_seconds), timedelta(seconds=f.keep_sent_seconds),
-            f.max_permanent_failures, f.first_retry_seconds))
-        self.sender = OutboxSender(uow, self.component.send_raw_stanza, self.component.online, clock,
-                                   max_stanza_bytes=cfg.limits.max_stanza_bytes, im_body=im_body,
-                                   is_remote=lambda jid: not addr.serves(jid),
-                                   expire=self.deliveries.expire_sent, writable=self.component.writable,
-                                   processed=lambda: self.component.processed(c.users_domain))
+        self._uow = uow_factory(sessionmaker(self.engine), self._clock, local=addr.serves)
+        self.search_index = SearchReader(self.engine, cfg.database.url)
         self.online = OnlineTracker()
-        lim = cfg.limits
-        self.signer = Signer(uow, clock)
-        self.service = BlogService(
-            addr, uow, AtomCodec(self.signer), clock,
+        self.signer = Signer(self._uow, self._clock)
+        codec = AtomCodec(self.signer)
+        blocklists = BlockLists((s.split(",", 1)[0].strip(), s.split(",", 1)[1].strip()) for s in sg.rtbl_services)
+        tx = Transactions(self._uow)
+        remote = RemoteFeeds(addr, tx, codec, self._clock, lim.max_items_per_node,
+                             frozenset(NodeRef(s, n) for s, n in blocklists.sources))
+        self.guard = Guard(remote.consented, {c.users_domain, c.jid}, GuardLimits(
+            sg.local_publishes_per_minute, sg.remote_publishes_per_minute, sg.remote_domain_publishes_per_minute,
+            sg.remote_events_per_minute, sg.remote_domain_events_per_minute, sg.subscribes_per_minute,
+            sg.owner_changes_per_minute, sg.reports_per_minute, sg.searches_per_minute, sg.im_commands_per_minute,
+            sg.max_items_per_event, frozenset(sg.blocked_domains), frozenset(sg.allowed_domains), sg.over_limit),
+            blocklists=blocklists)
+        self.component = component_factory(c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay,
+                                           gate=self.guard.gate, max_depth=sg.max_payload_depth,
+                                           max_stanza_bytes=lim.max_stanza_bytes)
+        requests = Requests(self.component)
+        verifier = Verifier(requests, tx, self._clock)
+        pipeline = EntryPipeline(remote, verifier, self.guard, lim.max_payload_bytes)
+        self.remote = RemoteBlogs(self.component, requests, remote, verifier, pipeline, blocklists)
+        self.core = core = build_core(
+            tx, addr, self._clock, codec, self.online, self.search_index, remote, self.remote,
             Limits(lim.max_payload_bytes, lim.max_items_per_node, lim.max_page_items,
                    min(256 * 1024, lim.max_stanza_bytes // 2)),
-            after_commit=self.sender.wake, online=self.online)
-        self.social = SocialService(self.service, uow)
-        self.federation = FederationService(self.service.addr, uow, AtomCodec(), clock, self.online,
-                                            self.service.commit)
-        sg = cfg.spamguard
-        self.guard = Guard(self.federation.consented, {c.users_domain, c.jid}, GuardLimits(
-            sg.local_publishes_per_minute, sg.remote_events_per_minute, sg.remote_domain_events_per_minute,
-            sg.subscribes_per_minute, sg.im_commands_per_minute, sg.max_items_per_event,
-            frozenset(sg.blocked_domains), frozenset(sg.allowed_domains), sg.over_limit))
-        self.component.gate = as_gate(self.guard)
-        self.moderation = Moderation(uow, clock, c.admins)
-        self.component.max_depth = sg.max_payload_depth
-        self._uow = uow
-        self._clock = clock
-        self.remote = RemoteBlogs(self.component, self.federation, max_payload_bytes=lim.max_payload_bytes,
-                                  guard=self.guard)
-        self.remote.rtbl = [(s.split(",", 1)[0].strip(), s.split(",", 1)[1].strip()) for s in sg.rtbl_services]
-        self.guard.rtbl_sources = set(self.remote.rtbl)
-        for adapter in (PubsubAdapter(self.service, self.signer), DiscoAdapter(self.service, self.moderation.admins),
-                        MiscAdapter(), CommandsAdapter(self.service, self.moderation, self.guard, self.social),
-                        VCardAdapter(self.service), BlockingAdapter(self.social, self.moderation),
-                        RosterAdapter(self.social, self.component, self.online, self.remote),
-                        ChatBot(self.social, self.component, self.remote, self.moderation),
-                        InboundEvents(self.federation, self.guard, lim.max_payload_bytes,
-                                      self.remote.stop_pushes, self.remote.verified, self.remote.signs),
+            c.admins, DeliveryPolicy(timedelta(seconds=f.retry_for_seconds), timedelta(seconds=f.keep_sent_seconds),
+                                     f.max_permanent_failures, f.first_retry_seconds))
+        self.sender = OutboxSender(self._uow, self.component.send_raw_stanza, self.component.online, self._clock,
+                                   max_stanza_bytes=lim.max_stanza_bytes, im_body=im_body,
+                                   is_remote=lambda jid: not addr.serves(jid),
+                                   expire=core.deliveries.expire_sent, writable=self.component.writable,
+                                   processed=lambda: self.component.processed(c.users_domain))
+        tx.on_commit(self.sender.wake)
+        for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
+                        MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search),
+                        VCardAdapter(core.pubsub), BlockingAdapter(core.social),
+                        RosterAdapter(core.roster, core.follows, self.component, self.online),
+                        ChatBot(self.component, core.follows, core.posting, core.social, core.search, core.roster,
+                                core.moderation, lim.max_payload_bytes),
+                        InboundEvents(c.jid, self.guard, pipeline, core.remote, self.remote),
                         self.remote,
-                        Bounces(self.deliveries)):
+                        Bounces(core.deliveries)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
         if c.multicast:
@@ -134,15 +209,19 @@ class App:
     def request_stop(self) -> None:
         self._stop.set()
 
+    async def prepare(self) -> None:
+        """Everything `run` does before connecting, once the database is migrated."""
+        self.guard.apply_domain_policies(await self.core.moderation.domain_policies())
+        await self.signer.load()
+        await self.core.deliveries.requeue_after_restart()
+
     async def run(self, migrate_first: bool = True) -> None:
         if migrate_first:
             await migrate.upgrade(self.cfg.database.url)
-        self.guard.apply_domain_policies(await self.moderation.domain_policies())
-        await self.signer.load()
-        await self.deliveries.requeue_after_restart()
+        await self.prepare()
         c = self.cfg.component
         log.info("xmppblog starting: component=%s host=%s:%s users=%s database=%s",
-                 c.jid, c.host, c.port, c.users_domain, _safe_url(self.cfg.database.url))
+                 c.jid, c.host, c.port, c.users_domain, safe_url(self.cfg.database.url))
         http = await self._start_http()
         sender = asyncio.create_task(self.sender.run(), name="outbox")
         stats = asyncio.create_task(self._flush_stats_every(10.0), name="stats")
@@ -163,21 +242,24 @@ class App:
             await self.component.close()
             if http is not None:
                 await http.cleanup()
+            self.search_index.close()
             await self.engine.dispose()
             log.info("stopped")
 
+    def http_api(self) -> HttpApi:
+        h = self.cfg.http
+        return HttpApi(self.core.pubsub, self.core.social, self.core.search, h.base_url or f"http://{h.listen}",
+                       self.stats, self.cfg.spamguard.searches_per_minute)
 
     async def _start_http(self) -> Any:
-        h = self.cfg.http
-        if not h.listen:
+        if not self.cfg.http.listen:
             return None
-        api = HttpApi(self.service, self.social, h.base_url or f"http://{h.listen}", self.stats)
-        return await start_http(api, h.listen)
+        return await start_http(self.http_api(), self.cfg.http.listen)
 
     async def stats(self) -> dict[str, Any]:
         """Server statistics for /api/stats."""
+        blogs = await self.core.social.directory()
         async with self._uow() as uow:
-            blogs = await uow.feed.public_blogs(self.cfg.component.jid)
             return {"service": self.cfg.component.jid, "users_with_public_blogs": len(blogs),
                     "public_posts": sum(n for _, n in blogs), "outbox_waiting": await uow.outbox.pending_count(),
                     "remote_subscriptions": len(await uow.remote.all()),
@@ -198,8 +280,3 @@ class App:
         while True:
             await asyncio.sleep(seconds)
             await self._flush_stats()
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-    return make_url(url).render_as_string(hide_password=True)

@@ -65,9 +65,14 @@ class SpamguardConfig:
     """Limits on what other servers and users may send (0 disables a limit)."""
 
     local_publishes_per_minute: int = 30
+    remote_publishes_per_minute: int = 10
+    remote_domain_publishes_per_minute: int = 60
     remote_events_per_minute: int = 120
     remote_domain_events_per_minute: int = 600
     subscribes_per_minute: int = 20
+    owner_changes_per_minute: int = 20
+    reports_per_minute: int = 10
+    searches_per_minute: int = 30
     im_commands_per_minute: int = 30
     max_items_per_event: int = 50
     max_payload_depth: int = 32
@@ -197,8 +202,10 @@ def _validate(cfg: Config) -> Config:
         if getattr(fed, name) < 1:
             raise ConfigError(f"[federation] {name}: must be positive")
     sg = cfg.spamguard
-    for name in ("local_publishes_per_minute", "remote_events_per_minute", "remote_domain_events_per_minute",
-                 "subscribes_per_minute", "im_commands_per_minute", "max_items_per_event"):
+    for name in ("local_publishes_per_minute", "remote_publishes_per_minute", "remote_domain_publishes_per_minute",
+                 "remote_events_per_minute", "remote_domain_events_per_minute", "subscribes_per_minute",
+                 "owner_changes_per_minute", "reports_per_minute", "searches_per_minute", "im_commands_per_minute",
+                 "max_items_per_event"):
         if getattr(sg, name) < 0:
             raise ConfigError(f"[spamguard] {name}: must be 0 (off) or more")
     if not 8 <= sg.max_payload_depth <= 256:
@@ -271,6 +278,8 @@ def render(cfg: Config, hide_secret: bool = True) -> str:
             v = getattr(getattr(cfg, name), f.name)
             if hide_secret and f.name == "secret":
                 v = "********"
+            elif hide_secret and f.name == "url":
+                v = safe_url(v)
             if isinstance(v, tuple):
                 out.append(f"{f.name} = [{', '.join(_q(x) for x in v)}]")
             elif isinstance(v, bool):
@@ -281,6 +290,15 @@ def render(cfg: Config, hide_secret: bool = True) -> str:
                 out.append(f"{f.name} = {_q(v)}")
         out.append("")
     return "\n".join(out)
+
+
+def safe_url(url: str) -> str:
+    """A database URL with its password masked, for output and logs."""
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show nothing of it that could be a secret
+        return "(unreadable URL)"
 
 
 def _q(s: str) -> str:

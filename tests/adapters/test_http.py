@@ -8,7 +8,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from xmppblog.core.model import NS_MICROBLOG, AccessModel, NodeRef
-from xmppblog.core.social import SocialService
 from xmppblog.http.server import HttpApi
 
 from ..storage.test_service_storage import ALICE, CAROL, draft
@@ -17,13 +16,14 @@ SCRIPT = "<script>alert('x')</script> & <b>bold</b>"
 
 
 @pytest.fixture
-async def http(backend):
-    service, uow, clock = backend
+async def http(stack):
+    core, uow, clock = stack
+    service = core.pubsub
 
     async def stats():
         return {"ok": True}
 
-    api = HttpApi(service, SocialService(service, uow), "http://blog.example.org", stats)
+    api = HttpApi(service, core.social, core.search, "http://blog.example.org", stats, searches_per_minute=0)
     client = TestClient(TestServer(api.app))
     await client.start_server()
     yield service, client

@@ -45,7 +45,6 @@ def senders(out) -> set[str]:  # type: ignore[no-untyped-def]
     return {el.get("from", "") for el in out}
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #1, open at bcf2175")
 async def test_a_third_party_node_cannot_speak_as_a_local_user(world):
     """#1: an entry claiming a local author (with a via link) is never sent from that user's blog JID."""
     world.peers.append(PubsubPeer("pubsub.evil.example"))
@@ -61,7 +60,6 @@ async def test_a_third_party_node_cannot_speak_as_a_local_user(world):
         assert not body.startswith("bob@example.org") and "[mention] bob@example.org" not in body, (frm, body)
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #1, open at bcf2175")
 async def test_a_signing_peer_cannot_attribute_its_relay_to_a_local_user(world):
     """#1: a peer xmppblog signs whatever it relays; a relayed entry naming our user is dropped."""
     peer = PubsubPeer("blog.peer.example", signing_key=new_key(), users_domain="peer.example")
@@ -80,7 +78,6 @@ async def test_a_signing_peer_cannot_attribute_its_relay_to_a_local_user(world):
     assert relayed[0][1].startswith("zed@peer.example:")
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #11, open at bcf2175")
 async def test_catch_up_pages_pass_the_same_author_check(world):
     """#11: entries fetched at subscribe/resync are checked like pushed ones."""
     peer = PubsubPeer("remote.example")
@@ -95,7 +92,6 @@ async def test_catch_up_pages_pass_the_same_author_check(world):
     assert not any((p.get("url") or "").startswith("http://blog.example.org/u/alice") for p in found), found
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #11, open at bcf2175")
 async def test_a_via_link_does_not_change_who_a_post_is_shown_from(world):
     """#11: a repost marker is a display hint; chat copies name the node's owner."""
     world.peers.append(PubsubPeer("remote.example"))
@@ -108,7 +104,6 @@ async def test_a_via_link_does_not_change_who_a_post_is_shown_from(world):
     assert got and got[0].startswith("dave@remote.example:"), got
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #18, open at bcf2175")
 async def test_signature_checks_do_not_fail_open_and_keys_are_pinned(world):
     """#18: no answer to disco is 'unverifiable', never 'not an xmppblog'; a seen xmppblog stays one."""
     peer = PubsubPeer("blog.peer2.example", signing_key=new_key(), users_domain="peer2.example")
@@ -131,7 +126,6 @@ async def test_signature_checks_do_not_fail_open_and_keys_are_pinned(world):
                                                                           author="zed@peer2.example")))
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #20, open at bcf2175")
 async def test_a_reply_goes_to_the_origin_and_never_where_the_post_points(world):
     """#20: the replies link of a remote post cannot redirect a local user's reply."""
     world.peers.append(PubsubPeer("evil.example"))
@@ -152,7 +146,6 @@ async def test_a_reply_goes_to_the_origin_and_never_where_the_post_points(world)
     assert mine.get("type") == "error" or not mine.findall(f".//{{{PS}}}item"), "a reply became a post of her own"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #23, open at bcf2175")
 async def test_remote_item_ids_are_validated_one_by_one_and_trims_leave_no_index(world):
     """#23: a bad remote id is dropped alone; trimmed remote items leave the search index."""
     world.peers.append(PubsubPeer("remote.example"))
@@ -170,7 +163,6 @@ async def test_remote_item_ids_are_validated_one_by_one_and_trims_leave_no_index
     assert res["total"] == len(res["posts"]) <= 5, res
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #25, open at bcf2175")
 async def test_unknown_keys_refresh_once_per_push_and_a_failed_refresh_keeps_the_rest(world):
     """#25: 50 entries signed by unknown keys cost at most one key refresh; a refresh that
     fails does not lose the valid entries of the same push."""

@@ -56,7 +56,6 @@ def addressed(out: list[ET.Element], domain: str) -> list[ET.Element]:
     return [el for el in out if el.get("to", "").split("/")[0].endswith("@" + domain)]
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #4, open at bcf2175")
 async def test_an_owner_cannot_subscribe_strangers(world):
     """#4: owner-set subscriptions only remove, or approve a JID that asked; nothing reaches the others."""
     await post(world, "hello")
@@ -73,7 +72,6 @@ async def test_an_owner_cannot_subscribe_strangers(world):
     assert (await world.iq(f"{ALICE}/pc", BLOG, "set", subscriptions([(BOB, "subscribed")]))).get("type") == "result"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #7, open at bcf2175")
 async def test_roster_requests_are_rate_limited_and_unsolicited_answers_ignored(world):
     """#7: presence subscribes pass the subscribe buckets; 'subscribed' nobody asked for stores nothing."""
     await world.chat(f"{ALICE}/pc", "protect on")
@@ -88,7 +86,6 @@ async def test_roster_requests_are_rate_limited_and_unsolicited_answers_ignored(
     assert not probes, f"{len(probes)} strangers are probed after every reconnect"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #8, open at bcf2175")
 async def test_event_limits_hold_whatever_the_child_order_and_count(world):
     """#8: body-first events are events; many <items/> in one stanza cost one; 'tell to stop' stays usable."""
     for i in range(300):
@@ -108,7 +105,6 @@ def _sent_iqs(world: World) -> list[ET.Element]:
     return list(world.sent_iqs)
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #9, open at bcf2175")
 async def test_block_and_report_iqs_are_bounded_and_reports_stay_visible(world):
     """#9: reports come from local users, a few items per IQ, rate-limited; admins see every reporter."""
     flood = "".join(f"<item jid='t{i}@evil.example'><report xmlns='{REPORTING}' reason='urn:xmpp:reporting:spam'/>"
@@ -131,7 +127,6 @@ async def test_block_and_report_iqs_are_bounded_and_reports_stay_visible(world):
     assert "carol@example.org" in ET.tostring(shown, encoding="unicode")
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #14, open at bcf2175")
 async def test_remote_comments_are_limited_per_domain(world):
     """#14: one domain rotating local parts does not comment without limit."""
     item = await post(world, "a post")
@@ -143,7 +138,6 @@ async def test_remote_comments_are_limited_per_domain(world):
     assert accepted <= 100, f"{accepted} comments from one domain in a minute"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #15, open at bcf2175")
 async def test_strangers_presence_is_not_tracked(world):
     """#15: only contacts whose presence we asked for are tracked as online."""
     for i in range(2000):
@@ -154,7 +148,6 @@ async def test_strangers_presence_is_not_tracked(world):
 RTBL = '[spamguard]\nrtbl_services = ["rtbl.example, muc_bans"]\nblocked_domains = ["evil.example"]\n'
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #16, open at bcf2175")
 @pytest.mark.parametrize("world", [RTBL], indirect=True)
 async def test_a_local_user_cannot_switch_the_block_list_off(world):
     """#16: the configured RTBL's consent is the admin's; users' follows never end it."""
@@ -172,7 +165,6 @@ async def test_a_local_user_cannot_switch_the_block_list_off(world):
     assert error_of(reply)[1] == "forbidden"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #19, open at bcf2175")
 @pytest.mark.parametrize("world", [RTBL], indirect=True)
 async def test_subdomains_do_not_escape_domain_policy(world):
     """#19: blocks and block-list entries cover subdomains; domain buckets cover them too."""
@@ -192,7 +184,6 @@ async def test_subdomains_do_not_escape_domain_policy(world):
     assert accepted <= 400, f"{accepted} subscribes from one registrable domain"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #24, open at bcf2175")
 async def test_a_block_stops_follow_requests_and_comments_by_iq(world):
     """#24: a blocked JID neither asks to follow by XEP-0060 nor comments."""
     item = await post(world, "hello")

@@ -64,7 +64,6 @@ async def roster_follow(world: World, who: str, blog: str = BLOG) -> None:
     await world.drain()
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #2, open at bcf2175")
 async def test_revoked_and_banned_followers_lose_the_presence_status(world):
     """#2: protecting the blog or banning withdraws the presence grant; the status is per viewer."""
     await post(world, "hello world")
@@ -84,7 +83,6 @@ async def test_revoked_and_banned_followers_lose_the_presence_status(world):
         assert presences(revoked, who, "unsubscribed"), f"{who} keeps the blog's presence"
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #2, open at bcf2175")
 async def test_an_outcast_gets_no_presence_on_a_presence_blog(world):
     """#2: on a `presence` blog an outcast's subscribe grants nothing before it is refused."""
     await post(world, "hello")
@@ -96,7 +94,6 @@ async def test_an_outcast_gets_no_presence_on_a_presence_blog(world):
     assert not any("SECRET" in s for s in statuses(answer)), statuses(answer)
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #5, open at bcf2175")
 async def test_a_publisher_affiliates_posts_leave_the_public_timeline_when_the_blog_is_protected(world):
     """#5: timeline copies are the blog's, whoever published them."""
     await post(world, "hello")
@@ -110,7 +107,6 @@ async def test_a_publisher_affiliates_posts_leave_the_public_timeline_when_the_b
     assert "SECRET-by-publisher" not in ET.tostring(tl, encoding="unicode")
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #6, open at bcf2175")
 async def test_a_protected_post_cannot_be_reposted(world):
     """#6: repost copies only what is public."""
     assert "protected" in await world.chat(f"{ALICE}/pc", "protect on")
@@ -124,7 +120,6 @@ async def test_a_protected_post_cannot_be_reposted(world):
         assert "XYZPRIVATE" not in await (await http.get(path)).text(), path
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #12, open at bcf2175")
 async def test_the_presence_model_means_contacts_the_owner_approved(world):
     """#12: a presence subscription request does not grant itself read access."""
     await post(world, "for my contacts only")
@@ -143,7 +138,6 @@ XHTML = ("<content type='xhtml'><div xmlns='http://www.w3.org/1999/xhtml'><p>kep
          "<a href='javascript:alert(2)'>click</a><a href='https://example.net/ok'>fine</a></div></content>")
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #21, open at bcf2175")
 async def test_published_xhtml_is_sanitised_and_feeds_are_sandboxed(world):
     """#21: no script, event handler or javascript: link survives into feeds or notifications."""
     raw = entry("xhtml post", content=XHTML, extra="<link rel='related' href='javascript:alert(3)'/>")
@@ -160,7 +154,6 @@ async def test_published_xhtml_is_sanitised_and_feeds_are_sandboxed(world):
     assert "sandbox" in r.headers.get("Content-Security-Policy", "")
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #22, open at bcf2175")
 async def test_protected_blogs_give_no_existence_oracle(world):
     """#22: absent and unreadable posts and comments nodes answer alike."""
     await post(world, "the doctor said", item_id="2026-11-24-doctor")
@@ -176,7 +169,6 @@ async def test_protected_blogs_give_no_existence_oracle(world):
 
 @pytest.mark.parametrize("ending", ["<subscription node='urn:xmpp:microblog:0' jid='blog.example.org' "
                                     "subscription='none'/>", "<delete node='urn:xmpp:microblog:0'/>"])
-@pytest.mark.xfail(strict=True, reason="review finding #17, open at bcf2175")
 async def test_cached_remote_posts_go_when_the_origin_ends_our_subscription(world, ending):
     """#17: a remote node's cache is served only while we hold its consent."""
     world.peers.append(PubsubPeer("remote.example"))
@@ -189,7 +181,6 @@ async def test_cached_remote_posts_go_when_the_origin_ends_our_subscription(worl
     assert "regrettable" not in await world.chat(f"{CAROL}/pc", "search zebra")
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #28, open at bcf2175")
 async def test_a_reopened_blog_is_public_again_everywhere(world):
     """#28: protected -> open restores the timeline copies and the search index."""
     await world.chat(f"{ALICE}/pc", "reopenword before protecting")
@@ -200,7 +191,6 @@ async def test_a_reopened_blog_is_public_again_everywhere(world):
     assert "reopenword" in await (await http.get("/api/timeline")).text()
 
 
-@pytest.mark.xfail(strict=True, reason="review finding #28, open at bcf2175")
 async def test_whois_keeps_a_protected_blogs_counts_private(world):
     """#28: a stranger learns no follower count of a protected blog."""
     await world.chat(f"{ALICE}/pc", "protect on")

@@ -9,7 +9,7 @@ from xmppblog.core.model import EventKind, OutboxEvent
 from xmppblog.storage.engine import create_engine, sessionmaker
 from xmppblog.storage.repos import uow_factory
 
-from .conftest import FakeClock
+from ..support.core import FakeClock
 
 
 def _local(jid: str) -> bool:

@@ -32,9 +32,10 @@ def test_conditions_and_backoff():
     assert [backoff(n).total_seconds() for n in (1, 2, 3, 20)] == [30, 60, 120, 3600]
 
 
-async def test_temporary_bounce_retries_then_gives_up(backend):
-    service, uow, clock = backend
-    d = Deliveries(uow, clock, DeliveryPolicy(retry_for=timedelta(hours=1)))
+async def test_temporary_bounce_retries_then_gives_up(stack):
+    core, uow, clock = stack
+    service = core.pubsub
+    d = Deliveries(core.transactions, clock, DeliveryPolicy(retry_for=timedelta(hours=1)))
     row = await _sent_row(service, uow, clock)
     assert await d.bounced(row, "mallory.example", "remote-server-timeout") == "unknown"
     assert await d.bounced(row, PEER, "remote-server-timeout") == "retry"
@@ -51,18 +52,20 @@ async def test_temporary_bounce_retries_then_gives_up(backend):
         assert await u.outbox.get(row) is None
 
 
-async def test_repeated_permanent_errors_end_the_subscription(backend):
-    service, uow, clock = backend
-    d = Deliveries(uow, clock, DeliveryPolicy(max_failures=2))
+async def test_repeated_permanent_errors_end_the_subscription(stack):
+    core, uow, clock = stack
+    service = core.pubsub
+    d = Deliveries(core.transactions, clock, DeliveryPolicy(max_failures=2))
     assert await d.bounced(await _sent_row(service, uow, clock), PEER, "item-not-found") == "failed"
     assert [s.jid for s in await service.get_subscriptions(ALICE, REF)] == [PEER]
     assert await d.bounced(await _sent_row(service, uow, clock), PEER, "item-not-found") == "ended"
     assert await service.get_subscriptions(ALICE, REF) == []
 
 
-async def test_unbounced_rows_expire(backend):
-    service, uow, clock = backend
-    d = Deliveries(uow, clock, DeliveryPolicy(keep_sent_for=timedelta(minutes=10)))
+async def test_unbounced_rows_expire(stack):
+    core, uow, clock = stack
+    service = core.pubsub
+    d = Deliveries(core.transactions, clock, DeliveryPolicy(keep_sent_for=timedelta(minutes=10)))
     row = await _sent_row(service, uow, clock)
     assert await d.expire_sent() == 0
     clock.advance(601)
@@ -71,9 +74,10 @@ async def test_unbounced_rows_expire(backend):
         assert await u.outbox.get(row) is None
 
 
-async def test_unconfirmed_rows_are_sent_again_after_a_restart(backend):
-    service, uow, clock = backend
+async def test_unconfirmed_rows_are_sent_again_after_a_restart(stack):
+    core, uow, clock = stack
+    service = core.pubsub
     row = await _sent_row(service, uow, clock)
-    assert await Deliveries(uow, clock).requeue_after_restart() == 1
+    assert await core.deliveries.requeue_after_restart() == 1
     async with uow() as u:
         assert [d.row_id for d in await u.outbox.due(clock.now(), 10)] == [row]

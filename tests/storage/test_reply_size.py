@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from xmppblog.core.addressing import Addressing
 from xmppblog.core.model import NS_MICROBLOG, Actor, NodeRef, PageRequest
-from xmppblog.core.service import BlogService, Limits
-from xmppblog.pubsub.xep_0277 import AtomCodec, parse_entry
+from xmppblog.core.pubsub import Limits
+from xmppblog.pubsub.xep_0277 import parse_entry
+
+from ..support.core import test_core
 
 ALICE = Actor("alice@example.org")
 REF = NodeRef("alice@blog.example.org", NS_MICROBLOG)
@@ -21,10 +22,11 @@ def big(n: int):  # type: ignore[no-untyped-def]
                                      f"<content>{text}</content></entry></item>"), 70_000)
 
 
-async def test_pages_and_item_lists_are_cut_at_the_byte_budget(backend):
+async def test_pages_and_item_lists_are_cut_at_the_byte_budget(backend, db_url):
+    from xmppblog.storage.engine import create_engine
     _, uow, clock = backend
-    service = BlogService(Addressing("blog.example.org", "example.org"), uow, AtomCodec(), clock,
-                          Limits(max_payload_bytes=70_000, max_page_items=50, max_page_bytes=BUDGET))
+    service = test_core(uow, create_engine(db_url), db_url, clock,
+                        Limits(max_payload_bytes=70_000, max_page_items=50, max_page_bytes=BUDGET)).pubsub
     ids = [await service.publish(ALICE, REF, None, big(n)) for n in range(10)]
     seen: list[str] = []
     after = None

@@ -7,7 +7,6 @@ import pytest
 
 from xmppblog.core import errors
 from xmppblog.core.model import NS_MICROBLOG, AccessModel, Actor, NodeRef, PageRequest
-from xmppblog.core.social import SocialService
 
 from .test_service_storage import ALICE, BOB, draft
 
@@ -18,14 +17,14 @@ def ref(actor):
     return NodeRef(actor.jid.split("@")[0] + "@blog.example.org", NS_MICROBLOG)
 
 
-async def texts(social, q, **kw):
-    found, total = await social.search(BOB, q, **kw)
-    return [p.item.item_id for p in found], total
+async def texts(search, q, **kw):
+    found = await search.search(BOB, q, **kw)
+    return [p.item.item_id for p in found.posts], found.total
 
 
-async def test_search_syntax_privacy_and_removal(backend):
-    service, uow, clock = backend
-    social = SocialService(service, uow)
+async def test_search_syntax_privacy_and_removal(stack):
+    core, uow, clock = stack
+    service, social = core.pubsub, core.search
     await service.publish(ALICE, ref(ALICE), "a1", draft("Open standards win #XMPP"))
     clock.advance(1)
     await service.publish(ALICE, ref(ALICE), "a2", draft("lunch with @carol@example.org"))
@@ -44,7 +43,7 @@ async def test_search_syntax_privacy_and_removal(backend):
     # an edit is re-indexed; a retraction, a purge and going protected remove posts
     await service.publish(ALICE, ref(ALICE), "a1", draft("changed my mind"))
     assert (await texts(social, "standards"))[0] == ["c1"]
-    await service.retract(CAROL, ref(CAROL), "c1", None)
+    await service.retract(CAROL, ref(CAROL), ["c1"], None)
     assert await texts(social, "standards") == ([], 0)
     await service.configure(ALICE, ref(ALICE), {"access_model": AccessModel.AUTHORIZE})
     assert await texts(social, "lunch") == ([], 0), "protected posts never appear in search"
@@ -52,9 +51,9 @@ async def test_search_syntax_privacy_and_removal(backend):
         await social.search(BOB, "   ")
 
 
-async def test_trimmed_posts_leave_search_and_the_public_timeline(backend):
-    service, uow, clock = backend  # max_items_per_node = 5
-    social = SocialService(service, uow)
+async def test_trimmed_posts_leave_search_and_the_public_timeline(stack):
+    core, uow, clock = stack  # max_items_per_node = 5
+    service, social = core.pubsub, core.search
     for i in range(7):
         await service.publish(ALICE, ref(ALICE), f"t{i}", draft(f"trimmable post {i}"))
     ids, total = await texts(social, "trimmable", limit=10)

@@ -120,8 +120,8 @@ async def test_affiliations_and_outcast(backend):
         await service.get_items(BOB, REF)
     await service.publish(CAROL, REF, "by-carol", draft("guest post"))
     with pytest.raises(E.Forbidden):
-        await service.retract(BOB, REF, "by-carol", None)
-    await service.retract(CAROL, REF, "by-carol", None)
+        await service.retract(BOB, REF, ["by-carol"], None)
+    await service.retract(CAROL, REF, ["by-carol"], None)
     with pytest.raises(E.BadRequest):
         await service.set_affiliations(ALICE, REF, [("x@example.org", "emperor")])
 
@@ -130,6 +130,7 @@ async def test_delete_node_and_comments(backend):
     service, uow, clock = backend
     post = await service.publish(ALICE, REF, None, draft("post"))
     comments = REF.comments(post)
+    assert (await service.get_items(CAROL, comments)).items == (), "a post's comments node exists, empty"
     await service.publish(BOB, comments, None, draft("comment"))
     assert len((await service.get_items(CAROL, comments)).items) == 1
     await service.purge(ALICE, REF)
@@ -140,17 +141,22 @@ async def test_delete_node_and_comments(backend):
         await service.get_items(ALICE, REF)
 
 
-async def test_presence_subscription_record(backend):
-    service, uow, clock = backend
+async def test_presence_access_means_contacts_the_owner_approved(stack):
+    core, uow, clock = stack
+    service = core.pubsub
     await service.publish(ALICE, REF, None, draft("x"))
     await service.configure(ALICE, REF, {"access_model": AccessModel.PRESENCE})
     with pytest.raises(E.PresenceSubscriptionRequired):
         await service.get_items(BOB, REF)
-    await service.set_presence_subscription(REF.service, "bob@example.org/laptop", True)
-    await service.subscribe(BOB, REF, "bob@example.org")
+    await core.roster.contact_subscribe(REF.service, "bob@example.org/laptop")
+    with pytest.raises(E.PresenceSubscriptionRequired):
+        await service.get_items(BOB, REF)  # asking is not being approved
+    assert await core.social.answer(ALICE, "bob@example.org", True)
     assert len((await service.get_items(BOB, REF)).items) == 1
-    await service.set_presence_subscription(REF.service, "bob@example.org", False)
+    await core.roster.contact_unsubscribe(REF.service, "bob@example.org")
     assert await service.get_subscriptions(ALICE, REF) == []
+    with pytest.raises(E.PresenceSubscriptionRequired):
+        await service.get_items(BOB, REF)
 
 
 async def test_a_generated_id_that_collides_never_overwrites_a_post(backend):
@@ -158,7 +164,7 @@ async def test_a_generated_id_that_collides_never_overwrites_a_post(backend):
     conflict, run again with a fresh id, instead of silently replacing the older post."""
     service, uow, clock = backend
     ids = iter(["dup", "dup", "fresh"])
-    service._new_id = lambda: next(ids)
+    service._new_id = lambda: next(ids)  # the id source the composition root gives it
     assert await service.publish(ALICE, REF, None, draft("first")) == "dup"
     assert await service.publish(ALICE, REF, None, draft("second")) == "fresh"
     page = await service.get_items(BOB, REF)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from xmppblog.core import errors
-from xmppblog.core.service import retry_contended
+from xmppblog.core.transactions import retry_contended
 
 
 async def test_contended_transactions_are_retried_then_give_up():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from xmppblog.spamguard.guard import Guard, Limits, RemotePush, as_gate
+from xmppblog.spamguard.guard import Guard, Limits, RemotePush
 from xmppblog.spamguard.verdict import Kind
 
 
@@ -24,9 +24,9 @@ def guard(consented=(), **limits):
 
 def test_block_and_allow_lists():
     g = guard(blocked_domains=frozenset({"spam.example"}))
-    assert g.gate("iq", "x@spam.example/r", "pubsub:subscribe").condition == "forbidden"
+    assert g.gate("iq", "x@spam.example/r", "subscribe").condition == "forbidden"
     assert g.gate("message", "x@spam.example", "event").condition == "forbidden"
-    assert g.gate("iq", "x@fine.example/r", "pubsub:subscribe").accepted
+    assert g.gate("iq", "x@fine.example/r", "subscribe").accepted
     g = guard(allowed_domains=frozenset({"friend.example"}))
     assert g.gate("message", "a@friend.example", "event").accepted
     assert not g.gate("message", "a@stranger.example", "event").accepted
@@ -44,18 +44,21 @@ def test_rates_per_jid_and_domain():
 
 
 @pytest.mark.parametrize("action,limit,reason", [
-    ("pubsub:subscribe", "subscribes_per_minute", "rate-subscribes"),
-    ("pubsub:publish", "local_publishes_per_minute", "rate-publishes"),
+    ("subscribe", "subscribes_per_minute", "rate-subscribes"),
+    ("publish", "local_publishes_per_minute", "rate-publishes"),
     ("chat", "im_commands_per_minute", "rate-commands"),
+    ("owner", "owner_changes_per_minute", "rate-owner-changes"),
+    ("report", "reports_per_minute", "rate-reports"),
+    ("search", "searches_per_minute", "rate-searches"),
 ])
 def test_rates_answered_with_policy_violation_or_dropped(action, limit, reason):
     g = guard(**{limit: 1})
-    gate = as_gate(g)
-    assert gate("iq", "alice@example.org/pc", action) is None
-    assert gate("iq", "alice@example.org/pc", action) == "policy-violation"
+    assert g.gate("iq", "alice@example.org/pc", action).accepted
+    assert g.gate("iq", "alice@example.org/pc", action).condition == "policy-violation"
     g = guard(**{limit: 1}, over_limit="drop")
     g.gate("iq", "alice@example.org/pc", action)
-    assert as_gate(g)("iq", "alice@example.org/pc", action) == ""
+    refused = g.gate("iq", "alice@example.org/pc", action)
+    assert refused.kind is Kind.DROP and refused.condition is None
     assert g.take_unflushed()[(reason, "example.org")] == 1
     assert g.take_unflushed() == {}
 
@@ -76,20 +79,23 @@ async def test_pushes_need_consent_from_the_exact_bare_origin():
 
 def test_a_remote_domain_cannot_subscribe_without_bound():
     g = guard(subscribes_per_minute=1)
-    refused = sum(not g.gate("iq", f"u{i}@farm.example/x", "pubsub:subscribe").accepted for i in range(30))
-    assert refused == 20, "each JID gets 1, the domain 10"
-    assert g.drops[("rate-domain-subscribes", "farm.example")] == 20
+    refused = sum(not g.gate("iq", f"u{i}@s{i % 7}.farm.example/x", "subscribe").accepted for i in range(30))
+    assert refused == 20, "each JID gets 1, the registrable domain (subdomains included) 10"
+    assert sum(n for (reason, _), n in g.drops.items() if reason == "rate-domain-subscribes") == 20
 
 
 def test_bounces_of_our_own_notifications_are_not_rate_limited_as_pushes():
     """An error echoing our <event/> is a bounce (xmpp/component.py), not a remote push."""
     import xml.etree.ElementTree as ET
 
-    from xmppblog.xmpp.component import _stanza_action
+    from xmppblog.xmpp.component import message_kind
     bounce = ET.fromstring("<message type='error' id='ob1'><event xmlns='http://jabber.org/protocol/pubsub#event'/>"
                            "<error type='cancel'/></message>")
     push = ET.fromstring("<message><event xmlns='http://jabber.org/protocol/pubsub#event'/></message>")
-    assert _stanza_action(bounce) == "bounce" and _stanza_action(push) == "event"
+    body_first = ET.fromstring("<message><body>x</body><event xmlns='http://jabber.org/protocol/pubsub#event'/>"
+                               "</message>")
+    assert message_kind(bounce) == "bounce" and message_kind(push) == "event"
+    assert message_kind(body_first) == "event", "an event is an event whatever comes before it"
     g = guard(remote_events_per_minute=1, remote_domain_events_per_minute=1,
               blocked_domains=frozenset({"spam.example"}))
     assert all(g.gate("message", f"u{i}@down.example", "bounce").accepted for i in range(50))

@@ -92,7 +92,7 @@ async def test_sender_serialises_once_and_stops_when_stream_is_gone():
     uow = FakeUow(rows)
     sent = []
 
-    def send(data):
+    def send(data, largest=None):
         if len(sent) == 3:
             return False  # the stream went away
         sent.append(data)
@@ -133,7 +133,7 @@ async def test_bulk_path_writes_one_chunk_per_write_and_resumes_where_the_stream
     uow = FakeUow([], [BulkDelivery(9, ev)])
     writes = []
 
-    def send(data):
+    def send(data, largest=None):
         if len(writes) == 2:
             return False  # the stream went away after two chunks
         writes.append(data)
@@ -151,7 +151,7 @@ async def test_bulk_path_drops_oversize_event_and_marks_it_handed():
                      payload="<p xmlns='urn:x'>" + "x" * 5000 + "</p>")
     uow = FakeUow([], [BulkDelivery(3, ev)])
     sent = []
-    sender = OutboxSender(uow, lambda d: sent.append(d) or True, asyncio.Event(), Clock(), max_stanza_bytes=4096)
+    sender = OutboxSender(uow, lambda d, largest=None: sent.append(d) or True, asyncio.Event(), Clock(), max_stanza_bytes=4096)
     assert await sender.drain_once() == 0
     assert sent == [] and uow.bulk_done == [3] and sender.dropped == 1
 
@@ -244,7 +244,7 @@ async def test_nothing_is_marked_handed_unless_the_host_confirmed_the_batch():
         return flushed[0]
 
     uow = FakeUow(rows, [BulkDelivery(2, ev)])
-    sender = OutboxSender(uow, lambda d: True, asyncio.Event(), Clock(), processed=processed)
+    sender = OutboxSender(uow, lambda d, largest=None: True, asyncio.Event(), Clock(), processed=processed)
     assert await sender.drain_once() == 0
     assert uow.bulk_done == [] and uow.handed == [] and uow.left == []
     flushed[0] = True
@@ -281,7 +281,7 @@ async def test_sender_hands_local_fan_out_to_the_multicast_service_in_chunks_of_
     pres = OutboxEvent(EventKind.PRESENCE, "a@blog.e.org", "", ("p@e.org",), state="available")
     uow = FakeUow([], [BulkDelivery(9, ev), BulkDelivery(10, pres)])
     writes = []
-    sender = OutboxSender(uow, lambda d: writes.append(d) or True, asyncio.Event(), Clock())
+    sender = OutboxSender(uow, lambda d, largest=None: writes.append(d) or True, asyncio.Event(), Clock())
     sender.multicast = Multicast("multicast.e.org", 20)
     assert await sender.drain_once() == 46
     stanzas = [m for w in writes for m in _split(w)]

@@ -16,9 +16,11 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .events import Cause, SubscriptionChanged
 from .jid import bare
-from .model import NodeRef
-from .ports import Clock, UnitOfWorkFactory
+from .model import NodeRef, SubState
+from .ports import Clock
+from .transactions import Transactions
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class DeliveryPolicy:
 class Deliveries:
     """Bounce handling and the expiry of sent rows."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, policy: DeliveryPolicy = DeliveryPolicy()) -> None:
+    def __init__(self, uow: Transactions, clock: Clock, policy: DeliveryPolicy = DeliveryPolicy()) -> None:
         self._uow = uow
         self._clock = clock
         self.policy = policy
@@ -82,8 +84,10 @@ class Deliveries:
             node = await uow.nodes.get(NodeRef(ev.sender, ev.node))
             if node is not None:
                 failures = await uow.subs.add_failure(node, row.recipient)
-                if failures >= self.policy.max_failures:
-                    await uow.subs.delete(node, row.recipient)
+                if failures >= self.policy.max_failures and await uow.subs.delete(node, row.recipient):
+                    access = await uow.nodes.get(node.ref.parent()) if node.ref.is_comments else node
+                    await uow.emit(SubscriptionChanged(node, access or node, row.recipient, SubState.SUBSCRIBED,
+                                                       SubState.NONE, Cause.SYSTEM))
                     log.warning("subscription ended after %d permanent errors: node=%s jid=%s (%s)",
                                 failures, ev.node, row.recipient, condition)
             await uow.commit()

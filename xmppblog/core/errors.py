@@ -110,8 +110,38 @@ class StorageUnavailable(BlogError):
 
 
 class RemoteUnavailable(BlogError):
-    """Another server did not answer, or answered with an error (never passed on verbatim)."""
+    """Another server did not answer, or answered with an error (never passed on verbatim).
+
+    `condition`: the error condition it answered with, '' for no answer (for our own decisions).
+    """
+
+    def __init__(self, text: str = "", condition: str = "") -> None:
+        super().__init__(text)
+        self.condition = condition
 
 
 class NoMicroblog(BlogError):
     """A JID names nobody whose microblog we can follow."""
+
+
+class DroppedEntry(BlogError):
+    """A remote entry refused on its own (forged author, bad id…); `reason` is the drop counter."""
+
+    def __init__(self, reason: str, text: str = "") -> None:
+        super().__init__(text or reason)
+        self.reason = reason
+
+
+class SubscriptionsRefused(BlogError):
+    """Owner changes to subscriptions that the subscribers never asked for (XEP-0060 §8.8.2.4).
+
+    `refused`: the (JID, state) pairs that were not applied; nothing was.
+    """
+
+    def __init__(self, refused: list[tuple[str, str]], text: str = "") -> None:
+        super().__init__(text or "a subscription can only be approved for a JID that asked for it")
+        self.refused = refused
+
+
+class ResourceConstraint(BlogError):
+    """The answer would be larger than this server ever sends; ask for less (RSM, fewer items)."""

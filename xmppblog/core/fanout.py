@@ -1,30 +1,40 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Fan-out planning: who gets a post, and how, decided once per post (core layer).
+"""Notifications: who is told about a change, and how, decided once per change (core layer).
 
-`plan_post` reads the subscribers in one query, applies the node's access
-model at send time (T6), and returns the outbox events to write in the
-publishing transaction:
+A projection of the domain events (core/events.py): it runs inside the
+transaction that made the change and writes the outbox events to send, so a
+change and its notifications are committed together. For a post:
 
 * XEP-0060 event notifications for `event` subscribers;
 * chat messages for IM followers who are online and not paused;
 * chat messages, marked, for tracked words, mentions and replies on public posts.
 
-Each bare JID gets a post once (IM wins over an event for the same person),
-never from someone they blocked, and the author never gets their own post as chat.
+Every recipient passes the visibility rule at planning time (T6); each bare
+JID gets a post once (IM wins over an event for the same person), never from
+someone they blocked, and the author never gets their own post as chat.
+Remote posts are sent from the author's proxy address (core/attribution.py).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from .addressing import Addressing
+from .attribution import sender_of
+from .events import (
+    Cause,
+    ItemPublished,
+    ItemRetracted,
+    NodeDeleted,
+    NodePurged,
+    SubscriptionChanged,
+)
 from .jid import stored_bare
-from .model import AccessModel, Affiliation, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
-from .policy import Action, Viewer, may
-from .ports import OnlineView, UnitOfWork
+from .model import AccessModel, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
+from .ports import OnlineView
 from .text import MAX_TRACK_WORDS, mentions, words
-
+from .transactions import Projections, Tx
+from .visibility import is_public, may_see
 
 log = logging.getLogger(__name__)
 
@@ -34,110 +44,138 @@ def is_server(jid: str) -> bool:
     return "@" not in jid.split("/", 1)[0]
 
 
-async def viewer_of(uow: UnitOfWork, access: Node, jid: str) -> Viewer:
-    if jid == access.owner:
-        return Viewer(Affiliation.OWNER, SubState.SUBSCRIBED, True)
-    model = access.config.access_model
-    aff = await uow.affs.get(access, jid)
-    state = await uow.subs.state_of(access, jid) if model is AccessModel.AUTHORIZE else SubState.NONE
-    presence = model is AccessModel.PRESENCE and await uow.contacts.has_presence(access.ref.service, jid)
-    return Viewer(aff, state, presence)
-
-
-async def allowed_subscribers(uow: UnitOfWork, node: Node, access: Node) -> list[tuple[str, Delivery]]:
-    """(JID, delivery) of subscribers who may still see this node now (T6: at send time)."""
-    if access.config.access_model is AccessModel.OPEN:
+async def allowed_subscribers(tx: Tx, node: Node, access: Node) -> list[tuple[str, Delivery]]:
+    """(JID, delivery) of subscribers who may see this node now (T6: at send time)."""
+    if access.config.access_model is AccessModel.OPEN or access.remote:
         # one query: subscribed and not banned (the fan-out hot path)
-        return list(await uow.subs.deliverable(node, access))
-    subs = await uow.subs.for_node(node, SubState.SUBSCRIBED)
+        return list(await tx.subs.deliverable(node, access))
     out = []
-    for s in subs:
+    for s in await tx.subs.for_node(node, SubState.SUBSCRIBED):
         if is_server(s.jid):
             continue  # a server re-delivers to its users: public posts only travel this way
-
-        viewer = await viewer_of(uow, access, stored_bare(s.jid))
-        if may(Action.BE_SUBSCRIBED, access.config.access_model, viewer):
+        if await may_see(tx, access, s.jid):
             out.append((s.jid, s.delivery))
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Post:
-    node: Node
-    access: Node
-    item_id: str
-    payload: str
-    author: str          # bare JID of the author
-    text: str            # plain text, for tracking and mentions
-    parent_owner: str | None = None  # for a comment: who wrote the post it answers
+async def event_subscribers(tx: Tx, node: Node, access: Node) -> tuple[str, ...]:
+    return tuple(j for j, d in await allowed_subscribers(tx, node, access) if d is Delivery.EVENT)
 
 
-async def plan_post(uow: UnitOfWork, addr: Addressing, online: OnlineView, post: Post) -> list[OutboxEvent]:
-    """The outbox events for one new or updated post."""
-    ref = post.node.ref
-    subs = await allowed_subscribers(uow, post.node, post.access)
-    public = post.access.config.access_model is AccessModel.OPEN
-    im_candidates: dict[str, Marker] = {}
-    event_jids: list[str] = []
-    for jid, delivery in subs:
-        if delivery is Delivery.IM:
-            b = stored_bare(jid)
-            if b != post.author:
-                im_candidates.setdefault(b, Marker.FOLLOW)
-        else:
-            event_jids.append(jid)
-    if post.parent_owner and post.parent_owner != post.author:
-        im_candidates.setdefault(post.parent_owner, Marker.REPLY)
-    tracked: dict[str, str] = {}
-    if public:
-        for who in mentions(post.text):
-            if addr.is_local_user(who) and who != post.author:
-                im_candidates.setdefault(who, Marker.MENTION)
-        for who, word in await uow.im.trackers(words(post.text)[:MAX_TRACK_WORDS]):
-            if who != post.author and who not in im_candidates:
-                im_candidates[who] = Marker.TRACK
-                tracked[who] = word
-    # Only IM users who are online, did not pause delivery and did not block the author.
-    candidates = [b for b in im_candidates if online.is_online(b)]
-    excluded = await uow.im.paused(candidates) | await uow.im.blockers_of(post.author, candidates)
-    # Offline followers are skipped: they catch up with `timeline`, nothing floods offline storage.
-    im_by_marker: dict[tuple[Marker, str], list[str]] = {}
-    for b in candidates:
-        if b in excluded:
-            continue
-        marker = im_candidates[b]
-        if marker is Marker.REPLY or marker is Marker.MENTION:
-            # replies and mentions reach only those who may read the node
-            viewer = await viewer_of(uow, post.access, b)
-            if not may(Action.RETRIEVE_ITEMS, post.access.config.access_model, viewer):
+async def ask_owner(tx: Tx, node: Node, subscriber: str) -> None:
+    """The owner's approval form for a pending subscription (XEP-0060 §8.6)."""
+    await tx.outbox.add(OutboxEvent(EventKind.SUBSCRIPTION_PENDING, node.ref.service, node.ref.node,
+                                    (node.owner,), subject=subscriber, state=SubState.PENDING.value))
+
+
+class Notifications:
+    """Plans the outbox events of every change (registered on the domain events)."""
+
+    def __init__(self, addr: Addressing, online: OnlineView) -> None:
+        self.addr = addr
+        self.online = online
+
+    def register(self, projections: Projections) -> None:
+        projections.on(ItemPublished, self.published)
+        projections.on(ItemRetracted, self.retracted)
+        projections.on(NodePurged, self.purged)
+        projections.on(NodeDeleted, self.deleted)
+        projections.on(SubscriptionChanged, self.subscription)
+
+    async def published(self, tx: Tx, ev: ItemPublished) -> None:
+        if not ev.notify:
+            return
+        for event in await self.plan_post(tx, ev):
+            await tx.outbox.add(event)
+
+    async def plan_post(self, tx: Tx, ev: ItemPublished) -> list[OutboxEvent]:
+        """The outbox events for one new or updated post."""
+        node, access, item = ev.node, ev.access, ev.item
+        ref = node.ref
+        author = item.publisher
+        subs = await allowed_subscribers(tx, node, access)
+        if ref.service == self.addr.service_jid:
+            # the public timeline: its copies go to its subscribers only (the original was the post)
+            jids = tuple(j for j, d in subs if d is Delivery.EVENT)
+            return [OutboxEvent(EventKind.ITEM_PUBLISHED, ref.service, ref.node, jids, item_id=item.item_id,
+                                payload=item.payload, publisher=author)] if jids else []
+        public = is_public(access)
+        im_candidates: dict[str, Marker] = {}
+        event_jids: list[str] = []
+        for jid, delivery in subs:
+            if delivery is Delivery.IM:
+                b = stored_bare(jid)
+                if b != author:
+                    im_candidates.setdefault(b, Marker.FOLLOW)
+            else:
+                event_jids.append(jid)
+        if ev.parent_owner and ev.parent_owner != author:
+            im_candidates.setdefault(ev.parent_owner, Marker.REPLY)
+        tracked: dict[str, str] = {}
+        if public:
+            for who in mentions(ev.text):
+                if self.addr.is_local_user(who) and who != author:
+                    im_candidates.setdefault(who, Marker.MENTION)
+            for who, word in await tx.im.trackers(words(ev.text)[:MAX_TRACK_WORDS]):
+                if who != author and who not in im_candidates:
+                    im_candidates[who] = Marker.TRACK
+                    tracked[who] = word
+        # Only IM users who are online, did not pause delivery and did not block the author.
+        candidates = [b for b in im_candidates if self.online.is_online(b)]
+        excluded = await tx.im.paused(candidates) | await tx.im.blockers_of(author, candidates)
+        # Offline followers are skipped: they catch up with `timeline`, nothing floods offline storage.
+        im_by_marker: dict[tuple[Marker, str], list[str]] = {}
+        for b in candidates:
+            if b in excluded:
                 continue
-        im_by_marker.setdefault((marker, tracked.get(b, "")), []).append(b)
-    # Dedup (DESIGN: one delivery per post per person): IM followers get no event copy.
-    im_people = {b for group in im_by_marker.values() for b in group} | {
-        b for b in im_candidates if im_candidates[b] is Marker.FOLLOW}
-    # An author has few blockers and a post may have thousands of subscribers: read the former.
-    skip = im_people | await uow.im.blockers_of(post.author) if event_jids else im_people
-    if skip:
-        event_jids = [j for j in event_jids if stored_bare(j) not in skip]
+            marker = im_candidates[b]
+            if marker in (Marker.REPLY, Marker.MENTION) and not await may_see(tx, access, b):
+                continue  # replies and mentions reach only those who may read the node
+            im_by_marker.setdefault((marker, tracked.get(b, "")), []).append(b)
+        # One delivery per post per person: IM followers get no event copy.
+        im_people = {b for group in im_by_marker.values() for b in group} | {
+            b for b in im_candidates if im_candidates[b] is Marker.FOLLOW}
+        # An author has few blockers and a post may have thousands of subscribers: read the former.
+        skip = im_people | await tx.im.blockers_of(author) if event_jids else im_people
+        if skip:
+            event_jids = [j for j in event_jids if stored_bare(j) not in skip]
+        log.debug("fan-out: node=%s item=%s subscribers=%d im_candidates=%d online=%d excluded=%d events_to=%d",
+                  ref, item.item_id, len(subs), len(im_candidates), len(candidates), len(excluded),
+                  len(event_jids))
+        events = []
+        if event_jids:
+            events.append(OutboxEvent(EventKind.ITEM_PUBLISHED, ref.service, ref.node, tuple(event_jids),
+                                      item_id=item.item_id, payload=item.payload, publisher=author))
+        sender = sender_of(self.addr, node, author)
+        for (marker, word), people in im_by_marker.items():
+            events.append(OutboxEvent(EventKind.IM_POST, sender, ref.node, tuple(people), item_id=item.item_id,
+                                      payload=item.payload, publisher=author,
+                                      subject=f"{marker.value}:{word}" if word else marker.value))
+        return events
 
-    log.debug("fan-out: node=%s item=%s subscribers=%d im_candidates=%d online=%d excluded=%d events_to=%d",
-              ref, post.item_id, len(subs), len(im_candidates), len(candidates), len(excluded), len(event_jids))
-    events = []
-    if event_jids:
-        events.append(OutboxEvent(EventKind.ITEM_PUBLISHED, ref.service, ref.node, tuple(event_jids),
-                                  item_id=post.item_id, payload=post.payload, publisher=post.author))
-    # Never send from outside our domain (THREATS.md fact 4): remote authors have a proxy address.
-    sender = addr.blog_of(post.author) or addr.proxy_of(post.author)
-    for (marker, word), people in im_by_marker.items():
-        events.append(OutboxEvent(EventKind.IM_POST, sender, ref.node, tuple(people), item_id=post.item_id,
-                                  payload=post.payload, publisher=post.author,
-                                  subject=f"{marker.value}:{word}" if word else marker.value))
-    return events
+    async def retracted(self, tx: Tx, ev: ItemRetracted) -> None:
+        """Retractions go to event subscribers only: chat users are not sent deletions."""
+        if not ev.notify:
+            return
+        jids = await event_subscribers(tx, ev.node, ev.access)
+        if jids:
+            await tx.outbox.add(OutboxEvent(EventKind.ITEM_RETRACTED, ev.node.ref.service, ev.node.ref.node,
+                                            jids, item_id=ev.item_id))
 
+    async def purged(self, tx: Tx, ev: NodePurged) -> None:
+        jids = await event_subscribers(tx, ev.node, ev.access)
+        if jids:
+            await tx.outbox.add(OutboxEvent(EventKind.NODE_PURGED, ev.node.ref.service, ev.node.ref.node, jids))
 
-async def plan_retract(uow: UnitOfWork, node: Node, access: Node, item_id: str) -> list[OutboxEvent]:
-    """Retractions go to event subscribers only: chat users are not sent deletions."""
-    jids = tuple(j for j, d in await allowed_subscribers(uow, node, access) if d is Delivery.EVENT)
-    if not jids:
-        return []
-    return [OutboxEvent(EventKind.ITEM_RETRACTED, node.ref.service, node.ref.node, jids, item_id=item_id)]
+    async def deleted(self, tx: Tx, ev: NodeDeleted) -> None:
+        jids = await event_subscribers(tx, ev.node, ev.access)
+        if jids:
+            await tx.outbox.add(OutboxEvent(EventKind.NODE_DELETED, ev.node.ref.service, ev.node.ref.node, jids))
+
+    async def subscription(self, tx: Tx, ev: SubscriptionChanged) -> None:
+        if ev.after is SubState.PENDING and ev.before is SubState.NONE:
+            await ask_owner(tx, ev.node, ev.jid)
+        if ev.cause is Cause.OWNER and ev.before is not ev.after:
+            # XEP-0060 §8.8.4: the subscriber learns what the owner decided.
+            await tx.outbox.add(OutboxEvent(EventKind.SUBSCRIPTION_CHANGED, ev.node.ref.service, ev.node.ref.node,
+                                            (ev.jid,), subject=ev.jid, state=ev.after.value))

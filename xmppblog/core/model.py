@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
-NS_MICROBLOG = "urn:xmpp:microblog:0"
-COMMENTS_PREFIX = NS_MICROBLOG + ":comments/"
+from ..protocol import COMMENTS_PREFIX as COMMENTS_PREFIX
+from ..protocol import NS_MICROBLOG as NS_MICROBLOG
+
 
 
 class AccessModel(enum.StrEnum):
@@ -137,6 +138,14 @@ class Stamp:
 
 
 @dataclass(frozen=True, slots=True)
+class FoundPost:
+    """A post with the node it lives on (timelines, search, short-id lookups)."""
+
+    ref: NodeRef
+    item: Item
+
+
+@dataclass(frozen=True, slots=True)
 class PageRequest:
     """XEP-0059 request on a newest-first item list."""
 
@@ -229,6 +238,13 @@ class Actor:
     system: bool = False
 
     SYSTEM: ClassVar[Actor]
+    ANONYMOUS: ClassVar[Actor]
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.jid and not self.system
 
 
 Actor.SYSTEM = Actor("", system=True)
+#: a reader with no JID at all (HTTP): sees what is public, nothing more
+Actor.ANONYMOUS = Actor("")

@@ -12,19 +12,23 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from . import errors
+from .addressing import Addressing
 from .jid import bare, parse
 from .model import Actor
-from .ports import Clock, UnitOfWorkFactory
+from .ports import Clock
+from .transactions import Transactions, Tx
 
 log = logging.getLogger(__name__)
 
 POLICIES = ("block", "allow")
 MAX_REPORT_TEXT = 1000
+REPORT_ABUSE = "urn:xmpp:reporting:abuse"
 
 
 class Moderation:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, admins: Sequence[str]) -> None:
-        self._uow = uow
+    def __init__(self, addr: Addressing, transactions: Transactions, clock: Clock, admins: Sequence[str]) -> None:
+        self.addr = addr
+        self._uow = transactions
         self._clock = clock
         self.admins = frozenset(admins)
 
@@ -56,19 +60,39 @@ class Moderation:
             return list(await uow.stats.domain_policies())
 
     async def report(self, reporter: Actor, target: str, reason: str, text: str) -> str:
-        """Record an abuse report about a JID (or a post's author). Returns the target's bare JID."""
+        """Record an abuse report about a JID (or a post's author). Returns the target's bare JID.
+
+        Raises:
+            Forbidden (not a user of this server), InvalidJid.
+        """
+        async with self._uow() as tx:
+            who = await self.report_in(tx, reporter, target, reason, text)
+            await tx.commit()
+        return who
+
+    async def report_in(self, tx: Tx, reporter: Actor, target: str, reason: str, text: str) -> str:
+        """`report` inside an open transaction (a XEP-0191 block carrying XEP-0377 reports)."""
+        if not self.addr.is_local_user(reporter.jid):
+            raise errors.Forbidden(f"reports come from users of {self.addr.users_domain}; "
+                                   "tell your own server's admins")
         who = bare(target.removeprefix("xmpp:"))
-        async with self._uow() as uow:
-            await uow.stats.add_report(reporter.jid, who, reason[:256] or "urn:xmpp:reporting:abuse",
-                                       text[:MAX_REPORT_TEXT], self._clock.now())
-            await uow.commit()
-        log.warning("abuse report: by=%s about=%s reason=%s", reporter.jid, who, reason)
+        await tx.stats.add_report(reporter.jid, who, reason[:256] or REPORT_ABUSE, text[:MAX_REPORT_TEXT],
+                                  self._clock.now())
+        log.warning("abuse report: by=%s about=%s reason=%s", reporter.jid, who, reason[:64])
         return who
 
     async def reports(self, actor: Actor, limit: int = 20) -> list[tuple[str, str, str, str, datetime]]:
+        """The latest reports, newest first."""
         self._admin(actor)
         async with self._uow() as uow:
             return list(await uow.stats.reports(limit))
+
+    async def reporters(self, actor: Actor, limit: int = 30) -> list[tuple[str, int, int, datetime]]:
+        """(reporter, reports, JIDs reported, latest) per reporter, most recent first: one
+        flooding reporter is one line, and nobody's report is pushed out of sight."""
+        self._admin(actor)
+        async with self._uow() as uow:
+            return list(await uow.stats.report_counts(limit))
 
     async def drops(self, actor: Actor) -> list[tuple[str, str, int, datetime]]:
         self._admin(actor)

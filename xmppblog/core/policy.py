@@ -30,16 +30,19 @@ class Action(enum.StrEnum):
     PUBLISH = "publish"
     PUBLISH_COMMENT = "publish-comment"
     RETRACT_ANY = "retract-any"
+    CREATE = "create"
     CONFIGURE = "configure"
     PURGE = "purge"
+    DELETE = "delete"
     MANAGE_AFFILIATIONS = "manage-affiliations"
     MANAGE_SUBSCRIPTIONS = "manage-subscriptions"
     GET_PENDING = "get-pending"
+    UNSUBSCRIBE_OTHER = "unsubscribe-other"
 
 
 OWNER_ONLY = frozenset({
-    Action.CONFIGURE, Action.PURGE, Action.MANAGE_AFFILIATIONS,
-    Action.MANAGE_SUBSCRIPTIONS, Action.GET_PENDING, Action.RETRACT_ANY,
+    Action.CREATE, Action.CONFIGURE, Action.PURGE, Action.DELETE, Action.MANAGE_AFFILIATIONS,
+    Action.MANAGE_SUBSCRIPTIONS, Action.GET_PENDING, Action.RETRACT_ANY, Action.UNSUBSCRIBE_OTHER,
 })
 
 _RANK = {
@@ -50,12 +53,20 @@ _RANK = {
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """What the policy needs to know about the requester, for one node."""
+    """What the policy needs to know about the requester, for one node.
+
+    `has_presence`: the owner approved this contact's presence subscription to the
+    blog JID (a roster request alone grants nothing: it waits for the owner).
+    """
 
     affiliation: Affiliation = Affiliation.NONE
     subscription: SubState = SubState.NONE
     has_presence: bool = False
     system: bool = False
+
+
+#: somebody with no standing at all (an anonymous HTTP reader, a stranger)
+NOBODY = Viewer()
 
 
 def _may_read(access: AccessModel, v: Viewer) -> None:
@@ -99,7 +110,7 @@ def check(action: Action, access: AccessModel, viewer: Viewer) -> None:
         return
     if action is Action.PUBLISH:
         if _RANK[aff] < _RANK[Affiliation.PUBLISHER]:
-            raise Forbidden("only the owner may publish here")
+            raise Forbidden("only the owner and publishers may publish here")
         return
     if action is Action.SUBSCRIBE:
         # Pending is decided by subscribe_state(); here only outright refusals.
@@ -117,6 +128,21 @@ def subscribe_state(access: AccessModel, viewer: Viewer) -> SubState:
             and _RANK[viewer.affiliation] < _RANK[Affiliation.MEMBER]):
         return SubState.PENDING
     return SubState.SUBSCRIBED
+
+
+def roster_request_state(access: AccessModel, viewer: Viewer) -> SubState:
+    """The state a follow by roster (an RFC 6121 presence subscription request) starts in.
+
+    A `presence` blog is read by contacts the owner approved, so there the request
+    waits for the owner like on an `authorize` blog; a `whitelist` blog admits only
+    its members. Raises the refusals of `check(SUBSCRIBE)` otherwise.
+    """
+    if access is AccessModel.PRESENCE and not viewer.has_presence and not viewer.system:
+        if viewer.affiliation is Affiliation.OUTCAST:
+            raise Forbidden("you are banned from this node")
+        return SubState.SUBSCRIBED if _RANK[viewer.affiliation] >= _RANK[Affiliation.MEMBER] else SubState.PENDING
+    check(Action.SUBSCRIBE, access, viewer)
+    return subscribe_state(access, viewer)
 
 
 def may(action: Action, access: AccessModel, viewer: Viewer) -> bool:

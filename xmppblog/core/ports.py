@@ -9,10 +9,12 @@ values, never ORM rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .model import (
+    Actor,
     Affiliation,
     BulkDelivery,
     Contact,
@@ -29,11 +31,22 @@ from .model import (
     Subscription,
     SubState,
 )
-from .search import SearchDoc, SearchQuery
+
+if TYPE_CHECKING:
+    from .search import SearchDoc, SearchQuery
 
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFacts:
+    """What the core needs to know of a stored entry, read by the codec (no XML in the core)."""
+
+    text: str               # its plain text
+    atom_id: str            # its atom:id ('' if none)
+    replies: str            # the href of its <link rel='replies'/> ('' if none)
 
 
 class EntryCodec(Protocol):
@@ -46,11 +59,42 @@ class EntryCodec(Protocol):
         ...
 
     def summary(self, payload: str) -> str:
-        """The plain text of a stored payload (for presence status lines)."""
+        """The plain text of a stored payload (for presence status lines, re-indexing)."""
+        ...
+
+    def facts(self, payload: str) -> EntryFacts:
+        """What a stored payload says about itself (replies link, atom:id, text)."""
         ...
 
     def raw(self, draft: object) -> str:
         """A remote entry serialised as received (no server stamp)."""
+        ...
+
+
+class RemoteDirectory(Protocol):
+    """The network half of following other servers (federation/remote.py)."""
+
+    async def resolve(self, target: str) -> tuple[str, NodeRef]:
+        """(author, remote node) of a user JID, blog JID or xmpp: URI. Raises NoMicroblog, RemoteUnavailable."""
+        ...
+
+    async def subscribe(self, ref: NodeRef) -> SubState:
+        """Subscribe this server; PENDING: unreachable (retried), NONE: a protected node."""
+        ...
+
+    async def unsubscribe(self, ref: NodeRef) -> None: ...
+
+    async def publish(self, actor: Actor, ref: NodeRef, draft: object) -> str:
+        """Publish `draft` on a remote node (a comment) from the actor's blog JID. Returns its id."""
+        ...
+
+
+class SearchIndex(Protocol):
+    """Runs search queries off the event loop, with bounded work (storage/search.py)."""
+
+    async def search(self, q: SearchQuery, limit: int, offset: int,
+                     count_cap: int) -> tuple[list[tuple[NodeRef, str]], int]:
+        """(hits newest first or by relevance, total counted up to count_cap + 1)."""
         ...
 
 
@@ -75,7 +119,8 @@ class ItemRepo(Protocol):
     async def delete(self, node: Node, item_id: str) -> bool: ...
     async def purge(self, node: Node) -> int: ...
     async def trim(self, node: Node, keep: int) -> Sequence[str]: ...
-    async def ids_by_publisher(self, node: Node, publisher: str) -> Sequence[str]: ...
+    async def ids_with_prefix(self, node: Node, prefix: str) -> Sequence[str]: ...
+    async def ids_oldest_first(self, node: Node) -> Sequence[str]: ...
     async def page(self, node: Node, req: PageRequest, limit: int) -> Page: ...
 
 
@@ -84,6 +129,7 @@ class SubscriptionRepo(Protocol):
     async def put(self, node: Node, jid: str, state: SubState, delivery: Delivery | None = None) -> None: ...
     async def delete(self, node: Node, jid: str) -> bool: ...
     async def for_node(self, node: Node, state: SubState | None = None) -> Sequence[Subscription]: ...
+    async def count(self, node: Node, state: SubState) -> int: ...
     async def state_of(self, node: Node, bare: str) -> SubState: ...
     async def deliverable(self, node: Node, access: Node) -> Sequence[tuple[str, Delivery]]: ...
     async def for_jid(self, service: str, jid: str) -> Sequence[Subscription]: ...
@@ -102,9 +148,12 @@ class ContactRepo(Protocol):
     """Presence subscriptions between a blog JID and contacts (the component's roster)."""
 
     async def has_presence(self, blog: str, contact: str) -> bool: ...
-    async def set_presence(self, blog: str, contact: str, subscribed: bool) -> None: ...
     async def get(self, blog: str, contact: str) -> Contact: ...
     async def save(self, contact: Contact) -> None: ...
+    async def of_blog(self, blog: str) -> Sequence[Contact]: ...
+    async def wanted(self, contact: str) -> bool:
+        """Did any blog JID of ours ask for (or hold) this JID's presence?"""
+        ...
     async def with_presence_to(self) -> Sequence[Contact]: ...
     async def with_presence_from(self) -> Sequence[Contact]: ...
 
@@ -143,6 +192,9 @@ class StatsRepo(Protocol):
     async def set_domain_policy(self, domain: str, policy: str, on: bool, by: str, at: datetime) -> bool: ...
     async def add_report(self, reporter: str, target: str, reason: str, text: str, at: datetime) -> None: ...
     async def reports(self, limit: int) -> Sequence[tuple[str, str, str, str, datetime]]: ...
+    async def report_counts(self, limit: int) -> Sequence[tuple[str, int, int, datetime]]:
+        """(reporter, reports, distinct targets, latest) per reporter, most recent first."""
+        ...
 
 
 class KeyRepo(Protocol):
@@ -152,19 +204,29 @@ class KeyRepo(Protocol):
     async def add(self, key_id: str, private_key: str, public_key: str, at: datetime) -> None: ...
 
 
+class PeerKeyRepo(Protocol):
+    """Signing keys of other xmppblog servers, pinned on first sight (trust on first use)."""
+
+    async def get(self, domain: str) -> dict[str, bytes] | None: ...
+    async def pin(self, domain: str, keys: dict[str, bytes], at: datetime) -> None: ...
+
+
 class SearchRepo(Protocol):
-    """The full-text index of public posts."""
+    """Writes to the full-text index of public posts (reads: SearchIndex)."""
 
     async def index(self, doc: SearchDoc, new: bool = False) -> None: ...
-    async def remove(self, ref: NodeRef, item_id: str | None = None, author: str | None = None) -> None: ...
-    async def search(self, q: SearchQuery, limit: int, offset: int) -> tuple[list[tuple[NodeRef, str]], int]: ...
+    async def remove(self, ref: NodeRef, item_id: str | None = None) -> None: ...
 
 
 class FeedRepo(Protocol):
     """Read models across nodes: timelines, short-id lookup, counts."""
 
     async def timeline(self, bare: str, limit: int) -> Sequence[tuple[NodeRef, Item]]: ...
-    async def find(self, prefix: str, limit: int) -> Sequence[tuple[NodeRef, Item]]: ...
+    async def find(self, prefix: str, limit: int, service: str | None = None,
+                   follower: str | None = None) -> Sequence[tuple[NodeRef, Item]]:
+        """Items whose id starts with `prefix`, newest first: on nodes of `service` only, or on
+        nodes `follower` is subscribed to only, when given."""
+        ...
     async def latest(self, ref: NodeRef) -> Item | None: ...
     async def public_blogs(self, service_jid: str) -> Sequence[tuple[Node, int]]: ...
 
@@ -184,7 +246,9 @@ class OutboxRepo(Protocol):
     async def bulk_left(self, event_id: int, recipients: Sequence[str]) -> None: ...
 
 
-class UnitOfWork(Protocol):
+class Repos(Protocol):
+    """The repositories of one open unit of work (a storage UnitOfWork, or the core's Tx)."""
+
     nodes: NodeRepo
     items: ItemRepo
     subs: SubscriptionRepo
@@ -196,8 +260,11 @@ class UnitOfWork(Protocol):
     remote: RemoteRepo
     stats: StatsRepo
     keys: KeyRepo
+    peers: PeerKeyRepo
     search: SearchRepo
 
+
+class UnitOfWork(Repos, Protocol):
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...
     async def commit(self) -> None: ...

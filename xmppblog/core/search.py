@@ -1,33 +1,37 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Search queries and indexed documents (core layer, no I/O).
+"""Search: the query language, the index projection, and bounded queries (core layer).
 
 Query syntax: plain words (all must match), "a phrase", #hashtag,
 @user@domain (mentions), from:user@domain (author). `storage/search.py`
-turns a `SearchQuery` into SQLite FTS5 or PostgreSQL full-text SQL.
+turns a `SearchQuery` into SQLite FTS5 or PostgreSQL full-text SQL, off the
+event loop and with bounded work: at most MAX_OFFSET results deep, counts
+capped at COUNT_CAP. What is indexed is what is public (the visibility rule),
+kept so by `SearchIndexer`, a projection of the domain events; every hit is
+checked against the rule again when it is served.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import errors
+from .events import AccessChanged, ItemPublished, ItemRetracted, NodeDeleted, NodePurged
 from .jid import bare
-from .model import NodeRef
-from .text import mentions
+from .model import Actor, FoundPost, Node, NodeRef
+from .ports import EntryCodec, SearchIndex
+from .text import hashtags, mentions, search_words
+from .transactions import Projections, Transactions, Tx
+from .visibility import NodeMap, all_items, is_public, may_read, viewer_for
 
 MAX_QUERY = 256
 MAX_TERMS = 12
+#: no search result deeper than this is served (cursor/offset), so no query walks the whole index
+MAX_OFFSET = 1000
+#: totals are counted up to this many; beyond, the answer says "more than COUNT_CAP"
+COUNT_CAP = 1000
 _TOKEN = re.compile(r'"([^"]*)"|(\S+)')
-_WORD = re.compile(r"\w+", re.UNICODE)
-_HASHTAG = re.compile(r"(?<![\w&])#(\w[\w-]{0,63})", re.UNICODE)
-
-
-def words_of(text: str) -> list[str]:
-    """The searchable words of a text: NFKC, case-folded, word characters only."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +46,7 @@ class SearchDoc:
 
     @classmethod
     def of(cls, ref: NodeRef, item_id: str, author: str, published: datetime, text: str) -> SearchDoc:
-        tags = tuple(dict.fromkeys(t.casefold() for t in _HASHTAG.findall(text)))
-        return cls(ref, item_id, author, published, text, tags, tuple(mentions(text)))
+        return cls(ref, item_id, author, published, text, tuple(hashtags(text)), tuple(mentions(text)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,20 +83,110 @@ def parse_query(q: str, by_relevance: bool = False) -> SearchQuery:
     for m in _TOKEN.finditer(q):
         phrase, token = m.group(1), m.group(2)
         if phrase is not None:
-            ws = tuple(words_of(phrase))
+            ws = tuple(search_words(phrase))
             if ws:
                 phrases.append(ws)
         elif token.casefold().startswith("from:"):
             author = bare(token[5:])
         elif token.startswith("#") and len(token) > 1:
-            tags += words_of(token[1:])[:1]
+            tags += search_words(token[1:])[:1]
         elif token.startswith("@") and "@" in token[1:]:
             ments.append(bare(token[1:]))
         else:
-            words += words_of(token)
+            words += search_words(token)
     if len(words) + len(phrases) + len(tags) + len(ments) > MAX_TERMS:
         raise errors.BadRequest(f"use at most {MAX_TERMS} search terms")
     query = SearchQuery(tuple(words), tuple(phrases), tuple(tags), tuple(ments), author, by_relevance, q)
     if query.empty:
         raise errors.BadRequest("nothing to search for in that query")
     return query
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    posts: list[FoundPost]
+    total: int          # at most COUNT_CAP
+    more: bool          # more than `total` match
+
+    @property
+    def total_text(self) -> str:
+        return f"more than {self.total:,}" if self.more else str(self.total)
+
+
+class SearchIndexer:
+    """Keeps the full-text index equal to the public posts (a projection of the domain events)."""
+
+    def __init__(self, nodes: NodeMap, codec: EntryCodec) -> None:
+        self.nodes = nodes
+        self._codec = codec
+
+    def register(self, projections: Projections) -> None:
+        projections.on(ItemPublished, self.published)
+        projections.on(ItemRetracted, self.retracted)
+        projections.on(NodePurged, self.emptied)
+        projections.on(NodeDeleted, self.emptied)
+        projections.on(AccessChanged, self.access_changed)
+
+    def indexed(self, node: Node) -> bool:
+        """Blog posts and cached remote posts are indexed; comments and timeline copies are not."""
+        return not node.ref.is_comments and node.ref != self.nodes.timeline_ref
+
+    async def published(self, tx: Tx, ev: ItemPublished) -> None:
+        if self.indexed(ev.node) and is_public(ev.access):
+            await tx.search.index(SearchDoc.of(ev.node.ref, ev.item.item_id, ev.item.publisher, ev.item.published,
+                                               ev.text), new=ev.new)
+
+    async def retracted(self, tx: Tx, ev: ItemRetracted) -> None:
+        if self.indexed(ev.node):
+            await tx.search.remove(ev.node.ref, ev.item_id)
+
+    async def emptied(self, tx: Tx, ev: NodePurged | NodeDeleted) -> None:
+        if self.indexed(ev.node):
+            await tx.search.remove(ev.node.ref)
+
+    async def access_changed(self, tx: Tx, ev: AccessChanged) -> None:
+        if not self.indexed(ev.node):
+            return
+        await tx.search.remove(ev.node.ref)
+        if is_public(ev.node):  # re-opened: its posts are searchable again
+            async for item in all_items(tx, ev.node):
+                await tx.search.index(SearchDoc.of(ev.node.ref, item.item_id, item.publisher, item.published,
+                                                   self._codec.summary(item.payload)), new=True)
+
+
+class SearchService:
+    """Answers searches: bounded index queries, every hit re-checked by the visibility rule."""
+
+    def __init__(self, transactions: Transactions, index: SearchIndex) -> None:
+        self._tx = transactions
+        self._index = index
+
+    async def search(self, actor: Actor, query: str, limit: int = 10, offset: int = 0,
+                     by_relevance: bool = False) -> Results:
+        """Public posts (local and federated) matching `query`, newest first or by relevance.
+
+        Raises:
+            BadRequest, InvalidJid: a malformed query, or an offset past MAX_OFFSET.
+        """
+        q = parse_query(query, by_relevance)
+        limit = max(1, min(limit, 50))
+        if not 0 <= offset <= MAX_OFFSET:
+            raise errors.BadRequest(f"search results go {MAX_OFFSET} deep; narrow the query instead")
+        hits, total = await self._index.search(q, limit, offset, COUNT_CAP)
+        out = []
+        async with self._tx() as tx:
+            nodes: dict[NodeRef, Node | None] = {}
+            for ref, item_id in hits:
+                if ref not in nodes:
+                    node = await tx.nodes.get(ref)
+                    # T6 at serve time: only what this reader may see right now
+                    nodes[ref] = node if node is not None and await self._visible(tx, node, actor) else None
+                node = nodes[ref]
+                item = await tx.items.get(node, item_id) if node is not None else None
+                if item is not None:
+                    out.append(FoundPost(ref, item))
+        return Results(out, min(total, COUNT_CAP), total > COUNT_CAP)
+
+    @staticmethod
+    async def _visible(tx: Tx, node: Node, actor: Actor) -> bool:
+        return is_public(node) and may_read(node, await viewer_for(tx, node, actor))

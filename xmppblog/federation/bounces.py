@@ -13,7 +13,7 @@ import re
 
 from ..core.delivery import Deliveries
 from ..xmpp.component import BlogComponent, Request
-from .remote import condition
+from .iq import condition
 
 log = logging.getLogger(__name__)
 

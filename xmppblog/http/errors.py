@@ -12,7 +12,10 @@ from ..core import errors as E
 STATUS: dict[type[E.BlogError], int] = {
     E.NodeNotFound: 404, E.ItemNotFound: 404, E.Forbidden: 404, E.ClosedNode: 404,
     E.PresenceSubscriptionRequired: 404, E.NotSubscribedAccess: 404, E.PendingSubscription: 404,
-    E.BadRequest: 400, E.InvalidJid: 400, E.InvalidOptions: 400, E.StorageUnavailable: 503,
+    E.NoMicroblog: 404,
+    E.BadRequest: 400, E.InvalidJid: 400, E.InvalidOptions: 400, E.InvalidPayload: 400,
+    E.ItemRequired: 400, E.NodeIdRequired: 400, E.PayloadTooBig: 413, E.Conflict: 409,
+    E.Unsupported: 501, E.StorageUnavailable: 503, E.RemoteUnavailable: 503, E.ResourceConstraint: 503,
 }
 
 

@@ -1,18 +1,23 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """aiohttp routes: JSON API, Atom feeds (RFC 4287) and HTML pages (adapter layer).
 
-Every read goes through the core as an anonymous actor, so the access model
-decides at serve time and protected posts never appear (T6). Everything users
-wrote is escaped: HTML with html.escape, Atom and JSON by their serialisers (T11).
+Every read goes through the core as an anonymous actor, so the visibility rule
+decides at serve time and protected posts never appear (T6). Posts are shown
+as from the author the core attributes them to; only local posts link to a
+page here. Everything users wrote is escaped: HTML with html.escape, Atom and
+JSON by their serialisers (T11); Atom feeds carry only sanitised markup and are
+served sandboxed (Content-Security-Policy, nosniff). Numbers in queries are
+ASCII digits, bounded. Searches are limited per client address.
 Cursor paging: `cursor` is the id of the last item of the previous page (XEP-0059
-`after`), or an offset for search results.
+`after`), or an offset for search results (at most MAX_OFFSET).
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
 import logging
+import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -22,40 +27,46 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from ..core import errors
-from ..core.model import NS_MICROBLOG, Actor, Item, NodeRef, PageRequest
-from ..core.service import BlogService, xmpp_uri
-from ..core.social import FoundPost, SocialService
-from ..pubsub.xep_0277 import author_of, entry_of, plain_text
+from ..core.model import NS_MICROBLOG, Actor, FoundPost, Item, NodeRef, PageRequest
+from ..core.pubsub import PubsubService
+from ..core.search import MAX_OFFSET, SearchService
+from ..core.social import SocialService
+from ..core.uri import xmpp_uri
+from ..protocol import NS_ATOM, NS_XMPPBLOG
+from ..pubsub.sanitize import sanitize_entry
+from ..pubsub.xep_0277 import entry_of, plain_text
+from ..spamguard.buckets import TokenBuckets
 from .errors import public_text, status_of
 from .openapi import OPENAPI
 
 log = logging.getLogger(__name__)
 
-ANON = Actor("")
-ATOM = "http://www.w3.org/2005/Atom"
-A = f"{{{ATOM}}}"
+ANON = Actor.ANONYMOUS
+A = f"{{{NS_ATOM}}}"
 PAGE = 20
+_NUMBER = re.compile(r"[0-9]{1,7}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: feeds may carry (sanitised) XHTML from users: never let a browser run anything in them
+FEED_HEADERS = {"Content-Security-Policy": "default-src 'none'; sandbox", "X-Content-Type-Options": "nosniff"}
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; form-action 'self'"
 
 
-def _post_json(ref: NodeRef, item: Item, base: str) -> dict[str, Any]:
-    entry = entry_of(item.payload)
-    author = author_of(entry) or item.publisher
-    user = author.split("@")[0]
-    return {"id": item.item_id, "author": author, "text": plain_text(entry) if entry is not None else "",
-            "published": item.published.isoformat(), "updated": item.updated.isoformat(),
-            "xmpp_uri": xmpp_uri(ref.service, ref.node, item.item_id),
-            "url": f"{base}/u/{quote(user)}/{quote(item.item_id, safe='')}" if not ref.is_comments else None,
-            "tags": [c.get("term", "") for c in entry.findall(A + "category")] if entry is not None else []}
+def number(raw: str, what: str, low: int, high: int) -> int:
+    """An ASCII decimal query parameter within [low, high]. Raises BadRequest otherwise."""
+    if not _NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
+        raise errors.BadRequest(f"{what} must be a number from {low} to {high}")
+    return int(raw)
 
 
 class HttpApi:
-    def __init__(self, blogs: BlogService, social: SocialService, base_url: str,
-                 stats: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        self.blogs = blogs
+    def __init__(self, pubsub: PubsubService, social: SocialService, search: SearchService, base_url: str,
+                 stats: Callable[[], Awaitable[dict[str, Any]]], searches_per_minute: int = 30) -> None:
+        self.blogs = pubsub
         self.social = social
+        self.search = search
         self.base = base_url.rstrip("/")
         self._stats = stats
+        self._searches = TokenBuckets(searches_per_minute, time.monotonic, max_keys=10_000)
         self.app = web.Application(middlewares=[self._errors])
         r = self.app.router
         r.add_get("/", self.page_timeline)
@@ -90,20 +101,32 @@ class HttpApi:
                                         status=status, content_type="text/html")
         if request.path.startswith(("/api/", "/feeds/")):
             response.headers["Access-Control-Allow-Origin"] = "*"  # read-only and public: browser apps welcome
+        if request.path.startswith("/feeds/"):
+            response.headers.update(FEED_HEADERS)
+        else:
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            if response.content_type == "text/html":
+                response.headers["Content-Security-Policy"] = PAGE_CSP
         return response
 
     def _ref(self, user: str) -> NodeRef:
-        blog = self.blogs.addr.blog_of(f"{user}@{self.blogs.addr.users_domain}")
-        if blog is None:
+        try:
+            blog = self.blogs.addr.blog_of(f"{user}@{self.blogs.addr.users_domain}")
+        except errors.InvalidJid:
+            blog = None
+        if blog is None or "@" in user or "/" in user:
             raise errors.NodeNotFound("no such user")
         return NodeRef(blog, NS_MICROBLOG)
 
     @staticmethod
     def _limit(request: web.Request) -> int:
-        raw = request.query.get("limit", str(PAGE))
-        if not raw.isdigit() or not 1 <= int(raw) <= 100:
-            raise errors.BadRequest("limit must be 1..100")
-        return int(raw)
+        return number(request.query.get("limit", str(PAGE)), "limit", 1, 100)
+
+    def _search_allowed(self, request: web.Request) -> None:
+        if not self._searches.take(request.remote or "?"):
+            log.info("http search refused: client=%s (over the per-client limit)", request.remote)
+            raise web.HTTPTooManyRequests(text="too many searches from your address; wait a minute",
+                                          headers={"Retry-After": "60"})
 
     async def _page(self, ref: NodeRef, request: web.Request) -> tuple[list[Item], str | None]:
         limit = self._limit(request)
@@ -114,14 +137,14 @@ class HttpApi:
                           else (page.first_index or 0) + len(items) < page.count)
         return items, (items[-1].item_id if more else None)
 
-    async def _search(self, request: web.Request, query: str) -> tuple[list[FoundPost], int, int]:
+    async def _search(self, request: web.Request, query: str) -> tuple[list[FoundPost], int, int | None]:
+        """(posts, total, next offset or None)."""
         limit = self._limit(request)
-        raw = request.query.get("cursor", "0")
-        if not raw.isdigit():
-            raise errors.BadRequest("cursor must be a number for search")
-        found, total = await self.social.search(ANON, query, limit, int(raw),
-                                                request.query.get("order") == "relevance")
-        return found, total, int(raw) + limit
+        offset = number(request.query.get("cursor", "0"), "cursor", 0, MAX_OFFSET)
+        self._search_allowed(request)
+        found = await self.search.search(ANON, query, limit, offset, request.query.get("order") == "relevance")
+        nxt = offset + limit
+        return found.posts, found.total, nxt if nxt < found.total and nxt <= MAX_OFFSET else None
 
     # ------------------------------------------------------------ JSON API
 
@@ -129,48 +152,48 @@ class HttpApi:
         return web.json_response(OPENAPI)
 
     async def api_users(self, request: web.Request) -> web.Response:
-        async with self.blogs._uow() as uow:
-            blogs = await uow.feed.public_blogs(self.blogs.addr.service_jid)
+        blogs = await self.social.directory()
         return web.json_response({"users": [
             {"jid": n.owner, "blog": n.ref.service, "posts": count, "title": n.config.title,
              "url": f"{self.base}/u/{quote(n.owner.split('@')[0])}"} for n, count in blogs]})
 
+    def _post_json(self, ref: NodeRef, item: Item) -> dict[str, Any]:
+        entry = entry_of(item.payload)
+        local = self.blogs.addr.owner_of(ref.service)
+        url = None
+        if local is not None and not ref.is_comments:
+            url = f"{self.base}/u/{quote(local.split('@')[0])}/{quote(item.item_id, safe='')}"
+        return {"id": item.item_id, "author": item.publisher, "text": plain_text(entry) if entry is not None else "",
+                "published": item.published.isoformat(), "updated": item.updated.isoformat(),
+                "xmpp_uri": xmpp_uri(ref.service, ref.node, item.item_id), "url": url,
+                "tags": [c.get("term", "") for c in entry.findall(A + "category")] if entry is not None else []}
+
     async def api_user_posts(self, request: web.Request) -> web.Response:
         ref = self._ref(request.match_info["user"])
         items, cursor = await self._page(ref, request)
-        return web.json_response({"posts": [_post_json(ref, i, self.base) for i in items], "next_cursor": cursor})
+        return web.json_response({"posts": [self._post_json(ref, i) for i in items], "next_cursor": cursor})
 
     async def api_post(self, request: web.Request) -> web.Response:
         ref = self._ref(request.match_info["user"])
         item_id = request.match_info["item"]
         page = await self.blogs.get_items(ANON, ref, [item_id])
-        post = _post_json(ref, page.items[0], self.base)
-        try:
-            comments = await self.blogs.get_items(ANON, ref.comments(item_id), page=PageRequest(max=100))
-            post["replies"] = [_post_json(ref.comments(item_id), c, self.base) for c in reversed(comments.items)]
-        except errors.NodeNotFound:
-            post["replies"] = []
+        post = self._post_json(ref, page.items[0])
+        comments = await self.blogs.get_items(ANON, ref.comments(item_id), page=PageRequest(max=100))
+        post["replies"] = [self._post_json(ref.comments(item_id), c) for c in reversed(comments.items)]
         return web.json_response(post)
 
+    async def _timeline(self, request: web.Request) -> tuple[list[FoundPost], str | None]:
+        items, cursor = await self._page(self.blogs.timeline_ref, request)
+        return await self.blogs.originals(items), cursor
+
     async def api_timeline(self, request: web.Request) -> web.Response:
-        ref = self.blogs.timeline_ref
-        items, cursor = await self._page(ref, request)
-        return web.json_response({"posts": [_post_json(self._origin(i), self._original(i), self.base)
-                                            for i in items], "next_cursor": cursor})
-
-    def _origin(self, item: Item) -> NodeRef:
-        user = item.item_id.split("/", 1)[0]
-        return NodeRef(f"{user}@{self.blogs.addr.service_jid}", NS_MICROBLOG)
-
-    @staticmethod
-    def _original(item: Item) -> Item:
-        """A public-timeline copy under the id of the original post ('user/id' -> 'id')."""
-        return Item(item.item_id.split("/", 1)[-1], item.publisher, item.payload, item.published, item.updated)
+        posts, cursor = await self._timeline(request)
+        return web.json_response({"posts": [self._post_json(p.ref, p.item) for p in posts], "next_cursor": cursor})
 
     async def api_search(self, request: web.Request) -> web.Response:
         found, total, nxt = await self._search(request, request.query.get("q", ""))
-        return web.json_response({"total": total, "posts": [_post_json(p.ref, p.item, self.base) for p in found],
-                                  "next_cursor": str(nxt) if nxt < total else None})
+        return web.json_response({"total": total, "posts": [self._post_json(p.ref, p.item) for p in found],
+                                  "next_cursor": str(nxt) if nxt is not None else None})
 
     async def api_stats(self, request: web.Request) -> web.Response:
         return web.json_response(await self._stats())
@@ -189,26 +212,29 @@ class HttpApi:
             entry = entry_of(item.payload)
             if entry is None:
                 continue
-            if entry.find(A + "author") is None:
-                ET.SubElement(ET.SubElement(entry, A + "author"), A + "name").text = item.publisher
-            for sig in entry.findall("{urn:xmppblog:0}signature"):
+            sanitize_entry(entry)  # stored entries were sanitised; older ones, and remote ones, again
+            for old in entry.findall(A + "author"):
+                entry.remove(old)
+            author = ET.SubElement(entry, A + "author")  # whom the post is attributed to, nothing else
+            ET.SubElement(author, A + "name").text = item.publisher
+            ET.SubElement(author, A + "uri").text = f"xmpp:{item.publisher}"
+            for sig in entry.findall(f"{{{NS_XMPPBLOG}}}signature"):
                 entry.remove(sig)
-            user = (author_of(entry) or item.publisher).split("@")[0]
-            if not ref.is_comments and ref.service.endswith("@" + self.blogs.addr.service_jid):
-                href = f"{self.base}/u/{quote(user)}/{quote(item.item_id, safe='')}"
-                ET.SubElement(entry, A + "link", {"rel": "alternate", "type": "text/html", "href": href})
+            url = self._post_json(ref, item)["url"]
+            if url:
+                ET.SubElement(entry, A + "link", {"rel": "alternate", "type": "text/html", "href": url})
             feed.append(entry)
         try:
-            body = ET.tostring(feed, encoding="unicode", default_namespace=ATOM)
+            body = ET.tostring(feed, encoding="unicode", default_namespace=NS_ATOM)
         except ValueError:  # an extension element in no namespace: keep explicit prefixes
             body = ET.tostring(feed, encoding="unicode")
         return web.Response(text="<?xml version='1.0' encoding='utf-8'?>\n" + body,
                             content_type="application/atom+xml", charset="utf-8")
 
     async def feed_timeline(self, request: web.Request) -> web.Response:
-        items, _ = await self._page(self.blogs.timeline_ref, request)
+        posts, _ = await self._timeline(request)
         return self._feed(f"Public timeline of {self.blogs.addr.service_jid}", "/feeds/timeline.atom",
-                          [(self._origin(i), self._original(i)) for i in items])
+                          [(p.ref, p.item) for p in posts])
 
     async def feed_user(self, request: web.Request) -> web.Response:
         user = request.match_info["user"]
@@ -233,7 +259,7 @@ class HttpApi:
     def _posts_html(self, posts: list[tuple[NodeRef, Item]]) -> str:
         out = []
         for ref, item in posts:
-            p = _post_json(ref, item, self.base)
+            p = self._post_json(ref, item)
             link = f'<a href="{html.escape(p["url"])}">{_when(item)}</a>' if p["url"] else _when(item)
             out.append(f'<article><p class="text">{html.escape(p["text"])}</p><p class="meta">'
                        f'<a href="xmpp:{html.escape(p["author"])}">{html.escape(p["author"])}</a> · {link}'
@@ -244,11 +270,10 @@ class HttpApi:
         return web.Response(text=_page(title, body), content_type="text/html", charset="utf-8")
 
     async def page_timeline(self, request: web.Request) -> web.Response:
-        items, cursor = await self._page(self.blogs.timeline_ref, request)
+        posts, cursor = await self._timeline(request)
         more = f'<p><a href="/?cursor={quote(cursor)}">Older posts</a></p>' if cursor else ""
         return self._html(f"Public timeline — {self.blogs.addr.service_jid}",
-                          _search_form("") + self._posts_html([(self._origin(i), self._original(i))
-                                                               for i in items]) + more)
+                          _search_form("") + self._posts_html([(p.ref, p.item) for p in posts]) + more)
 
     async def page_user(self, request: web.Request) -> web.Response:
         user = request.match_info["user"]
@@ -264,10 +289,8 @@ class HttpApi:
         ref = self._ref(request.match_info["user"])
         item_id = request.match_info["item"]
         item = (await self.blogs.get_items(ANON, ref, [item_id])).items[0]
-        replies: list[tuple[NodeRef, Item]] = []
-        with contextlib.suppress(errors.NodeNotFound):  # nobody replied yet
-            page = await self.blogs.get_items(ANON, ref.comments(item_id), page=PageRequest(max=100))
-            replies = [(ref.comments(item_id), c) for c in reversed(page.items)]
+        page = await self.blogs.get_items(ANON, ref.comments(item_id), page=PageRequest(max=100))
+        replies = [(ref.comments(item_id), c) for c in reversed(page.items)]
         body = self._posts_html([(ref, item)]) + "<h2>Replies</h2>" + self._posts_html(replies)
         return self._html(f"Post by {request.match_info['user']}", body)
 

@@ -4,7 +4,8 @@
 Any text that is not a command is a post, so a command is recognised only by
 its first word, and commands without arguments only when they are the whole
 message ("on my way" is a post; "on" resumes delivery). Every answer is one
-short, human sentence; refusals say what to do instead.
+short, human sentence, or a list cut at a byte budget; refusals say what to
+do instead. The bot translates: every decision is the core's.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from ..core import errors
-from ..core.model import NS_MICROBLOG, PAGE_COUNT_CAP, AccessModel, Actor, NodeRef, SubState
+from ..core.following import FollowService
+from ..core.model import PAGE_COUNT_CAP, AccessModel, Actor, SubState
 from ..core.moderation import Moderation
-from ..core.service import BlogService, xmpp_uri
+from ..core.posting import PostingService
+from ..core.roster import RosterService
+from ..core.search import SearchService
 from ..core.social import SocialService
-from ..xmpp.component import BlogComponent, Request
-from ..xmpp.namespaces import NS_COMPONENT
+from ..protocol import NS_COMPONENT, REPORT_ABUSE
+from ..xmpp.component import CHAT, BlogComponent, Request
 from . import text as T
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,8 @@ track WORD · untrack WORD · tracking · on · off (pause/resume chat delivery)
 approve JID · deny JID · requests · protect on|off
 search WORDS ("a phrase", #tag, @user@domain, from:JID) · whois JID · help
 block JID · unblock JID · blocked · report JID [why]
-JID: a user (alice@example.org) or their blog (alice@blog.example.org). ID: the #id under a post.
+JID: a user (alice@example.org) or their blog (alice@blog.example.org). ID: the #id under a post
+(several posts with the same one: user/ID).
 To post text that starts with a command word, start it with "post "."""
 
 #: commands that are commands only when they are the whole message
@@ -43,26 +47,22 @@ EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", 
 WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track", "untrack",
              "approve", "deny", "protect", "block", "unblock", "whois", "report", "search"}
 MAX_BODY = 8000
-
-
-class RemoteFollowing(Protocol):
-    """Following users of other servers (federation/remote.py RemoteBlogs)."""
-
-    async def follow(self, actor: Actor, target: str) -> tuple[str, SubState, bool]: ...
-
-    async def unfollow(self, actor: Actor, target: str) -> str: ...
-
-    async def publish(self, actor: Actor, ref: NodeRef, draft: object) -> str: ...
+_COUNT = re.compile(r"[0-9]{1,6}")
 
 
 class ChatBot:
-    def __init__(self, social: SocialService, component: BlogComponent,
-                 remote: RemoteFollowing | None = None, moderation: Moderation | None = None) -> None:
-        self.social = social
-        self.remote = remote
-        self.moderation = moderation
-        self.blogs: BlogService = social.blogs
+    def __init__(self, component: BlogComponent, follows: FollowService, posting: PostingService,
+                 social: SocialService, search: SearchService, roster: RosterService, moderation: Moderation,
+                 max_payload_bytes: int) -> None:
         self.component = component
+        self.follows = follows
+        self.posting = posting
+        self.social = social
+        self.search = search
+        self.roster = roster
+        self.moderation = moderation
+        self.addr = social.addr
+        self.max_payload_bytes = max_payload_bytes
         self._commands: dict[str, Callable[[Actor, str], Awaitable[str]]] = {
             "help": self.cmd_help, "post": self.cmd_post, "reply": self.cmd_reply,
             "repost": self.cmd_repost, "delete": self.cmd_delete, "follow": self.cmd_follow,
@@ -76,13 +76,13 @@ class ChatBot:
         }
 
     def register(self, component: BlogComponent) -> None:
-        component.on_message(self.on_message)
+        component.on_message(CHAT, self.on_message)
 
     def reply(self, req: Request, body: str) -> None:
         thread = req.xml.find(f"{{{NS_COMPONENT}}}thread")
         inner = f"<body>{escape(body)}</body>"
         if thread is not None and thread.text:
-            inner += f"<thread>{escape(thread.text)}</thread>"
+            inner += f"<thread>{escape(thread.text[:256])}</thread>"
         self.component.send_raw_stanza(
             f"<message from={quoteattr(req.to_full)} to={quoteattr(req.sender)} type='chat'>{inner}</message>")
 
@@ -92,15 +92,14 @@ class ChatBot:
         if mtype not in ("chat", "normal") or body_el is None:
             return
         body = (body_el.text or "").strip()
-        addr = self.social.addr
-        owner_of_target = addr.owner_of(req.to)
-        if req.to != addr.service_jid and owner_of_target != req.actor.jid:
+        owner_of_target = self.addr.owner_of(req.to)
+        if req.to != self.addr.service_jid and owner_of_target != req.actor.jid:
             if owner_of_target is not None:
                 self.reply(req, f"This is {owner_of_target}'s microblog. To follow it, add it to your "
-                                f"roster or send 'follow {owner_of_target}' to {addr.service_jid}.")
+                                f"roster or send 'follow {owner_of_target}' to {self.addr.service_jid}.")
             return
-        if not addr.is_local_user(req.actor.jid):
-            self.reply(req, f"This service is for users of {addr.users_domain}. Ask your own server "
+        if not self.addr.is_local_user(req.actor.jid):
+            self.reply(req, f"This service is for users of {self.addr.users_domain}. Ask your own server "
                             "for a microblog, or follow people here from a XEP-0277 client.")
             return
         if not body:
@@ -115,7 +114,7 @@ class ChatBot:
         handler = None
         if cmd in EXACT and not rest:
             handler = self._commands[cmd]
-        elif cmd == "timeline" and (not rest or rest.isdigit()):
+        elif cmd == "timeline" and (not rest or _COUNT.fullmatch(rest)):
             handler = self.cmd_timeline
         elif cmd in WITH_ARGS:
             handler = self._commands[cmd]
@@ -127,128 +126,82 @@ class ChatBot:
             answer = _humane(exc)
         log.info("chat command: from=%s command=%s", req.actor.jid, cmd if handler else "post")
         self.reply(req, answer)
-        await self.social.greet(req.actor.jid)
+        await self.roster.greet(req.actor.jid)
 
     # ------------------------------------------------------------ posting
 
-    def _own(self, actor: Actor) -> NodeRef:
-        blog = self.social.addr.blog_of(actor.jid)
-        assert blog is not None
-        return NodeRef(blog, NS_MICROBLOG)
-
-    def _draft(self, text: str, **kw: object):  # type: ignore[no-untyped-def]
-        limit = self.blogs.limits.max_payload_bytes
+    def _draft(self, text: str, **kw: object) -> object:
         try:
-            return T.draft_from_text(text, limit, **kw)  # type: ignore[arg-type]
+            return T.draft_from_text(text, self.max_payload_bytes, **kw)  # type: ignore[arg-type]
         except errors.PayloadTooBig:
-            raise errors.PayloadTooBig(f"Too long: posts are limited to about {limit // 2} characters.") from None
+            raise errors.PayloadTooBig(
+                f"Too long: posts are limited to about {self.max_payload_bytes // 2} characters.") from None
 
     async def cmd_post(self, actor: Actor, text: str) -> str:
         if not text:
             return "Usage: post TEXT — or just send the text."
-        item_id = await self.blogs.publish(actor, self._own(actor), None, self._draft(text))
+        item_id = await self.posting.post(actor, self._draft(text))
         return f"Posted #{T.short_id(item_id)}"
 
     async def cmd_reply(self, actor: Actor, rest: str) -> str:
         short, _, text = rest.partition(" ")
         if not short or not text.strip():
             return "Usage: reply ID TEXT — ID is the #id under the post."
-        found = await self.social.find_post(actor, short)
-        entry = T.entry_of(found.item.payload)
-        # XEP-0277 §5: the post names its comments node in <link rel='replies'/>.
-        target = T.replies_node(entry) or (
-            found.ref if found.ref.is_comments else found.ref.comments(found.item.item_id))
-        atom_id = T.atom_id(entry) or xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
-        href = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
-        draft = self._draft(text.strip(), in_reply_to=(atom_id, href))
-        if self.social.addr.owner_of(target.service) is not None:
-            item_id = await self.blogs.publish(actor, target, None, draft)
-        elif self.remote is not None:
-            item_id = await self.remote.publish(actor, target, draft)
-        else:
-            raise errors.Unsupported("federation", "replies to other servers are not available")
-        who = T.author_of(entry) or self.social.addr.owner_of(found.ref.service) or found.ref.service
-        return f"Replied to {who}'s post #{T.short_id(found.item.item_id)} (your reply: #{T.short_id(item_id)})"
+        done = await self.posting.reply(actor, short, text.strip(), self._draft)
+        return f"Replied to {done.author}'s post #{T.short_id(done.item_id)} (your reply: #{T.short_id(done.new_id)})"
 
     async def cmd_repost(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:
             return "Usage: repost ID"
-        found = await self.social.find_post(actor, rest)
-        entry = T.entry_of(found.item.payload)
-        author = T.author_of(entry) or found.item.publisher
-        if author == actor.jid:
-            return "That is your own post already."
-        text = T.plain_text(entry) if entry is not None else ""
-        uri = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
-        item_id = await self.blogs.publish(actor, self._own(actor), None,
-                                           self._draft(f"♻ {author}: {text}", via=uri))
-        return f"Reposted {author}'s #{T.short_id(found.item.item_id)} as #{T.short_id(item_id)}"
+        done = await self.posting.repost(actor, rest, self._draft)
+        return f"Reposted {done.author}'s #{T.short_id(done.item_id)} as #{T.short_id(done.new_id)}"
 
     async def cmd_delete(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:
             return "Usage: delete ID"
-        found = await self.social.find_post(actor, rest)
-        if found.item.publisher != actor.jid:
-            return "You can only delete your own posts."
-        await self.blogs.retract(actor, found.ref, found.item.item_id, None)
-        return f"Deleted #{T.short_id(found.item.item_id)}"
+        done = await self.posting.delete(actor, rest)
+        return f"Deleted #{T.short_id(done.item_id)}"
 
     # ------------------------------------------------------------ following
 
     async def cmd_follow(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:
             return "Usage: follow JID (e.g. follow alice@example.org). To post this text: post follow …"
-        try:
-            f = await self.social.follow(actor, rest)
-        except errors.Unsupported as exc:
-            if exc.feature != "federation" or self.remote is None:
-                raise
-            author, state, already = await self.remote.follow(actor, rest)
-            if already:
-                return f"You already follow {author}."
-            if state is SubState.PENDING:
-                return f"Now following {author} (their server has not confirmed yet; posts arrive once it does)."
-            return f"Now following {author}"
-        if f.state is SubState.PENDING:
-            return f"{f.user}'s blog is protected: your request is waiting for their approval."
+        f = await self.follows.follow(actor, rest)
         if f.already:
             return f"You already follow {f.user}."
+        if f.state is SubState.PENDING:
+            if f.remote:
+                return f"Now following {f.user} (their server has not confirmed yet; posts arrive once it does)."
+            return f"{f.user}'s blog is protected: your request is waiting for their approval."
         return f"Now following {f.user}"
 
     async def cmd_unfollow(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:
             return "Usage: unfollow JID"
-        try:
-            return f"You no longer follow {await self.social.unfollow(actor, rest)}"
-        except errors.Unsupported as exc:
-            if exc.feature != "federation" or self.remote is None:
-                raise
-            return f"You no longer follow {await self.remote.unfollow(actor, rest)}"
+        return f"You no longer follow {await self.follows.unfollow(actor, rest)}"
 
     async def cmd_following(self, actor: Actor, rest: str) -> str:
-        people = await self.social.following(actor)
+        people = await self.follows.following(actor)
         if not people:
             return "You follow nobody yet. Try: follow alice@example.org"
-        return "You follow: " + ", ".join(u + (" (pending)" if s is SubState.PENDING else "") for u, s in people)
+        return T.within_budget("You follow:", [u + (" (pending)" if s is SubState.PENDING else "")
+                                               for u, s in people])
 
     async def cmd_followers(self, actor: Actor, rest: str) -> str:
         people = await self.social.followers(actor)
         if not people:
             return "Nobody follows you yet."
-        return "Your followers: " + ", ".join(
-            u + (" (waiting for approval)" if s is SubState.PENDING else "") for u, s in people)
+        return T.within_budget("Your followers:", [u + (" (waiting for approval)" if s is SubState.PENDING else "")
+                                                   for u, s in people])
 
     async def cmd_timeline(self, actor: Actor, rest: str) -> str:
         n = int(rest) if rest else 20
         posts = await self.social.timeline(actor, n)
         if not posts:
             return "Your timeline is empty: follow someone (follow JID) or post something."
-        lines = []
-        for p in reversed(posts):
-            entry = T.entry_of(p.item.payload)
-            lines.append(T.line(T.author_of(entry) or p.item.publisher,
-                                T.plain_text(entry) if entry is not None else "", p.item.item_id))
-        return "\n".join(lines)
+        return T.within_budget("", [T.post_line(p) for p in reversed(posts)],
+                               more="… and {n} older (ask for fewer: timeline N)")
 
     # ------------------------------------------------------------ tracking and delivery
 
@@ -293,7 +246,7 @@ class ChatBot:
         pending = await self.social.pending_requests(actor)
         if not pending:
             return "No pending follow requests."
-        return "Waiting for your approval: " + ", ".join(pending) + " (approve JID / deny JID)"
+        return T.within_budget("Waiting for your approval (approve JID / deny JID):", pending)
 
     async def cmd_protect(self, actor: Actor, rest: str) -> str:
         if rest.casefold() not in ("on", "off"):
@@ -312,44 +265,39 @@ class ChatBot:
     async def cmd_unblock(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:
             return "Usage: unblock JID"
-        who, removed = await self.social.unblock(actor, rest)
+        [(who, removed)] = await self.social.unblock(actor, rest)
         return f"Unblocked {who}." if removed else f"{who} was not blocked."
 
     async def cmd_blocked(self, actor: Actor, rest: str) -> str:
         who = await self.social.blocked(actor)
-        return ("You block: " + ", ".join(who)) if who else "You block nobody."
+        return T.within_budget("You block:", who) if who else "You block nobody."
 
     async def cmd_report(self, actor: Actor, rest: str) -> str:
         target, _, why = rest.partition(" ")
-        if not target or self.moderation is None:
+        if not target:
             return "Usage: report JID [why] — tells the admins of this server about abuse."
-        who = await self.moderation.report(actor, target, "urn:xmpp:reporting:abuse", why.strip())
+        who = await self.moderation.report(actor, target, REPORT_ABUSE, why.strip())
         return f"Reported {who} to the administrators. To stop seeing them: block {who}"
 
     async def cmd_search(self, actor: Actor, rest: str) -> str:
-        found, total = await self.social.search(actor, rest, limit=10)
-        if not found:
+        found = await self.search.search(actor, rest, limit=10)
+        if not found.posts:
             return f"No public post matches {rest}."
-        lines = [f"{total} public post(s) match, newest first:"]
-        for p in found:
-            entry = T.entry_of(p.item.payload)
-            lines.append(f"{p.item.published:%Y-%m-%d %H:%M} "
-                         + T.line(T.author_of(entry) or p.item.publisher,
-                                  T.plain_text(entry) if entry is not None else "", p.item.item_id))
-        return "\n".join(lines)
+        lines = [f"{p.item.published:%Y-%m-%d %H:%M} " + T.post_line(p) for p in found.posts]
+        return T.within_budget(f"{found.total_text} public post(s) match, newest first:", lines)
 
     async def cmd_whois(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:
             return "Usage: whois JID"
         w = await self.social.whois(actor, rest)
-        posts = f"{w.posts} post(s)" if w.posts is not None else f"over {PAGE_COUNT_CAP:,} posts"
-        parts = [f"{w.user}: blog {w.blog}", posts, f"{w.followers} follower(s)"]
+        parts = [f"{w.user}: blog {w.blog}"]
+        if w.followers is not None:
+            parts += [f"{w.posts} post(s)" if w.posts is not None else f"over {PAGE_COUNT_CAP:,} posts",
+                      f"{w.followers} follower(s)"]
         if w.access and w.access is not AccessModel.OPEN:
             parts.append(f"{w.access.value} blog")
         if w.latest is not None:
-            entry = T.entry_of(w.latest.payload)
-            parts.append("latest: " + (T.plain_text(entry) if entry is not None else "")
-                         + f" (#{T.short_id(w.latest.item_id)})")
+            parts.append("latest: " + T.clip(T.text_of(w.latest.payload)) + f" (#{T.short_id(w.latest.item_id)})")
         return " · ".join(parts)
 
     async def cmd_help(self, actor: Actor, rest: str) -> str:

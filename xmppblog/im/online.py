@@ -1,19 +1,34 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Who is online, from the presence the component receives (adapter layer).
 
-Implements core.ports.OnlineView. It is rebuilt after a restart by probing
-every contact whose presence we are subscribed to (im/roster.py).
+Implements core.ports.OnlineView. Only contacts whose presence we asked for are
+tracked (the roster adapter checks), and memory is bounded: at most
+MAX_RESOURCES resources per JID and MAX_JIDS JIDs, the least recently seen
+forgotten first. It is rebuilt after a restart by probing every contact whose
+presence we are subscribed to (im/roster.py).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
+MAX_JIDS = 100_000
+MAX_RESOURCES = 16
+
 
 class OnlineTracker:
-    def __init__(self) -> None:
-        self._resources: dict[str, set[str]] = {}
+    def __init__(self, max_jids: int = MAX_JIDS, max_resources: int = MAX_RESOURCES) -> None:
+        self._resources: OrderedDict[str, set[str]] = OrderedDict()
+        self.max_jids = max_jids
+        self.max_resources = max_resources
 
     def available(self, bare: str, resource: str) -> None:
-        self._resources.setdefault(bare, set()).add(resource)
+        res = self._resources.pop(bare, set())
+        if resource in res or len(res) < self.max_resources:
+            res.add(resource)
+        self._resources[bare] = res
+        if len(self._resources) > self.max_jids:
+            self._resources.popitem(last=False)
 
     def unavailable(self, bare: str, resource: str) -> None:
         """A resource went offline.

@@ -2,7 +2,9 @@
 """Blocking with an abuse report (XEP-0191 + XEP-0377) sent to the service JID (adapter layer).
 
 `<block><item jid='…'><report reason='urn:xmpp:reporting:spam'>…` blocks the JID
-for the sender (like the `block` chat command) and files a report for admins.
+for the sender (like the `block` chat command) and files a report for admins,
+all items of one request in one transaction. Reports come from users of this
+server only, at most MAX_ITEMS per request (and spamguard limits the requests).
 """
 
 from __future__ import annotations
@@ -10,20 +12,18 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ..core import errors
-from ..core.moderation import Moderation
-from ..core.social import SocialService
+from ..core.social import Report, SocialService
+from ..protocol import NS_BLOCKING, NS_REPORTING
 from ..xmpp.component import BlogComponent, Request
 
-NS_BLOCKING = "urn:xmpp:blocking"
-NS_REPORTING = "urn:xmpp:reporting:1"
 B = f"{{{NS_BLOCKING}}}"
 R = f"{{{NS_REPORTING}}}"
+MAX_ITEMS = 20
 
 
 class BlockingAdapter:
-    def __init__(self, social: SocialService, moderation: Moderation) -> None:
+    def __init__(self, social: SocialService) -> None:
         self.social = social
-        self.moderation = moderation
 
     def register(self, component: BlogComponent) -> None:
         component.on_iq(NS_BLOCKING, "set", self.set_block)
@@ -33,18 +33,21 @@ class BlockingAdapter:
             raise errors.NodeNotFound("send blocks and reports to the service JID")
         if el.tag not in (B + "block", B + "unblock"):
             raise errors.BadRequest("expected <block/> or <unblock/>")
+        if not self.social.addr.is_local_user(req.actor.jid):
+            raise errors.Forbidden(f"blocks and reports here are for users of {self.social.addr.users_domain}")
         items = el.findall(B + "item")
         if not items or any(not i.get("jid") for i in items):
             raise errors.BadRequest("each <item/> needs a jid")
+        if len(items) > MAX_ITEMS:
+            raise errors.BadRequest(f"block at most {MAX_ITEMS} JIDs per request")
+        if el.tag == B + "unblock":
+            await self.social.unblock(req.actor, *(i.get("jid", "") for i in items))
+            return None
+        blocks = []
         for item in items:
-            jid = item.get("jid", "")
-            if el.tag == B + "unblock":
-                await self.social.unblock(req.actor, jid)
-                continue
-            await self.social.block(req.actor, jid)
             report = item.find(R + "report")
-            if report is not None:
-                text = report.find(R + "text")
-                await self.moderation.report(req.actor, jid, report.get("reason", ""),
-                                             (text.text or "") if text is not None else "")
+            text = report.find(R + "text") if report is not None else None
+            blocks.append((item.get("jid", ""), None if report is None else Report(
+                report.get("reason", ""), (text.text or "") if text is not None else "")))
+        await self.social.block_and_report(req.actor, blocks)
         return None

@@ -4,7 +4,8 @@
 subscribe -> follow (or pending on protected blogs); unsubscribe/unsubscribed
 -> unfollow; subscribed -> we now receive the contact's presence; probe ->
 the blog's presence if the contact may see it (never an 'unsubscribed' for
-a probe: DESIGN.md pitfalls); available/unavailable -> who is online.
+a probe: DESIGN.md pitfalls); available/unavailable -> who is online, for
+contacts whose presence we asked for only. The rules are core/roster.py's.
 """
 
 from __future__ import annotations
@@ -14,23 +15,23 @@ import logging
 import secrets
 
 from ..core import errors
+from ..core.following import FollowService
 from ..core.jid import parse
 from ..core.model import Actor
-from ..core.roster import AVAILABLE, presence
-from ..core.social import SocialService
+from ..core.roster import AVAILABLE, RosterService, presence
 from ..pubsub.notify import render
 from ..xmpp.component import BlogComponent, Request
-from .commands import RemoteFollowing
 from .online import OnlineTracker
 
 log = logging.getLogger(__name__)
 
 
 class RosterAdapter:
-    def __init__(self, social: SocialService, component: BlogComponent, online: OnlineTracker,
-                 remote: RemoteFollowing | None = None) -> None:
-        self.social = social
-        self.remote = remote
+    def __init__(self, roster: RosterService, follows: FollowService, component: BlogComponent,
+                 online: OnlineTracker) -> None:
+        self.roster = roster
+        self.follows = follows
+        self.addr = roster.addr
         self.component = component
         self.online = online
 
@@ -47,48 +48,48 @@ class RosterAdapter:
         ptype = req.xml.get("type", "available")
         sender = parse(req.sender)
         if ptype in ("available", "unavailable"):
-            if ptype == "available":
-                self.online.available(sender.bare, sender.resource)
-            else:
+            if ptype == "unavailable":
                 self.online.unavailable(sender.bare, sender.resource)
+            elif self.online.is_online(sender.bare) or await self.roster.wants_presence_of(sender.bare):
+                self.online.available(sender.bare, sender.resource)
             return
         blog = req.to
-        remote = self.social.addr.remote_of(blog)
+        remote = self.addr.remote_of(blog)
         if remote is not None:
             await self._proxy(req, blog, remote, ptype, sender.bare)
             return
-        if blog != self.social.addr.service_jid and self.social.addr.owner_of(blog) is None:
+        if blog != self.addr.service_jid and self.addr.owner_of(blog) is None:
             return
         if ptype == "subscribe":
-            await self.social.contact_subscribe(blog, sender.bare)
+            await self.roster.contact_subscribe(blog, sender.bare)
         elif ptype == "subscribed":
-            await self.social.contact_subscribed(blog, sender.bare, True)
+            await self.roster.contact_subscribed(blog, sender.bare, True)
         elif ptype == "unsubscribed":
-            await self.social.contact_subscribed(blog, sender.bare, False)
+            await self.roster.contact_subscribed(blog, sender.bare, False)
         elif ptype == "unsubscribe":
-            await self.social.contact_unsubscribe(blog, sender.bare)
+            await self.roster.contact_unsubscribe(blog, sender.bare)
         elif ptype == "probe":
-            status = await self.social.probe_answer(blog, sender.bare)
+            status = await self.roster.probe_answer(blog, sender.bare)
             if status is not None:
                 self._send(blog, req.sender, status=status)
 
     async def _proxy(self, req: Request, proxy: str, remote: str, ptype: str, contact: str) -> None:
         """Presence to a remote author's local address: adding it to the roster follows them."""
-        if self.remote is None or not self.social.addr.is_local_user(contact):
+        if not self.addr.is_local_user(contact):
             return
         actor = Actor(contact)
         if ptype == "subscribe":
             try:
-                author, _, _ = await self.remote.follow(actor, remote)
+                followed = await self.follows.follow(actor, remote)
             except errors.BlogError as exc:
                 log.info("roster follow of %s refused for %s: %s", remote, contact, exc.text)
                 self._send(proxy, contact, "unsubscribed")
                 return
             self._send(proxy, contact, "subscribed")
-            self._send(proxy, contact, status=f"{author}'s microblog (via {self.social.addr.service_jid})")
+            self._send(proxy, contact, status=f"{followed.user}'s microblog (via {self.addr.service_jid})")
         elif ptype in ("unsubscribe", "unsubscribed"):
             with contextlib.suppress(errors.BlogError):  # not following: nothing to undo
-                await self.remote.unfollow(actor, remote)
+                await self.follows.unfollow(actor, remote)
             if ptype == "unsubscribe":
                 self._send(proxy, contact, "unsubscribed")
         elif ptype == "probe":
@@ -102,8 +103,8 @@ class RosterAdapter:
     async def _probe_all(self) -> None:
         """After (re)connecting: show the blog JIDs online again and ask who is online."""
         try:
-            audience = await self.social.presence_audience()
-            pairs = await self.social.presence_sources()
+            audience = await self.roster.presence_audience()
+            pairs = await self.roster.presence_sources()
         except Exception:
             log.exception("could not load the roster to announce presence")
             return

@@ -3,24 +3,29 @@
 
 A chat post becomes an Atom entry with its #hashtags as <category/> and its
 @user@domain mentions as <link rel='mentioned'/>; a stored entry becomes a
-readable chat body with a short post id to `reply`/`repost` to. Bodies are
-plain text: nothing a user wrote is interpreted as markup (T11).
+readable chat body with a short post id to `reply`/`repost` to, naming the
+author the post is attributed to (never what the entry claims). Bodies are
+plain text: nothing a user wrote is interpreted as markup (T11). Answers that
+list things (timelines, search results, followers) are cut at a byte budget
+and say how much was left out, so no answer nears the stanza limit.
 """
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
-from urllib.parse import unquote
+from collections.abc import Sequence
 
-from ..core.model import Marker, NodeRef, OutboxEvent
-from ..core.text import mentions
-from ..pubsub.xep_0277 import AtomDraft, author_of, entry_of, parse_entry, plain_text
-from ..xmpp.namespaces import NS_ATOM, NS_THR
+from ..core.model import FoundPost, Marker, OutboxEvent
+from ..core.text import hashtags, mentions
+from ..protocol import NS_ATOM, NS_THR
+from ..pubsub.xep_0277 import AtomDraft, entry_of, parse_entry, plain_text
 
 A = f"{{{NS_ATOM}}}"
-_HASHTAG = re.compile(r"(?<![\w&])#(\w[\w-]{0,63})", re.UNICODE)
 SHORT = 6
+#: characters of a post shown in a list (timeline, search, whois)
+LINE_CHARS = 300
+#: bytes of text one chat answer holds at most
+REPLY_BYTES = 16 * 1024
 
 
 def short_id(item_id: str) -> str:
@@ -42,7 +47,7 @@ def draft_from_text(text: str, max_bytes: int, in_reply_to: tuple[str, str] | No
     entry = ET.Element(A + "entry")
     title = ET.SubElement(entry, A + "title", {"type": "text"})
     title.text = text
-    for tag in dict.fromkeys(t.casefold() for t in _HASHTAG.findall(text)):
+    for tag in hashtags(text):
         ET.SubElement(entry, A + "category", {"term": tag})
     for jid in mentions(text):
         ET.SubElement(entry, A + "link", {"rel": "mentioned", "href": f"xmpp:{jid}"})
@@ -59,7 +64,7 @@ def im_body(ev: OutboxEvent) -> str:
     """The chat body of an IM_POST: who, why, the text and the short id."""
     entry = entry_of(ev.payload or "")
     text = plain_text(entry) if entry is not None else ""
-    author = author_of(entry) or (ev.publisher or "")
+    author = ev.publisher or ""
     marker, _, word = (ev.subject or Marker.FOLLOW.value).partition(":")
     sid = f"#{short_id(ev.item_id or '')}"
     if marker == Marker.FOLLOW.value:
@@ -71,25 +76,33 @@ def im_body(ev: OutboxEvent) -> str:
     return f"{label} {author}: {text}\n{sid}"
 
 
-def atom_id(entry: ET.Element | None) -> str:
-    el = entry.find(A + "id") if entry is not None else None
-    return (el.text or "").strip() if el is not None else ""
+def text_of(payload: str) -> str:
+    entry = entry_of(payload)
+    return plain_text(entry) if entry is not None else ""
 
 
-def replies_node(entry: ET.Element | None) -> NodeRef | None:
-    """The comments node an entry names (<link rel='replies' href='xmpp:service?;node=…'/>)."""
-    if entry is None:
-        return None
-    for link in entry.findall(A + "link"):
-        href = link.get("href", "")
-        if link.get("rel") == "replies" and href.startswith("xmpp:") and ";node=" in href:
-            service, _, query = href[5:].partition("?")
-            params = dict(p.split("=", 1) for p in query.split(";") if "=" in p)
-            if "node" in params and service:
-                return NodeRef(unquote(service), unquote(params["node"]))
-    return None
+def clip(text: str, limit: int = LINE_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def line(author: str, text: str, item_id: str) -> str:
-    """One post as a line of a `timeline` or `whois` answer."""
-    return f"{author}: {text} (#{short_id(item_id)})"
+    """One post as a line of a `timeline`, `search` or `whois` answer."""
+    return f"{author}: {clip(text)} (#{short_id(item_id)})"
+
+
+def post_line(post: FoundPost) -> str:
+    return line(post.item.publisher, text_of(post.item.payload), post.item.item_id)
+
+
+def within_budget(head: str, lines: Sequence[str], budget: int = REPLY_BYTES, more: str = "… and {n} more") -> str:
+    """`head` and as many `lines` as fit in `budget` bytes, then how many were left out."""
+    out = [head] if head else []
+    used = len(head.encode())
+    for n, text in enumerate(lines):
+        size = len(text.encode()) + 1
+        if used + size > budget:
+            out.append(more.format(n=len(lines) - n))
+            break
+        out.append(text)
+        used += size
+    return "\n".join(out)

@@ -8,16 +8,16 @@ import xml.etree.ElementTree as ET
 
 from ..core import errors
 from ..core.model import NS_MICROBLOG, NodeRef, PageRequest
-from ..core.service import BlogService
+from ..core.pubsub import PubsubService
+from ..protocol import NS_VCARD
 from ..xmpp.component import BlogComponent, Request
 from .text import A, entry_of
 
-NS_VCARD = "vcard-temp"
 V = f"{{{NS_VCARD}}}"
 
 
 class VCardAdapter:
-    def __init__(self, service: BlogService) -> None:
+    def __init__(self, service: PubsubService) -> None:
         self.service = service
 
     def register(self, component: BlogComponent) -> None:
@@ -33,7 +33,8 @@ class VCardAdapter:
         name = owner.split("@")[0]
         with contextlib.suppress(errors.BlogError):  # protected or empty: the local part is all we say
             page = await self.service.get_items(req.actor, NodeRef(req.to, NS_MICROBLOG), page=PageRequest(max=1))
-            entry = entry_of(page.items[0].payload) if page.items else None
+            # the name the owner gives in their own posts (not a publisher affiliate's)
+            entry = entry_of(page.items[0].payload) if page.items and page.items[0].publisher == owner else None
             found = entry.find(f"{A}author/{A}name") if entry is not None else None
             if found is not None and found.text:
                 name = found.text

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 from ..core import errors as E
 from ..xmpp.component import error_element
-from ..xmpp.namespaces import NS_PUBSUB_ERRORS
+from ..protocol import NS_PUBSUB_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ ERRORS: dict[type[E.BlogError], tuple[str, str, str | None]] = {
     E.StorageUnavailable: ("wait", "internal-server-error", None),
     E.RemoteUnavailable: ("wait", "remote-server-timeout", None),
     E.NoMicroblog: ("cancel", "item-not-found", None),
+    # XEP-0060 §8.8.2.4: subscription changes the service refuses
+    E.SubscriptionsRefused: ("modify", "not-acceptable", None),
+    E.ResourceConstraint: ("wait", "resource-constraint", None),
+    E.DroppedEntry: ("modify", "not-acceptable", None),
 }
 
 

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
 from ..core import errors
-from ..xmpp.namespaces import NS_DATA
+from ..protocol import NS_DATA
 
 X = f"{{{NS_DATA}}}x"
 
@@ -32,6 +33,18 @@ def parse(x: ET.Element | None) -> tuple[str, dict[str, list[str]]]:
 def single(values: dict[str, list[str]], var: str) -> str | None:
     v = values.get(var)
     return v[0] if v else None
+
+
+_DECIMAL = re.compile(r"[0-9]{1,9}")
+
+
+def integer(value: str, what: str) -> int:
+    """A non-negative decimal written in ASCII digits (0..999999999): `int()` would also take
+    '١٢' or a thousand digits. Raises BadRequest otherwise."""
+    value = value.strip()
+    if not _DECIMAL.fullmatch(value):
+        raise errors.BadRequest(f"{what} must be a number from 0 to 999999999")
+    return int(value)
 
 
 def boolean(value: str, var: str) -> bool:

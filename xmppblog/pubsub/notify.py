@@ -27,7 +27,7 @@ from ..core import errors
 from ..core.model import EventKind, OutboxEvent
 from ..core.ports import Clock, UnitOfWorkFactory
 from ..xmpp.multicast import Multicast
-from ..xmpp.namespaces import NS_ADDRESS, NS_DATA, NS_PUBSUB_EVENT, NS_PUBSUB_SUB_AUTH
+from ..protocol import NS_ADDRESS, NS_DATA, NS_PUBSUB_EVENT, NS_PUBSUB_SUB_AUTH
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def render(ev: OutboxEvent, im_body: Callable[[OutboxEvent], str] | None = None)
 class OutboxSender:
     """Drains the outbox whenever woken, and once a second for retries."""
 
-    def __init__(self, uow: UnitOfWorkFactory, send: Callable[[str], bool], online: asyncio.Event,
+    def __init__(self, uow: UnitOfWorkFactory, send: Callable[[str, int | None], bool], online: asyncio.Event,
                  clock: Clock, batch: int = 500, max_stanza_bytes: int = 400 * 1024,
                  im_body: Callable[[OutboxEvent], str] | None = None,
                  is_remote: Callable[[str], bool] = lambda jid: False,
@@ -250,7 +250,8 @@ class OutboxSender:
             recipients = d.event.recipients
             template = render(d.event, self._im_body)
             sid = f"n{d.event_id}"
-            if recipients and self._too_large(template.address(max(recipients, key=len), sid)):
+            largest = len(template.address(max(recipients, key=len), sid).encode()) if recipients else 0
+            if largest > self.max_stanza_bytes:
                 log.error("outbox: notification too large, dropped for %d local recipient(s): event=%s",
                           len(recipients), d.event_id)
                 self.dropped += len(recipients)
@@ -259,7 +260,7 @@ class OutboxSender:
             done = 0
             while done < len(recipients):
                 chunk = recipients[done:done + self.bulk_chunk]
-                if not self._send(self._addressed(template, chunk, sid, done)):
+                if not self._send(*self._addressed(template, chunk, sid, done, largest)):
                     break
                 done += len(chunk)
                 if self._writable is not None:
@@ -281,12 +282,14 @@ class OutboxSender:
                   f" in {n} multicast stanza(s)" if (n := self.multicast_stanzas - multicast_before) else "")
         return count
 
-    def _addressed(self, template: Template, chunk: Sequence[str], sid: str, offset: int) -> str:
-        """The bytes handing `template` to `chunk`: multicast stanzas of the service's size when
-        the host offers multicast (messages only), else one stanza per recipient."""
+    def _addressed(self, template: Template, chunk: Sequence[str], sid: str, offset: int,
+                   largest: int) -> tuple[str, int]:
+        """The bytes handing `template` to `chunk`, and the size of their largest stanza: multicast
+        stanzas of the service's size when the host offers multicast (messages only), else one
+        stanza per recipient (the largest is `largest`)."""
         mc = self.multicast
         if mc is None or template.element != "message" or len(template.inner) > self.max_stanza_bytes // 2:
-            return template.bulk(chunk, sid)
+            return template.bulk(chunk, sid), largest
         now = asyncio.get_running_loop().time()
         if self._in_multicast and next(iter(self._in_multicast.values()))[0] < now - 120:
             self._in_multicast = {k: v for k, v in self._in_multicast.items() if v[0] >= now - 120}
@@ -297,7 +300,7 @@ class OutboxSender:
             self._in_multicast[stanza_id] = (now, mc.service, template, part)
             out.append(template.multicast(part, stanza_id, mc.service))
         self.multicast_stanzas += len(out)
-        return "".join(out)
+        return "".join(out), max(len(m.encode()) for m in out)
 
     def multicast_refused(self, stanza_id: str, sender: str, condition: str) -> bool:
         """The multicast service bounced one of our stanzas: send its recipients one stanza
@@ -310,7 +313,8 @@ class OutboxSender:
         log.warning("outbox: %s refused a multicast stanza (%s); sending its %d notification(s) one by one "
                     "and multicast off until reconnect", sender, condition, len(recipients))
         self.multicast = None
-        self._send(template.bulk(recipients, stanza_id))
+        self._send(template.bulk(recipients, stanza_id),
+                   len(template.address(max(recipients, key=len), stanza_id).encode()))
         return True
 
     async def _confirmed(self) -> bool:
@@ -322,7 +326,7 @@ class OutboxSender:
         return False
 
     def _too_large(self, stanza: str) -> bool:
-        return len(stanza) > self.max_stanza_bytes and len(stanza.encode()) > self.max_stanza_bytes
+        return len(stanza) > self.max_stanza_bytes // 4 and len(stanza.encode()) > self.max_stanza_bytes
 
     async def _drain_tracked(self) -> int:
         async with self._uow() as uow:
@@ -345,7 +349,7 @@ class OutboxSender:
                 self.dropped += 1
                 handed.append(d.row_id)
                 continue
-            if not self._send(stanza):
+            if not self._send(stanza, None):
                 break
             # Remote servers may bounce it later (federation/bounces.py): keep the row a while.
             (remote if self._is_remote(d.recipient) else handed).append(d.row_id)

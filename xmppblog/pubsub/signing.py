@@ -25,11 +25,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from ..core.ports import Clock, UnitOfWorkFactory
-from ..xmpp.namespaces import NS_XMPPBLOG
+from ..protocol import NS_XMPPBLOG
 
 log = logging.getLogger(__name__)
 
-NS_KEYS_NODE = "urn:xmppblog:keys:0"
 SIG = f"{{{NS_XMPPBLOG}}}signature"
 KEY = f"{{{NS_XMPPBLOG}}}key"
 

@@ -13,22 +13,24 @@ import xml.etree.ElementTree as ET
 from .. import __version__
 from ..core import errors
 from ..core.model import NS_MICROBLOG, NodeRef, PageRequest
-from ..core.service import BlogService
+from ..core.pubsub import PubsubService
 from ..xmpp.component import BlogComponent, Request
-from ..xmpp.namespaces import (
+from ..protocol import (
+    NS_BLOCKING,
     NS_COMMANDS,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    NS_KEYS_NODE,
     NS_PING,
     NS_PUBSUB,
     NS_PUBSUB_GET_PENDING,
     NS_PUBSUB_META_DATA,
+    NS_REPORTING,
     NS_RSM,
     NS_VERSION,
     NS_XMPPBLOG,
 )
 from . import forms
-from .signing import NS_KEYS_NODE
 from .xep_0050 import ADMIN_COMMANDS
 
 DI = f"{{{NS_DISCO_INFO}}}"
@@ -50,7 +52,7 @@ BLOG_FEATURES = (
     *(f"{NS_PUBSUB}#{f}" for f in PUBSUB_FEATURES),
 )
 SERVICE_FEATURES = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PING, NS_VERSION, NS_XMPPBLOG, NS_COMMANDS,
-                    "urn:xmpp:blocking", "urn:xmpp:reporting:1")
+                    NS_BLOCKING, NS_REPORTING)
 
 
 def _info(identities: list[tuple[str, str, str]], features: tuple[str, ...],
@@ -67,7 +69,7 @@ def _info(identities: list[tuple[str, str, str]], features: tuple[str, ...],
 
 
 class DiscoAdapter:
-    def __init__(self, service: BlogService, admins: frozenset[str] = frozenset()) -> None:
+    def __init__(self, service: PubsubService, admins: frozenset[str] = frozenset()) -> None:
         self.service = service
         self.service_jid = service.addr.service_jid
         self.admins = admins

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import secrets
 import xml.etree.ElementTree as ET
-from typing import Protocol
 
 from ..core import errors
-from ..core.model import Actor, NodeRef
+from ..core.model import NodeRef
 from ..core.moderation import Moderation
-from ..core.service import BlogService, xmpp_uri
-from ..core.social import FoundPost
+from ..core.pubsub import PubsubService
+from ..core.search import SearchService
+from ..core.uri import xmpp_uri
+from ..protocol import NS_COMMANDS, NS_DATA, NS_PUBSUB_GET_PENDING, NS_PUBSUB_SUB_AUTH
 from ..spamguard.guard import Guard
 from ..xmpp.component import BlogComponent, Request
-from ..xmpp.namespaces import NS_COMMANDS, NS_DATA, NS_PUBSUB_GET_PENDING, NS_PUBSUB_SUB_AUTH
 from . import forms
-from .xep_0277 import author_of, entry_of, plain_text
+from .xep_0277 import entry_of, plain_text
+
+#: characters of a post's text in a search result form
+RESULT_TEXT = 300
 
 C = f"{{{NS_COMMANDS}}}"
 
@@ -39,14 +42,8 @@ ADMIN_COMMANDS = {
 SEARCH_COMMAND = "xmppblog#search"
 
 
-class Searcher(Protocol):
-    async def search(self, actor: Actor, query: str, limit: int = 10, offset: int = 0,
-                     by_relevance: bool = False) -> tuple[list[FoundPost], int]: ...
-
-
 class CommandsAdapter:
-    def __init__(self, service: BlogService, moderation: Moderation | None = None,
-                 guard: Guard | None = None, search: Searcher | None = None) -> None:
+    def __init__(self, service: PubsubService, moderation: Moderation, guard: Guard, search: SearchService) -> None:
         self.service = service
         self.search = search
         self.moderation = moderation
@@ -57,9 +54,9 @@ class CommandsAdapter:
 
     async def set_command(self, req: Request, cmd: ET.Element) -> ET.Element:
         node = cmd.get("node", "")
-        if req.to == self.service.addr.service_jid and node == SEARCH_COMMAND and self.search is not None:
+        if req.to == self.service.addr.service_jid and node == SEARCH_COMMAND:
             return await self.search_command(req, cmd)
-        if req.to == self.service.addr.service_jid and node in ADMIN_COMMANDS and self.moderation:
+        if req.to == self.service.addr.service_jid and node in ADMIN_COMMANDS:
             return await self.admin_command(req, cmd, node)
         if node != NS_PUBSUB_GET_PENDING or req.to == self.service.addr.service_jid:
             raise errors.NodeNotFound(f"no command {node[:64]!r} here")
@@ -99,7 +96,6 @@ class CommandsAdapter:
     # ------------------------------------------------------------ admin commands
 
     async def admin_command(self, req: Request, cmd: ET.Element, node: str) -> ET.Element:
-        assert self.moderation is not None
         if not self.moderation.is_admin(req.actor):
             raise errors.Forbidden("only the administrators of this server may run this command")
         sessionid = cmd.get("sessionid") or secrets.token_hex(8)
@@ -122,33 +118,35 @@ class CommandsAdapter:
             domain = forms.single(values, "domain") or ""
             on = (forms.single(values, "action") or "add") == "add"
             d, changed = await self.moderation.set_domain(req.actor, domain, policy, on)
-            if self.guard is not None:
-                self.guard.apply_domain_policies(await self.moderation.domain_policies())
+            self.guard.apply_domain_policies(await self.moderation.domain_policies())
             return self._done(out, f"{'Added' if on else 'Removed'} {d} {'to' if on else 'from'} the {policy} list"
                                    + ("." if changed else " (no change)."))
         if node == "xmppblog#domains":
             policies = await self.moderation.domain_policies()
             lines = [f"{p}: {d}" for d, p in policies] or ["No run-time domain list entries."]
-            if self.guard is not None:
-                allowed = sorted(self.guard.allowed) or "all"
-                lines.append(f"in force: blocked {sorted(self.guard.blocked)}, allowed {allowed}")
+            allowed = sorted(self.guard.allowed) or "all"
+            lines.append(f"in force: blocked {sorted(self.guard.blocked)}, allowed {allowed}")
             return self._done(out, "\n".join(lines))
         if node == "xmppblog#reports":
-            reports = await self.moderation.reports(req.actor)
-            lines = [f"{at:%Y-%m-%d %H:%M} {who} reported {target} ({reason}) {text}".rstrip()
-                     for who, target, reason, text, at in reports]
+            reporters = await self.moderation.reporters(req.actor)
+            latest = await self.moderation.reports(req.actor, 10)
+            lines = [f"{who}: {n} report(s) about {targets} JID(s), latest {at:%Y-%m-%d %H:%M}"
+                     for who, n, targets, at in reporters]
+            if latest:
+                lines.append("latest reports:")
+                lines += [f"  {at:%Y-%m-%d %H:%M} {who} reported {target} ({reason}) {text[:200]}".rstrip()
+                          for who, target, reason, text, at in latest]
             return self._done(out, "\n".join(lines) or "No reports.")
         # spamguard-stats
         drops = await self.moderation.drops(req.actor)
         lines = [f"{n} × {reason} from {domain}" for reason, domain, n, _ in drops[:30]]
-        if self.guard is not None:
-            lines.append(f"since start: {sum(self.guard.drops.values())} refused; most recent:")
-            lines += [f"  {reason} {origin}" for _, reason, origin in list(self.guard.recent)[-10:]]
-        return self._done(out, "\n".join(lines) or "Nothing was refused.")
+        lines.append(f"since start: {sum(self.guard.drops.values())} refused; most recent:")
+        lines += [f"  {reason} {origin}" for _, reason, origin in list(self.guard.recent)[-10:]]
+        return self._done(out, "\n".join(lines))
 
     async def search_command(self, req: Request, cmd: ET.Element) -> ET.Element:
-        """Search public posts: a form, then results as a XEP-0004 multi-item form (author, date, id)."""
-        assert self.search is not None
+        """Search public posts: a form, then results as a XEP-0004 multi-item form (author, date, id),
+        each text clipped and the list cut at the page byte budget."""
         sessionid = cmd.get("sessionid") or secrets.token_hex(8)
         out = ET.Element(C + "command", {"node": SEARCH_COMMAND, "sessionid": sessionid})
         x = cmd.find(forms.X)
@@ -165,21 +163,26 @@ class CommandsAdapter:
                               [("newest", "Newest first"), ("relevance", "Most relevant first")]).el)
             return out
         _, values = forms.parse(x)
-        found, total = await self.search.search(req.actor, forms.single(values, "query") or "", 20, 0,
-                                                forms.single(values, "order") == "relevance")
+        found = await self.search.search(req.actor, forms.single(values, "query") or "", 20, 0,
+                                         forms.single(values, "order") == "relevance")
         result = ET.Element(forms.X, {"type": "result"})
-        ET.SubElement(result, f"{{{NS_DATA}}}title").text = f"{total} public post(s)"
+        ET.SubElement(result, f"{{{NS_DATA}}}title").text = f"{found.total_text} public post(s)"
         reported = ET.SubElement(result, f"{{{NS_DATA}}}reported")
         for var, label in (("author", "Author"), ("published", "Date"), ("id", "Post id"),
                            ("text", "Text"), ("uri", "Link")):
             ET.SubElement(reported, f"{{{NS_DATA}}}field", {"var": var, "label": label})
-        for p in found:
-            item = ET.SubElement(result, f"{{{NS_DATA}}}item")
+        used = 0
+        for p in found.posts:
             entry = entry_of(p.item.payload)
-            for var, value in (("author", author_of(entry) or p.item.publisher),
-                               ("published", p.item.published.isoformat(timespec="seconds")),
-                               ("id", p.item.item_id), ("text", plain_text(entry) if entry is not None else ""),
-                               ("uri", xmpp_uri(p.ref.service, p.ref.node, p.item.item_id))):
+            text = plain_text(entry) if entry is not None else ""
+            values = (("author", p.item.publisher), ("published", p.item.published.isoformat(timespec="seconds")),
+                      ("id", p.item.item_id), ("text", text[:RESULT_TEXT]),
+                      ("uri", xmpp_uri(p.ref.service, p.ref.node, p.item.item_id)))
+            used += sum(len(v.encode()) for _, v in values) + 200
+            if used > self.service.limits.max_page_bytes:
+                break
+            item = ET.SubElement(result, f"{{{NS_DATA}}}item")
+            for var, value in values:
                 f = ET.SubElement(item, f"{{{NS_DATA}}}field", {"var": var})
                 ET.SubElement(f, f"{{{NS_DATA}}}value").text = value
         out.set("status", "completed")

@@ -7,21 +7,14 @@ import xml.etree.ElementTree as ET
 
 from ..core import errors
 from ..core.model import Page, PageRequest
-from ..xmpp.namespaces import NS_RSM
+from ..protocol import NS_RSM
+from . import forms
 
 R = f"{{{NS_RSM}}}"
 
 
 def _int(el: ET.Element | None, what: str) -> int | None:
-    if el is None:
-        return None
-    try:
-        value = int((el.text or "").strip())
-    except ValueError:
-        raise errors.BadRequest(f"RSM <{what}/> must be a non-negative integer") from None
-    if value < 0:
-        raise errors.BadRequest(f"RSM <{what}/> must be a non-negative integer")
-    return value
+    return None if el is None else forms.integer(el.text or "", f"RSM <{what}/>")
 
 
 def parse(parent: ET.Element) -> PageRequest | None:

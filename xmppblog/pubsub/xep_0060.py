@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""XEP-0060 Publish-Subscribe adapter: <pubsub/> requests -> BlogService calls (adapter layer).
+"""XEP-0060 Publish-Subscribe adapter: <pubsub/> requests -> PubsubService calls (adapter layer).
 
 Dispatch is on (owner namespace?, iq type, action element), in the style of
 Prosody's pubsub.lib.lua; each handler is named by its key (`set_publish`,
@@ -16,28 +16,32 @@ from xml.sax.saxutils import quoteattr
 
 from ..core import errors
 from ..core.model import NS_MICROBLOG, AccessModel, NodeConfig, NodeRef, Page, PageRequest
-from ..core.service import BlogService, Limits
-from ..xmpp.component import BlogComponent, RawXml, Request
-from ..xmpp.namespaces import (
+from ..core.pubsub import Limits, PubsubService
+from ..protocol import (
+    NS_KEYS_NODE,
+    NS_NICK,
     NS_PUBSUB,
     NS_PUBSUB_NODE_CONFIG,
     NS_PUBSUB_OWNER,
     NS_PUBSUB_PUBLISH_OPTIONS,
     NS_PUBSUB_SUB_AUTH,
+    NS_RSM,
 )
+from ..xmpp.component import FORM, BlogComponent, RawXml, Request
 from . import forms, xep_0059
-from .signing import NS_KEYS_NODE, Signer
+from .signing import Signer
 from .xep_0277 import parse_entry
 
 log = logging.getLogger(__name__)
 
-NS_NICK = "http://jabber.org/protocol/nick"
 P = f"{{{NS_PUBSUB}}}"
+#: entries of an owner list (subscriptions, affiliations) per page when the owner asks for no RSM max
+OWNER_PAGE = 200
 PO = f"{{{NS_PUBSUB_OWNER}}}"
 
 Handler = Callable[[Request, ET.Element, ET.Element], Awaitable[ET.Element | None]]
 
-ACCESS_LABELS = (("open", "Anyone"), ("presence", "Contacts with a presence subscription"),
+ACCESS_LABELS = (("open", "Anyone"), ("presence", "Contacts the owner approved"),
                  ("authorize", "Approved subscribers"), ("whitelist", "Only listed members"))
 
 
@@ -74,8 +78,8 @@ def config_changes(values: dict[str, list[str]], limits: Limits, strict: bool) -
                 out["max_items"] = limits.max_items_per_node
             else:
                 try:
-                    out["max_items"] = int(v)
-                except ValueError:
+                    out["max_items"] = forms.integer(v, "pubsub#max_items")
+                except errors.BadRequest:
                     raise errors.InvalidOptions("pubsub#max_items must be a number or 'max'") from None
         elif var == "pubsub#notify_retract":
             out["notify_retract"] = forms.boolean(v, var)
@@ -124,7 +128,7 @@ def page_xml(node: str, page: Page, with_rsm: bool) -> RawXml:
 class PubsubAdapter:
     """Routes <pubsub/> and <pubsub xmlns='…#owner'/> IQs to the service."""
 
-    def __init__(self, service: BlogService, signer: Signer | None = None) -> None:
+    def __init__(self, service: PubsubService, signer: Signer) -> None:
         self.service = service
         self.limits = service.limits
         self.signer = signer
@@ -154,7 +158,7 @@ class PubsubAdapter:
         for iq_type in ("get", "set"):
             component.on_iq(NS_PUBSUB, iq_type, self._dispatch_user)
             component.on_iq(NS_PUBSUB_OWNER, iq_type, self._dispatch_owner)
-        component.on_message(self.on_message)
+        component.on_message(FORM, self.on_message)
 
     async def _dispatch_user(self, req: Request, pubsub: ET.Element) -> ET.Element | None:
         return await self._dispatch(req, pubsub, self._user, P)
@@ -168,8 +172,7 @@ class PubsubAdapter:
             raise errors.BadRequest("expected a <pubsub/> element")
         if req.to == self.service.addr.service_jid:
             items = pubsub.find(P + "items")
-            if (self.signer is not None and req.stanza["type"] == "get" and items is not None
-                    and items.get("node") == NS_KEYS_NODE):
+            if req.stanza["type"] == "get" and items is not None and items.get("node") == NS_KEYS_NODE:
                 return self._keys()
             if not any(c.get("node") == NS_MICROBLOG for c in pubsub) and pubsub.find(P + "subscriptions") is None:
                 raise errors.NodeNotFound(
@@ -222,8 +225,8 @@ class PubsubAdapter:
             raise errors.ItemRequired("retract needs <item id='…'/>")
         notify = el.get("notify")
         flag = None if notify is None else notify in ("1", "true")
-        for item in items:
-            await self.service.retract(req.actor, ref, item.get("id", ""), flag)
+        # XEP-0060 §7.2: several items are retracted together, or none of them
+        await self.service.retract(req.actor, ref, [item.get("id", "") for item in items], flag)
         return None
 
     async def set_subscribe(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
@@ -267,19 +270,13 @@ class PubsubAdapter:
             raise errors.ItemRequired("<item/> in an items request needs an id")
         max_items = None
         if el.get("max_items") is not None:
-            try:
-                max_items = int(el.get("max_items", ""))
-            except ValueError:
-                raise errors.BadRequest("max_items must be a number") from None
-            if max_items < 0:
-                raise errors.BadRequest("max_items must be a number")
+            max_items = forms.integer(el.get("max_items", ""), "max_items")
         rsm = xep_0059.parse(pubsub)
         page = await self.service.get_items(req.actor, ref, ids, rsm or PageRequest(), max_items)
         return page_xml(ref.node, page, with_rsm=rsm is not None)
 
     def _keys(self) -> ET.Element:
         """This server's public signing keys (pubsub/signing.py), readable by anyone."""
-        assert self.signer is not None
         ps = ET.Element(P + "pubsub")
         items = ET.SubElement(ps, P + "items", {"node": NS_KEYS_NODE})
         for key_id, key in self.signer.key_items():
@@ -352,10 +349,34 @@ class PubsubAdapter:
     async def owner_get_subscriptions(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
         ref = self._ref(req, el)
         subs = await self.service.get_subscriptions(req.actor, ref)
+        return self._owner_list(pubsub, "subscriptions", ref.node,
+                                [(s.jid, {"jid": s.jid, "subscription": s.state.value}) for s in subs])
+
+    def _owner_list(self, pubsub: ET.Element, what: str, node: str,
+                    entries: list[tuple[str, dict[str, str]]]) -> ET.Element:
+        """An owner list, a page at a time: RSM `max`/`after` when asked (by JID), else OWNER_PAGE
+        entries, and never more than the page byte budget; a partial list says so with an RSM <set/>."""
+        rsm = xep_0059.parse(pubsub) or PageRequest()
+        start = 0
+        if rsm.after:
+            keys = [k for k, _ in entries]
+            start = keys.index(rsm.after) + 1 if rsm.after in keys else len(entries)
+        size = min(rsm.max if rsm.max is not None else OWNER_PAGE, OWNER_PAGE * 5)
         ps = ET.Element(PO + "pubsub")
-        out = ET.SubElement(ps, PO + "subscriptions", {"node": ref.node})
-        for s in subs:
-            ET.SubElement(out, PO + "subscription", {"jid": s.jid, "subscription": s.state.value})
+        out = ET.SubElement(ps, PO + what, {"node": node})
+        used, shown = 0, []
+        for key, attrs in entries[start:start + size]:
+            used += sum(len(v) for v in attrs.values()) + 48
+            if shown and used > self.limits.max_page_bytes:
+                break
+            ET.SubElement(out, PO + what[:-1], attrs)
+            shown.append(key)
+        if shown and (start or len(shown) < len(entries) or pubsub.find(f"{{{NS_RSM}}}set") is not None):
+            s = ET.SubElement(ps, f"{{{NS_RSM}}}set")
+            first = ET.SubElement(s, f"{{{NS_RSM}}}first", {"index": str(start)})
+            first.text = shown[0]
+            ET.SubElement(s, f"{{{NS_RSM}}}last").text = shown[-1]
+            ET.SubElement(s, f"{{{NS_RSM}}}count").text = str(len(entries))
         return ps
 
     async def owner_set_subscriptions(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
@@ -370,11 +391,8 @@ class PubsubAdapter:
     async def owner_get_affiliations(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
         ref = self._ref(req, el)
         affs = await self.service.get_affiliations(req.actor, ref)
-        ps = ET.Element(PO + "pubsub")
-        out = ET.SubElement(ps, PO + "affiliations", {"node": ref.node})
-        for jid, aff in affs.items():
-            ET.SubElement(out, PO + "affiliation", {"jid": jid, "affiliation": aff.value})
-        return ps
+        return self._owner_list(pubsub, "affiliations", ref.node,
+                                [(jid, {"jid": jid, "affiliation": aff.value}) for jid, aff in affs.items()])
 
     async def owner_set_affiliations(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
         ref = self._ref(req, el)

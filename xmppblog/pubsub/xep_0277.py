@@ -17,7 +17,9 @@ from typing import Protocol
 
 from ..core import errors
 from ..core.model import Stamp
-from ..xmpp.namespaces import NS_ATOM, NS_THR
+from ..core.ports import EntryFacts
+from ..protocol import NS_ATOM, NS_THR
+from .sanitize import sanitize_entry
 
 A = f"{{{NS_ATOM}}}"
 MAX_ENTRY_DEPTH = 16
@@ -100,9 +102,18 @@ def entry_of(payload: str) -> ET.Element | None:
 
 
 def author_of(entry: ET.Element | None) -> str:
+    """The JID an entry's Atom author names, as written: a claim, never an attribution
+    (core/attribution.py decides whom remote content is shown as)."""
     uri = entry.find(f"{A}author/{A}uri") if entry is not None else None
     return (uri.text or "").removeprefix("xmpp:") if uri is not None else ""
 
+
+def link(entry: ET.Element | None, rel: str) -> str:
+    """The href of the entry's first <link rel=rel/>, or ''."""
+    for el in entry.findall(A + "link") if entry is not None else ():
+        if el.get("rel", "alternate") == rel:
+            return el.get("href", "")
+    return ""
 
 
 class AtomCodec:
@@ -128,10 +139,19 @@ class AtomCodec:
         except ET.ParseError:
             return ""
 
+    def facts(self, payload: str) -> EntryFacts:
+        entry = entry_of(payload)
+        if entry is None:
+            return EntryFacts("", "", "")
+        atom_id = entry.find(A + "id")
+        return EntryFacts(plain_text(entry), (atom_id.text or "").strip() if atom_id is not None else "",
+                          link(entry, "replies"))
+
     def render(self, draft: object, stamp: Stamp) -> str:
         assert isinstance(draft, AtomDraft)
         entry = copy.deepcopy(draft.entry)
         entry.tail = None
+        sanitize_entry(entry)  # XEP-0277 §Security: only safe markup is stored, signed and served
         title = entry.find(A + "title")
         if title is None or not _text(title):
             # RFC 4287 requires a title: derive it from the content.

@@ -3,47 +3,61 @@
 
 Two entry points:
 * `gate(kind, sender, action)` for every inbound stanza, before its adapter:
-  domain block/allow lists and token-bucket rate limits (per remote JID and
-  domain for events, per JID for subscribes and chat commands, per local user
-  for publishing);
+  domain block/allow lists and block lists (a domain's subdomains included),
+  and token buckets per JID and per registrable domain for every kind of
+  traffic that asks something of us: pubsub events, subscribe requests (by
+  XEP-0060 and by roster), publishes and comments, owner changes, block and
+  report requests, searches, chat;
 * `check(push)` for pubsub events: accepted only if this server holds an
   active, consented subscription to exactly that (sender JID, node), the sender
   being the node's own service as stamped by the host server (THREATS.md
-  facts 1-2, T1, T2, T7).
+  facts 1-2, T1, T2, T7), with a bounded number of items.
 Every refusal is logged and counted per reason and origin domain; the counts
 are flushed to the database (`xmppblog stats`). Drops are silent.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..core.jid import parse
 from .buckets import TokenBuckets
+from .domains import covered, registrable
+from .rtbl import BlockLists
 from .verdict import ACCEPT, Verdict, drop, reject
 
 log = logging.getLogger(__name__)
+
+#: a spammed-at service gets at most this many "unsubscribe us" requests a minute per domain
+TELL_TO_STOP_PER_MINUTE = 10
+#: (origin, node) pairs already told to stop, remembered this long
+TOLD_FOR_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
 class RemotePush:
     origin: str        # the sender's JID as stamped by the host server
     node: str
-    items: int         # number of items/retractions carried
+    items: int         # items and retractions carried, across every child of the event
     kind: str          # items | purge | delete | subscription
+    children: int = 1  # children of the <event/>: XEP-0060 events carry one
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     local_publishes_per_minute: int = 30
+    remote_publishes_per_minute: int = 10
+    remote_domain_publishes_per_minute: int = 60
     remote_events_per_minute: int = 120
     remote_domain_events_per_minute: int = 600
     subscribes_per_minute: int = 20
+    owner_changes_per_minute: int = 20
+    reports_per_minute: int = 10
+    searches_per_minute: int = 30
     im_commands_per_minute: int = 30
     max_items_per_event: int = 50
     blocked_domains: frozenset[str] = frozenset()
@@ -51,27 +65,51 @@ class Limits:
     over_limit: str = "policy-violation"  # or "drop"
 
 
+class _Rate:
+    """A per-JID and a per-registrable-domain bucket for one kind of traffic."""
+
+    def __init__(self, name: str, per_jid: int, per_domain: int, now: Callable[[], float]) -> None:
+        self.name = name
+        self.jid = TokenBuckets(per_jid, now)
+        self.domain = TokenBuckets(per_domain, now)
+
+    def take(self, bare: str, domain: str, local: bool) -> str | None:
+        """None if admitted, else the refusal reason. Local users have no domain bucket."""
+        # The JID's own bucket first: one flooding JID must not use up its domain's share.
+        if not self.jid.take(bare):
+            return f"rate-{self.name}" if local else f"rate-jid-{self.name}"
+        if not local and not self.domain.take(registrable(domain)):
+            return f"rate-domain-{self.name}"
+        return None
+
+
 class Guard:
     def __init__(self, consented: Callable[[str, str], Awaitable[bool]], local_domains: set[str],
-                 limits: Limits = Limits(), now: Callable[[], float] = time.monotonic) -> None:
+                 limits: Limits = Limits(), now: Callable[[], float] = time.monotonic,
+                 blocklists: BlockLists | None = None) -> None:
         self._consented = consented
         self.local_domains = local_domains
         self.limits = limits
         self.blocked = set(limits.blocked_domains)
         self.allowed = set(limits.allowed_domains)
-        self._events_jid = TokenBuckets(limits.remote_events_per_minute, now)
-        self._events_domain = TokenBuckets(limits.remote_domain_events_per_minute, now)
-        self._subscribes = TokenBuckets(limits.subscribes_per_minute, now)
-        # a whole remote domain may subscribe ten times as often as one of its JIDs
-        self._subscribes_domain = TokenBuckets(limits.subscribes_per_minute * 10, now)
-        self._commands = TokenBuckets(limits.im_commands_per_minute, now)
-        self._publishes = TokenBuckets(limits.local_publishes_per_minute, now)
+        self.blocklists = blocklists if blocklists is not None else BlockLists()
+        lim = limits
+        # remote traffic: a whole domain may send ten times what one of its JIDs may
+        self._rates = {
+            "event": _Rate("events", lim.remote_events_per_minute, lim.remote_domain_events_per_minute, now),
+            "subscribe": _Rate("subscribes", lim.subscribes_per_minute, lim.subscribes_per_minute * 10, now),
+            "publish": _Rate("publishes", lim.remote_publishes_per_minute, lim.remote_domain_publishes_per_minute,
+                             now),
+            "owner": _Rate("owner-changes", lim.owner_changes_per_minute, lim.owner_changes_per_minute * 10, now),
+            "report": _Rate("reports", lim.reports_per_minute, lim.reports_per_minute * 10, now),
+            "search": _Rate("searches", lim.searches_per_minute, lim.searches_per_minute * 10, now),
+            "chat": _Rate("commands", lim.im_commands_per_minute, lim.im_commands_per_minute * 10, now),
+        }
+        self._local_publishes = TokenBuckets(lim.local_publishes_per_minute, now)
+        self._tell_to_stop = TokenBuckets(TELL_TO_STOP_PER_MINUTE, now)
+        self._told: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.drops: Counter[tuple[str, str]] = Counter()
         self._unflushed: Counter[tuple[str, str]] = Counter()
-        #: real-time block list entries: sha256 hex of blocked bare JIDs and domains (RTBL items)
-        self.rtbl: set[str] = set()
-        #: (service, node) pairs whose items are block list entries
-        self.rtbl_sources: set[tuple[str, str]] = set()
         #: the most recent refusals, for admins: (monotonic time, reason, origin)
         self.recent: deque[tuple[float, str, str]] = deque(maxlen=50)
         self._now = now
@@ -84,9 +122,10 @@ class Guard:
     # ------------------------------------------------------------ every stanza
 
     def domain_refused(self, domain: str) -> bool:
+        """Is `domain` (or a parent of it) blocked, or outside a non-empty allow list?"""
         if domain in self.local_domains:
             return False
-        return domain in self.blocked or bool(self.allowed and domain not in self.allowed)
+        return covered(domain, self.blocked) or bool(self.allowed and not covered(domain, self.allowed))
 
     def gate(self, kind: str, sender: str, action: str) -> Verdict:
         """Admit one inbound stanza before its adapter sees it.
@@ -94,30 +133,27 @@ class Guard:
         Args:
             kind: iq | message | presence.
             sender: the sender's JID as stamped by the host server.
-            action: what it asks, e.g. 'pubsub:subscribe', 'pubsub:publish', 'chat', 'event'.
+            action: what it asks (xmpp/component.py classifies): event, subscribe, publish,
+                owner, report, search, chat, bounce, presence, iq…
         """
         j = parse(sender)
+        local = j.domain in self.local_domains
         if self.domain_refused(j.domain):
             return self._refuse(kind, j.domain, sender, "blocked-domain", "forbidden")
-        if self.rtbl and j.domain not in self.local_domains and (
-                sha256_hex(j.domain) in self.rtbl or sha256_hex(j.bare) in self.rtbl):
+        if not local and self.blocklists.blocks(j.bare, j.domain):
             return self._refuse(kind, j.domain, sender, "rtbl", "forbidden")
-        local_user = j.domain in self.local_domains
-        if action == "event" and not local_user:
-            # The JID's own bucket first: one flooding JID must not use up its domain's share.
-            if not self._events_jid.take(j.bare):
-                return self._refuse("message", j.domain, sender, "rate-jid-events", None)
-            if not self._events_domain.take(j.domain):
-                return self._refuse("message", j.domain, sender, "rate-domain-events", None)
-        elif action == "pubsub:subscribe" and not self._subscribes.take(j.bare):
-            return self._refuse(kind, j.domain, sender, "rate-subscribes", "policy-violation")
-        elif action == "pubsub:subscribe" and not local_user and not self._subscribes_domain.take(j.domain):
-            return self._refuse(kind, j.domain, sender, "rate-domain-subscribes", "policy-violation")
-        elif action == "pubsub:publish" and not self._publishes.take(j.bare):
-            return self._refuse(kind, j.domain, sender, "rate-publishes", "policy-violation")
-        elif action == "chat" and local_user and not self._commands.take(j.bare):
-            return self._refuse(kind, j.domain, sender, "rate-commands", "policy-violation")
-        return ACCEPT
+        if action == "publish" and local:
+            if not self._local_publishes.take(j.bare):
+                return self._refuse(kind, j.domain, sender, "rate-publishes", "policy-violation")
+            return ACCEPT
+        rate = self._rates.get(action)
+        if rate is None or (action == "event" and local):
+            return ACCEPT
+        reason = rate.take(j.bare, j.domain, local)
+        if reason is None:
+            return ACCEPT
+        # events are never answered (spam gets no echo); requests hear that they went over a limit
+        return self._refuse(kind, j.domain, sender, reason, None if action == "event" else "policy-violation")
 
     def _refuse(self, kind: str, domain: str, sender: str, reason: str, condition: str | None) -> Verdict:
         self._count(reason, domain, sender)
@@ -129,6 +165,8 @@ class Guard:
     # ------------------------------------------------------------ pubsub events
 
     async def check(self, push: RemotePush) -> Verdict:
+        if push.children > 1:
+            return self._drop(push, "many-children")  # XEP-0060 events carry one
         if self.limits.max_items_per_event and push.items > self.limits.max_items_per_event:
             return self._drop(push, "too-many-items")
         if parse(push.origin).resource:
@@ -137,6 +175,21 @@ class Guard:
         if not await self._consented(push.origin, push.node):
             return self._drop(push, "no-subscription")
         return ACCEPT
+
+    def may_tell_to_stop(self, origin: str, node: str) -> bool:
+        """A service that keeps pushing a node we do not follow gets one unsubscribe, in case it
+        holds a stale subscription of ours: once per (origin, node) an hour, and a few a minute
+        per domain, so spam gets no echo."""
+        now = self._now()
+        while self._told and next(iter(self._told.values())) < now - TOLD_FOR_SECONDS:
+            self._told.popitem(last=False)
+        key = (origin, node)
+        if key in self._told or not self._tell_to_stop.take(registrable(parse(origin).domain)):
+            return False
+        self._told[key] = now
+        if len(self._told) > 10_000:
+            self._told.popitem(last=False)
+        return True
 
     def _drop(self, push: RemotePush, reason: str) -> Verdict:
         self._count(reason, parse(push.origin).domain, push.origin)
@@ -156,18 +209,3 @@ class Guard:
     def take_unflushed(self) -> Counter[tuple[str, str]]:
         out, self._unflushed = self._unflushed, Counter()
         return out
-
-
-def sha256_hex(text: str) -> str:
-    """How RTBL items name what they block (as the XMPP community's block lists do)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def as_gate(guard: Guard) -> Callable[[str, str, str], str | None]:
-    """The component's gate hook: None admits, "" drops silently, else the condition to refuse with."""
-    def gate(kind: str, sender: str, action: str) -> str | None:
-        verdict = guard.gate(kind, sender, action)
-        if verdict.accepted:
-            return None
-        return verdict.condition or ""
-    return gate

@@ -9,6 +9,7 @@ requester sees a generic error).
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ from .tables import (
     NodeRow,
     OutboxEventRow,
     OutboxRow,
+    PeerKeyRow,
     RemoteSubscriptionRow,
     ReportRow,
     ServerKeyRow,
@@ -130,6 +132,12 @@ _DUE = (select(*_DELIVERY_COLS).join_from(_O, _E, _E.c.id == _O.c.event_id)
         .where(_O.c.next_at <= bindparam("at"), _O.c.sent_at.is_(None)).order_by(_O.c.id).limit(bindparam("limit")))
 _DELIVERY_BY_ID = select(*_DELIVERY_COLS).join_from(_O, _E, _E.c.id == _O.c.event_id).where(
     _O.c.id == bindparam("row_id"))
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern for ids starting with `prefix`: item ids are data, so LIKE's
+    metacharacters in them are escaped (T12)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _node(row: Any) -> Node:
@@ -212,9 +220,14 @@ class ItemRepo:
         # One statement: a full node (the public timeline always is) trims on every post.
         return list((await self.s.execute(_ITEM_TRIM, {"node_id": node.db_id, "keep": keep})).scalars())
 
-    async def ids_by_publisher(self, node: Node, publisher: str) -> Sequence[str]:
+    async def ids_with_prefix(self, node: Node, prefix: str) -> Sequence[str]:
+        pattern = _like_prefix(prefix)
         return list((await self.s.execute(select(ItemRow.item_id).where(
-            ItemRow.node_id == node.db_id, ItemRow.publisher == publisher))).scalars())
+            ItemRow.node_id == node.db_id, ItemRow.item_id.like(pattern, escape="\\")))).scalars())
+
+    async def ids_oldest_first(self, node: Node) -> Sequence[str]:
+        return list((await self.s.execute(select(ItemRow.item_id).where(ItemRow.node_id == node.db_id)
+                                          .order_by(ItemRow.id))).scalars())
 
     async def _pivot(self, node: Node, item_id: str) -> int:
         pk = (await self.s.execute(_ITEM_PK, {"node_id": node.db_id, "item_id": item_id})).scalar_one_or_none()
@@ -293,6 +306,10 @@ class SubscriptionRepo:
             SubscriptionRow.node_id == node.db_id, SubscriptionRow.jid == jid))
         return bool(res.rowcount)
 
+    async def count(self, node: Node, state: SubState) -> int:
+        return int((await self.s.execute(select(func.count()).select_from(SubscriptionRow).where(
+            SubscriptionRow.node_id == node.db_id, SubscriptionRow.state == state.value))).scalar_one())
+
     async def for_node(self, node: Node, state: SubState | None = None) -> Sequence[Subscription]:
         q = select(SubscriptionRow).where(SubscriptionRow.node_id == node.db_id)
         if state is not None:
@@ -344,9 +361,6 @@ class AffiliationRepo:
         if affiliation is not Affiliation.NONE:
             self.s.add(AffiliationRow(node_id=node.db_id, jid=jid, affiliation=affiliation.value))
             await self.s.flush()
-        if affiliation is Affiliation.OUTCAST:
-            await self.s.execute(delete(SubscriptionRow).where(
-                SubscriptionRow.node_id == node.db_id, SubscriptionRow.bare == jid))
 
     async def for_node(self, node: Node) -> dict[str, Affiliation]:
         rows = (await self.s.execute(select(AffiliationRow.jid, AffiliationRow.affiliation).where(
@@ -369,12 +383,12 @@ class ContactRepo:
         return bool((await self.s.execute(select(exists().where(
             ContactRow.blog == blog, ContactRow.contact == contact, ContactRow.subscribed)))).scalar())
 
-    async def set_presence(self, blog: str, contact: str, subscribed: bool) -> None:
-        res = await self.s.execute(update(ContactRow).where(
-            ContactRow.blog == blog, ContactRow.contact == contact).values(subscribed=subscribed))
-        if not res.rowcount:
-            self.s.add(ContactRow(blog=blog, contact=contact, subscribed=subscribed))
-            await self.s.flush()
+    async def of_blog(self, blog: str) -> Sequence[Contact]:
+        return await self._where(ContactRow.blog == blog)
+
+    async def wanted(self, contact: str) -> bool:
+        return bool((await self.s.execute(select(exists().where(
+            ContactRow.contact == contact, ContactRow.sub_to | ContactRow.pending_out)))).scalar())
 
     async def get(self, blog: str, contact: str) -> Contact:
         row = (await self.s.execute(select(ContactRow).where(
@@ -548,6 +562,13 @@ class StatsRepo:
         rows = (await self.s.execute(select(ReportRow).order_by(ReportRow.id.desc()).limit(limit))).scalars()
         return [(r.reporter, r.target, r.reason, r.text, utc(r.created_at)) for r in rows]
 
+    async def report_counts(self, limit: int) -> Sequence[tuple[str, int, int, datetime]]:
+        rows = (await self.s.execute(
+            select(ReportRow.reporter, func.count(), func.count(func.distinct(ReportRow.target)),
+                   func.max(ReportRow.created_at))
+            .group_by(ReportRow.reporter).order_by(func.max(ReportRow.id).desc()).limit(limit))).all()
+        return [(r, int(n), int(t), utc(at)) for r, n, t, at in rows]
+
 
 class KeyRepo:
     def __init__(self, s: AsyncSession) -> None:
@@ -565,6 +586,25 @@ class KeyRepo:
         await self.s.flush()
 
 
+class PeerKeyRepo:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
+
+    async def get(self, domain: str) -> dict[str, bytes] | None:
+        rows = (await self.s.execute(select(PeerKeyRow.key_id, PeerKeyRow.public_key)
+                                     .where(PeerKeyRow.domain == domain))).all()
+        return {k: base64.b64decode(v) for k, v in rows} if rows else None
+
+    async def pin(self, domain: str, keys: dict[str, bytes], at: datetime) -> None:
+        """Remember these keys of `domain` (added to those already pinned)."""
+        known = await self.get(domain) or {}
+        for key_id, raw in keys.items():
+            if key_id not in known:
+                self.s.add(PeerKeyRow(domain=domain, key_id=key_id, public_key=base64.b64encode(raw).decode(),
+                                      pinned_at=at))
+        await self.s.flush()
+
+
 class FeedRepo:
     """Read models across nodes (timelines, short ids, counts)."""
 
@@ -579,12 +619,16 @@ class FeedRepo:
             .where(ItemRow.node_id.in_(followed)).order_by(ItemRow.id.desc()).limit(limit))).all()
         return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
 
-    async def find(self, prefix: str, limit: int) -> Sequence[tuple[NodeRef, Item]]:
-        # Item ids are data: escape LIKE's metacharacters (T12).
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = (await self.s.execute(
-            select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
-            .where(ItemRow.item_id.like(pattern, escape="\\")).order_by(ItemRow.id.desc()).limit(limit))).all()
+    async def find(self, prefix: str, limit: int, service: str | None = None,
+                   follower: str | None = None) -> Sequence[tuple[NodeRef, Item]]:
+        q = (select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
+             .where(ItemRow.item_id.like(_like_prefix(prefix), escape="\\")))
+        if service is not None:
+            q = q.where(NodeRow.service == service)
+        if follower is not None:
+            q = q.where(ItemRow.node_id.in_(select(SubscriptionRow.node_id).where(
+                SubscriptionRow.bare == follower, SubscriptionRow.state == SubState.SUBSCRIBED.value)))
+        rows = (await self.s.execute(q.order_by(ItemRow.id.desc()).limit(limit))).all()
         return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
 
     async def latest(self, ref: NodeRef) -> Item | None:
@@ -744,6 +788,7 @@ class SqlUnitOfWork:
         self.remote = RemoteRepo(s)
         self.stats = StatsRepo(s)
         self.keys = KeyRepo(s)
+        self.peers = PeerKeyRepo(s)
         self.search = search_for_session(s)
         return self
 

@@ -2,128 +2,209 @@
 """Full-text search over public posts (storage layer): the one place where the
 SQLite (FTS5) and PostgreSQL (tsvector + GIN) implementations differ.
 
-Words and phrases go to the full-text index; hashtags, mentions and the
-author are exact filters on stored columns. All values are bound parameters;
-the FTS5 expression is built only from \\w+ words, each quoted (T12).
+Documents are rows of `search_docs` (one per post, keyed by its node and item
+id); words go to the full-text index (`search_text` on SQLite, the `tsv`
+column on PostgreSQL); hashtags, mentions and the author are rows of
+`search_terms`, read through a B-tree index. Queries are bounded: results
+newest first walk the index in id order and stop at the page, relevance is
+ranked among the newest RELEVANCE_WINDOW matches, counts stop at a cap, and
+on SQLite they run on a connection of their own in a worker thread, so a
+search never holds the event loop (the writers' connection stays on it).
+All values are bound parameters; the FTS5 expression is built only from
+\\w+ words, each quoted (T12).
 """
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ..core.model import NodeRef
 from ..core.search import SearchDoc, SearchQuery
 
+#: relevance is ranked among this many newest matches: bounded work for very common words
+RELEVANCE_WINDOW = 5000
 
-def _like(value: str) -> str:
-    return "% " + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + " %"
+def _terms(doc: SearchDoc) -> list[dict[str, str]]:
+    return ([{"kind": "t", "value": t} for t in doc.tags] + [{"kind": "m", "value": m} for m in doc.mentions]
+            + [{"kind": "a", "value": doc.author}])
 
 
-def _filters(q: SearchQuery, params: dict[str, Any]) -> list[str]:
+def _filters(q: SearchQuery, doc: str, params: dict[str, Any], start: int = 0) -> list[str]:
+    """`doc IN (…)` conditions for the exact filters (from the `start`-th), each an index range
+    of search_terms."""
     where = []
-    for i, tag in enumerate(q.tags):
-        params[f"tag{i}"] = _like(tag)
-        where.append(f"(' ' || tags || ' ') LIKE :tag{i} ESCAPE '\\'")
-    for i, jid in enumerate(q.mentions):
-        params[f"men{i}"] = _like(jid)
-        where.append(f"(' ' || mentions || ' ') LIKE :men{i} ESCAPE '\\'")
-    if q.author:
-        params["author"] = q.author
-        where.append("author = :author")
+    for i, (kind, value) in enumerate(_wanted(q)):
+        params[f"k{i}"], params[f"v{i}"] = kind, value
+        if i >= start:
+            where.append(f"{doc} IN (SELECT doc FROM search_terms WHERE kind = :k{i} AND value = :v{i})")
     return where
 
 
-class _Search:
-    table = ""
+def _wanted(q: SearchQuery) -> list[tuple[str, str]]:
+    return [("t", t) for t in q.tags] + [("m", m) for m in q.mentions] + ([("a", q.author)] if q.author else [])
 
+
+# ---------------------------------------------------------------- writes (in the unit of work)
+
+class SqliteSearch:
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
-
-    async def remove(self, ref: NodeRef, item_id: str | None = None, author: str | None = None) -> None:
-        sql = f"DELETE FROM {self.table} WHERE service = :service AND node = :node"
-        params: dict[str, Any] = {"service": ref.service, "node": ref.node}
-        if item_id is not None:
-            sql += " AND item_id = :item_id"
-            params["item_id"] = item_id
-        if author is not None:
-            sql += " AND author = :author"
-            params["author"] = author
-        await self.s.execute(text(sql), params)
-
-
-# Parsed once (one index write per post).
-_SQLITE_INDEX = text(
-    "INSERT INTO search_fts (text, tags, mentions, author, service, node, item_id, published) "
-    "VALUES (:text, :tags, :mentions, :author, :service, :node, :item_id, :published)")
-_POSTGRES_INDEX = text(
-    "INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
-    "VALUES (:service, :node, :item_id, :author, :published, :text, :tags, :mentions) "
-    "ON CONFLICT (service, node, item_id) DO UPDATE SET author = EXCLUDED.author, "
-    "published = EXCLUDED.published, text = EXCLUDED.text, tags = EXCLUDED.tags, "
-    "mentions = EXCLUDED.mentions")
-
-
-class SqliteSearch(_Search):
-    table = "search_fts"
 
     async def index(self, doc: SearchDoc, new: bool = False) -> None:
         if not new:  # an edit replaces its older version
             await self.remove(doc.ref, doc.item_id)
-        await self.s.execute(_SQLITE_INDEX, {
-            "text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions),
-            "author": doc.author, "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
-            "published": doc.published.isoformat()})
+        doc_id = (await self.s.execute(text(
+            "INSERT INTO search_docs (service, node, item_id, author, published) "
+            "VALUES (:service, :node, :item_id, :author, :published) RETURNING id"),
+            {"service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id, "author": doc.author,
+             "published": doc.published.isoformat()})).scalar_one()
+        await self.s.execute(text("INSERT INTO search_text (rowid, text) VALUES (:id, :text)"),
+                             {"id": doc_id, "text": doc.text})
+        await self.s.execute(text("INSERT INTO search_terms (doc, kind, value) VALUES (:doc, :kind, :value)"),
+                             [{"doc": doc_id, **t} for t in _terms(doc)])
 
-    async def search(self, q: SearchQuery, limit: int, offset: int) -> tuple[list[tuple[NodeRef, str]], int]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        where = _filters(q, params)
-        terms = [f'"{w}"' for w in q.words] + ['"' + " ".join(p) + '"' for p in q.phrases]
-        if terms:
-            params["match"] = "text : (" + " AND ".join(terms) + ")"
-            where.append("search_fts MATCH :match")
-        cond = " AND ".join(where) or "1"
-        order = "rank" if q.by_relevance and terms else "published DESC"
-        rows = (await self.s.execute(text(
-            f"SELECT service, node, item_id FROM search_fts WHERE {cond} ORDER BY {order} "
-            "LIMIT :limit OFFSET :offset"), params)).all()
-        total = (await self.s.execute(text(f"SELECT count(*) FROM search_fts WHERE {cond}"), params)).scalar_one()
-        return [(NodeRef(sv, n), i) for sv, n, i in rows], int(total)
+    async def remove(self, ref: NodeRef, item_id: str | None = None) -> None:
+        where = "service = :service AND node = :node" + (" AND item_id = :item_id" if item_id is not None else "")
+        params = {"service": ref.service, "node": ref.node, "item_id": item_id}
+        ids = list((await self.s.execute(text(f"SELECT id FROM search_docs WHERE {where}"), params)).scalars())
+        if not ids:
+            return
+        for at in range(0, len(ids), 500):
+            chunk = {f"d{n}": i for n, i in enumerate(ids[at:at + 500])}
+            marks = ", ".join(f":{k}" for k in chunk)
+            for table, key in (("search_terms", "doc"), ("search_text", "rowid"), ("search_docs", "id")):
+                await self.s.execute(text(f"DELETE FROM {table} WHERE {key} IN ({marks})"), chunk)
 
 
-class PostgresSearch(_Search):
-    table = "search_docs"
+class PostgresSearch:
+    def __init__(self, s: AsyncSession) -> None:
+        self.s = s
 
     async def index(self, doc: SearchDoc, new: bool = False) -> None:
-        await self.s.execute(_POSTGRES_INDEX, {
-            "text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions),
-            "author": doc.author, "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
-            "published": doc.published})
+        doc_id = (await self.s.execute(text(
+            "INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
+            "VALUES (:service, :node, :item_id, :author, :published, :text, :tags, :mentions) "
+            "ON CONFLICT (service, node, item_id) DO UPDATE SET author = EXCLUDED.author, "
+            "published = EXCLUDED.published, text = EXCLUDED.text, tags = EXCLUDED.tags, "
+            "mentions = EXCLUDED.mentions RETURNING id"),
+            {"text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions), "author": doc.author,
+             "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
+             "published": doc.published})).scalar_one()
+        if not new:
+            await self.s.execute(text("DELETE FROM search_terms WHERE doc = :doc"), {"doc": doc_id})
+        await self.s.execute(text("INSERT INTO search_terms (doc, kind, value) VALUES (:doc, :kind, :value)"),
+                             [{"doc": doc_id, **t} for t in _terms(doc)])
 
-    async def search(self, q: SearchQuery, limit: int, offset: int) -> tuple[list[tuple[NodeRef, str]], int]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        where = _filters(q, params)
-        tsq = []
-        if q.words:
-            params["words"] = " ".join(q.words)
-            tsq.append("plainto_tsquery('simple', :words)")
-        for i, phrase in enumerate(q.phrases):
-            params[f"ph{i}"] = " ".join(phrase)
-            tsq.append(f"phraseto_tsquery('simple', :ph{i})")
-        query = " && ".join(tsq)
-        if query:
-            where.append(f"tsv @@ ({query})")
-        cond = " AND ".join(where) or "TRUE"
-        order = f"ts_rank(tsv, {query}) DESC, published DESC" if q.by_relevance and query else "published DESC"
-        rows = (await self.s.execute(text(
-            f"SELECT service, node, item_id FROM search_docs WHERE {cond} ORDER BY {order} "
-            "LIMIT :limit OFFSET :offset"), params)).all()
-        total = (await self.s.execute(text(f"SELECT count(*) FROM search_docs WHERE {cond}"), params)).scalar_one()
-        return [(NodeRef(sv, n), i) for sv, n, i in rows], int(total)
+    async def remove(self, ref: NodeRef, item_id: str | None = None) -> None:
+        # search_terms rows go with their document (ON DELETE CASCADE)
+        sql = "DELETE FROM search_docs WHERE service = :service AND node = :node"
+        params: dict[str, Any] = {"service": ref.service, "node": ref.node}
+        if item_id is not None:
+            sql += " AND item_id = :item_id"
+            params["item_id"] = item_id
+        await self.s.execute(text(sql), params)
 
 
 def for_session(s: AsyncSession) -> SqliteSearch | PostgresSearch:
     return SqliteSearch(s) if s.bind.dialect.name == "sqlite" else PostgresSearch(s)
 
+
+# ---------------------------------------------------------------- reads (core.ports.SearchIndex)
+
+def _sqlite_sql(q: SearchQuery, limit: int, offset: int, cap: int) -> tuple[str, str, dict[str, Any]]:
+    """(page query, capped count query, parameters) for SQLite."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset, "cap": cap + 1, "window": RELEVANCE_WINDOW}
+    terms = [f'"{w}"' for w in q.words] + ['"' + " ".join(p) + '"' for p in q.phrases]
+    if terms:
+        params["match"] = " AND ".join(terms)
+        where = ["search_text MATCH :match"] + _filters(q, "search_text.rowid", params)
+        cond = " AND ".join(where)
+        if q.by_relevance:
+            page = (f"SELECT d.service, d.node, d.item_id FROM (SELECT rowid AS id, bm25(search_text) AS score "
+                    f"FROM search_text WHERE {cond} ORDER BY rowid DESC LIMIT :window) AS m "
+                    "JOIN search_docs d ON d.id = m.id ORDER BY m.score, m.id DESC LIMIT :limit OFFSET :offset")
+        else:
+            page = (f"SELECT d.service, d.node, d.item_id FROM search_text JOIN search_docs d "
+                    f"ON d.id = search_text.rowid WHERE {cond} ORDER BY search_text.rowid DESC "
+                    "LIMIT :limit OFFSET :offset")
+        count = f"SELECT count(*) FROM (SELECT 1 FROM search_text WHERE {cond} LIMIT :cap)"
+        return page, count, params
+    # filters only: the first one is an index range read newest first, the others narrow it
+    cond = " AND ".join(["t0.kind = :k0 AND t0.value = :v0"] + _filters(q, "t0.doc", params, start=1))
+    page = (f"SELECT d.service, d.node, d.item_id FROM search_terms t0 JOIN search_docs d ON d.id = t0.doc "
+            f"WHERE {cond} ORDER BY t0.doc DESC LIMIT :limit OFFSET :offset")
+    count = f"SELECT count(*) FROM (SELECT 1 FROM search_terms t0 WHERE {cond} LIMIT :cap)"
+    return page, count, params
+
+
+def _postgres_sql(q: SearchQuery, limit: int, offset: int, cap: int) -> tuple[str, str, dict[str, Any]]:
+    params: dict[str, Any] = {"limit": limit, "offset": offset, "cap": cap + 1, "window": RELEVANCE_WINDOW}
+    tsq = []
+    if q.words:
+        params["words"] = " ".join(q.words)
+        tsq.append("plainto_tsquery('simple', :words)")
+    for i, phrase in enumerate(q.phrases):
+        params[f"ph{i}"] = " ".join(phrase)
+        tsq.append(f"phraseto_tsquery('simple', :ph{i})")
+    query = " && ".join(tsq)
+    where = _filters(q, "id", params) + ([f"tsv @@ ({query})"] if query else [])
+    cond = " AND ".join(where)
+    if q.by_relevance and query:
+        page = (f"SELECT service, node, item_id FROM (SELECT service, node, item_id, id, ts_rank(tsv, {query}) "
+                f"AS score FROM search_docs WHERE {cond} ORDER BY id DESC LIMIT :window) AS m "
+                "ORDER BY score DESC, id DESC LIMIT :limit OFFSET :offset")
+    else:
+        page = (f"SELECT service, node, item_id FROM search_docs WHERE {cond} ORDER BY id DESC "
+                "LIMIT :limit OFFSET :offset")
+    count = f"SELECT count(*) FROM (SELECT 1 FROM search_docs WHERE {cond} LIMIT :cap) AS c"
+    return page, count, params
+
+
+class SearchReader:
+    """core.ports.SearchIndex: searches off the event loop.
+
+    SQLite: a read connection of its own, used by one worker thread at a time (WAL
+    lets it read while the writers' connection writes). PostgreSQL: its own session
+    on the shared engine (asyncpg never blocks the loop).
+    """
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self._engine = engine
+        self._sqlite_path = make_url(url).database if engine.dialect.name == "sqlite" else None
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    async def search(self, q: SearchQuery, limit: int, offset: int,
+                     count_cap: int) -> tuple[list[tuple[NodeRef, str]], int]:
+        if self._sqlite_path is not None:
+            page, count, params = _sqlite_sql(q, limit, offset, count_cap)
+            rows, total = await asyncio.to_thread(self._sqlite_query, page, count, params)
+        else:
+            page, count, params = _postgres_sql(q, limit, offset, count_cap)
+            async with AsyncSession(self._engine) as s:
+                rows = (await s.execute(text(page), params)).all()
+                total = (await s.execute(text(count), params)).scalar_one()
+        return [(NodeRef(sv, n), i) for sv, n, i in rows], int(total)
+
+    def _sqlite_query(self, page: str, count: str, params: dict[str, Any]) -> tuple[list[Any], int]:
+        with self._lock:
+            if self._conn is None:
+                self._conn = sqlite3.connect(self._sqlite_path or ":memory:", timeout=30,
+                                             check_same_thread=False)
+                self._conn.execute("PRAGMA query_only = ON")
+            rows = self._conn.execute(page, params).fetchall()
+            total = self._conn.execute(count, params).fetchone()[0]
+            return rows, total
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

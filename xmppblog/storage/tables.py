@@ -259,3 +259,17 @@ class ServerKeyRow(Base):
     public_key: Mapped[str] = mapped_column(Text)    # raw 32 bytes, base64
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PeerKeyRow(Base):
+    """Signing keys of other xmppblog servers, pinned when first seen (trust on first use):
+    once a domain signed, it must keep signing, with these keys or keys published beside them."""
+
+    __tablename__ = "peer_keys"
+    __table_args__ = (UniqueConstraint("domain", "key_id", name="uq_peer_keys_domain"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(String(1024))
+    key_id: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)   # raw 32 bytes, base64
+    pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -4,9 +4,16 @@
 `BlogComponent` is a slixmpp ComponentXMPP with slixmpp's own roster and
 presence automation switched off (DESIGN.md "Pitfalls": presence state is
 ours, in the database), a reconnect loop with capped backoff, and one router
-that hands each stanza to the adapter registered for its payload namespace.
-Every handler runs as a tracked task so that shutdown can wait for in-flight
-work. Any error escaping an adapter becomes a stanza error here, once.
+that classifies each stanza by its payload (an iq's namespace; a message's
+<event/>, form or body; a presence's type), asks the gate (spamguard) and
+hands it to the adapter registered for that kind. Every handler runs as a
+tracked task so that shutdown can wait for in-flight work. Any error escaping
+an adapter becomes a stanza error here, once.
+
+One way out: every byte written to the host passes `_out`, which refuses any
+stanza larger than `max_stanza_bytes` (the host would close our stream over
+512 KiB, THREATS.md fact 6); a reply that would not fit is answered with
+`resource-constraint` instead, so no request can take the service down.
 """
 
 from __future__ import annotations
@@ -28,7 +35,17 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from ..core import errors
 from ..core.jid import parse
 from ..core.model import Actor
-from .namespaces import NS_COMPONENT, NS_STANZAS
+from ..protocol import (
+    NS_BLOCKING,
+    NS_COMMANDS,
+    NS_COMPONENT,
+    NS_DATA,
+    NS_PUBSUB,
+    NS_PUBSUB_EVENT,
+    NS_PUBSUB_OWNER,
+    NS_STANZAS,
+)
+from ..spamguard.verdict import ACCEPT, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +81,13 @@ class RawXml(str):
 IqHandler = Callable[[Request, ET.Element], Awaitable["ET.Element | RawXml | None"]]
 StanzaHandler = Callable[[Request], Awaitable[None]]
 ErrorMapper = Callable[[errors.BlogError], ET.Element]
-#: (kind, sender, action) -> None to admit, "" to drop silently, or an XMPP condition to refuse with
-Gate = Callable[[str, str, str], str | None]
+#: (kind, sender, action) -> accept, drop silently, or reject with an XMPP condition (spamguard)
+Gate = Callable[[str, str, str], Verdict]
+
+
+def admit_all(kind: str, sender: str, action: str) -> Verdict:
+    """The gate of a component without spamguard (tests of the router alone)."""
+    return ACCEPT
 
 
 def error_element(etype: str, condition: str, text: str = "") -> ET.Element:
@@ -92,26 +114,44 @@ def shape_error(xml: ET.Element, max_depth: int = MAX_DEPTH) -> str | None:
     return None
 
 
-def _iq_action(ns: str, payload: ET.Element) -> str:
-    """'pubsub:publish', 'pubsub:subscribe', … for spamguard's rate limits."""
-    if ns.startswith("http://jabber.org/protocol/pubsub"):
+#: the kinds of message the router dispatches, by payload
+EVENT, FORM, CHAT = "event", "form", "chat"
+
+
+def iq_action(ns: str, payload: ET.Element, iq_type: str) -> str:
+    """What an iq asks, for spamguard's limits: publish, subscribe, owner, report, search, …"""
+    if ns == NS_PUBSUB:
         for child in payload:
-            return "pubsub:" + child.tag.rsplit("}", 1)[-1]
-    return ns
+            tag = child.tag.rsplit("}", 1)[-1]
+            if tag in ("publish", "subscribe", "retract"):
+                return tag
+    elif ns == NS_PUBSUB_OWNER and iq_type == "set":
+        return "owner"
+    elif ns == NS_BLOCKING and iq_type == "set":
+        return "report"
+    elif ns == NS_COMMANDS and payload.get("node", "").endswith("#search"):
+        return "search"
+    return "iq"
 
 
-def _stanza_action(xml: ET.Element) -> str:
+def message_kind(xml: ET.Element) -> str:
+    """How the router sees a message: a bounce, a pubsub event (whatever else it carries, and
+    wherever the <event/> is among its children), a submitted form, or a chat message."""
     if xml.get("type") == "error":
         # A bounce of what we sent (it echoes our event): not a push to rate-limit. A dead
         # server bounces a whole batch at once, and a dropped bounce is a lost retry.
         return "bounce"
-    for child in xml:
-        tag = child.tag.rsplit("}", 1)[-1]
-        if tag == "event":
-            return "event"
-        if tag == "body":
-            return "chat"
-    return xml.tag.rsplit("}", 1)[-1]
+    tags = {child.tag for child in xml}
+    if f"{{{NS_PUBSUB_EVENT}}}event" in tags:
+        return EVENT
+    if f"{{{NS_DATA}}}x" in tags:
+        return FORM
+    return CHAT
+
+
+def presence_action(xml: ET.Element) -> str:
+    """Subscription requests share the subscribe limits; other presences are 'presence'."""
+    return "subscribe" if xml.get("type") == "subscribe" else "presence"
 
 
 class InOrder:
@@ -140,13 +180,17 @@ class InOrder:
 
 class BlogComponent(slixmpp.ComponentXMPP):
     def __init__(self, jid: str, secret: str, host: str, port: int, error_for: ErrorMapper,
-                 max_reconnect_delay: float = 60.0) -> None:
+                 max_reconnect_delay: float = 60.0, gate: Gate = admit_all, max_depth: int = MAX_DEPTH,
+                 max_stanza_bytes: int = 400 * 1024) -> None:
         super().__init__(jid, secret, host, port)
-        #: maps a domain error to its <error/> (pubsub/errors.py, injected by app.py)
+        #: maps a domain error to its <error/> (pubsub/errors.py)
         self.error_for = error_for
-        #: admits or refuses each inbound stanza before its adapter (spamguard, injected by app.py)
-        self.gate: Gate = lambda kind, sender, action: None
-        self.max_depth = MAX_DEPTH
+        #: admits or refuses each inbound stanza before its adapter (spamguard)
+        self.gate = gate
+        self.max_depth = max_depth
+        self.max_stanza_bytes = max_stanza_bytes
+        #: stanzas we refused to write because they were too large (never sent)
+        self.oversize = 0
         self.enable_starttls = False
         self.enable_direct_tls = False
         self.enable_plaintext = True
@@ -154,8 +198,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self.online = asyncio.Event()
         self.stopping = False
         self._iq: dict[tuple[str, str], IqHandler] = {}
-        self._message: list[StanzaHandler] = []
-        self._message_error: list[StanzaHandler] = []
+        self._message: dict[str, list[StanzaHandler]] = {}
         self._presence: list[StanzaHandler] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_order = InOrder()
@@ -198,12 +241,13 @@ class BlogComponent(slixmpp.ComponentXMPP):
         """
         self._iq[(namespace, iq_type)] = handler
 
-    def on_message(self, handler: StanzaHandler) -> None:
-        self._message.append(handler)
+    def on_message(self, kind: str, handler: StanzaHandler) -> None:
+        """Route messages of one kind (EVENT, FORM, CHAT; see `message_kind`) to `handler`."""
+        self._message.setdefault(kind, []).append(handler)
 
     def on_message_error(self, handler: StanzaHandler) -> None:
         """Route <message type='error'/> (bounces of what we sent) to `handler`. Never answered."""
-        self._message_error.append(handler)
+        self.on_message("bounce", handler)
 
     def on_presence(self, handler: StanzaHandler) -> None:
         self._presence.append(handler)
@@ -300,13 +344,11 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self._spawn(iq, lambda: self._handle_iq(iq))
 
     def _spawn_message(self, msg: Any) -> None:
-        if msg.xml.get("type") == "error":
-            self._spawn(msg, lambda: self._handle_stanza(msg, self._message_error))
-        else:
-            self._spawn(msg, lambda: self._handle_stanza(msg, self._message))
+        kind = message_kind(msg.xml)
+        self._spawn(msg, lambda: self._handle_stanza(msg, kind, self._message.get(kind, [])))
 
     def _spawn_presence(self, pres: Any) -> None:
-        self._spawn(pres, lambda: self._handle_stanza(pres, self._presence))
+        self._spawn(pres, lambda: self._handle_stanza(pres, presence_action(pres.xml), self._presence))
 
     def _request(self, stanza: Any) -> Request:
         xml = stanza.xml
@@ -325,10 +367,11 @@ class BlogComponent(slixmpp.ComponentXMPP):
             if payload is None:
                 raise errors.BadRequest("an iq get/set needs exactly one payload element")
             ns = payload.tag[1:].split("}", 1)[0] if payload.tag.startswith("{") else ""
-            verdict = self.gate("iq", req.sender, _iq_action(ns, payload))
-            if verdict is not None:
-                self._reply_error(iq, error_element("auth" if verdict == "forbidden" else "wait",
-                                                    verdict or "policy-violation", "refused by policy"))
+            verdict = self.gate("iq", req.sender, iq_action(ns, payload, iq["type"]))
+            if not verdict.accepted:
+                condition = verdict.condition or "policy-violation"
+                self._reply_error(iq, error_element("auth" if condition == "forbidden" else "wait",
+                                                    condition, "refused by policy"))
                 return
             handler = self._iq.get((ns, iq["type"]))
             if handler is None:
@@ -346,15 +389,22 @@ class BlogComponent(slixmpp.ComponentXMPP):
             self._reply_error(iq, error_element("wait", "internal-server-error", "internal error"))
             return
         if isinstance(result, RawXml):
-            if not self.send_raw_stanza(
-                    f"<iq type='result' to={quoteattr(xml.get('from', ''))} from={quoteattr(xml.get('to', ''))}"
-                    f" id={quoteattr(xml.get('id', ''))}>{result}</iq>"):
-                log.warning("reply lost, not connected: to=%s id=%s", xml.get("from"), xml.get("id"))
+            data = (f"<iq type='result' to={quoteattr(xml.get('from', ''))} from={quoteattr(xml.get('to', ''))}"
+                    f" id={quoteattr(xml.get('id', ''))}>{result}</iq>")
+        else:
+            reply = self._reply_to(iq, "result")
+            if result is not None:
+                reply.append(result)
+            data = str(reply)
+        if not self.fits(data):
+            log.error("iq answer too large, refused: from=%s id=%s bytes=%d (limit %d)", xml.get("from"),
+                      xml.get("id"), len(data.encode()), self.max_stanza_bytes)
+            self.oversize += 1
+            self._reply_error(iq, error_element("wait", "resource-constraint",
+                                                "the answer is too large; ask for less (RSM max, fewer items)"))
             return
-        reply = self._reply_to(iq, "result")
-        if result is not None:
-            reply.append(result)
-        self._send(reply)
+        if not self.send_raw_stanza(data):
+            log.warning("reply lost, not connected: to=%s id=%s", xml.get("from"), xml.get("id"))
 
     @staticmethod
     def _reply_to(stanza: Any, rtype: str) -> Any:
@@ -365,17 +415,18 @@ class BlogComponent(slixmpp.ComponentXMPP):
         return stanza.__class__(stanza.stream, sto=xml.get("from"), sfrom=xml.get("to"), sid=xml.get("id"),
                                 stype=rtype)
 
-    async def _handle_stanza(self, stanza: Any, handlers: list[StanzaHandler]) -> None:
+    async def _handle_stanza(self, stanza: Any, action: str, handlers: list[StanzaHandler]) -> None:
         xml = stanza.xml
         try:
             req = self._request(stanza)
             problem = shape_error(xml, self.max_depth)
             if problem:
                 raise errors.BadRequest(f"stanza {problem}")
-            verdict = self.gate(stanza.name, req.sender, _stanza_action(xml))
-            if verdict is not None:
-                if verdict and stanza.name == "message" and xml.get("type") not in ("error", "headline"):
-                    self._reply_error(stanza, error_element("wait", verdict, "refused by policy"))
+            verdict = self.gate(stanza.name, req.sender, action)
+            if not verdict.accepted:
+                if (verdict.condition and stanza.name == "message"
+                        and xml.get("type") not in ("error", "headline")):
+                    self._reply_error(stanza, error_element("wait", verdict.condition, "refused by policy"))
                 return
             for handler in handlers:
                 await handler(req)
@@ -401,6 +452,27 @@ class BlogComponent(slixmpp.ComponentXMPP):
             log.warning("reply lost, not connected: to=%s id=%s", stanza["to"], stanza["id"])
             return
         stanza.send()
+
+    # ------------------------------------------------------------ the one way out
+
+    def fits(self, data: str) -> bool:
+        """Is this one stanza small enough to send (at most `max_stanza_bytes`)?"""
+        return len(data) <= self.max_stanza_bytes // 4 or len(data.encode("utf-8")) <= self.max_stanza_bytes
+
+    def _out(self, data: str | bytes, largest: int) -> bool:
+        """Write to the host, unless a stanza in `data` (the largest is `largest` bytes) is over the limit."""
+        if largest > self.max_stanza_bytes:
+            self.oversize += 1
+            log.error("stanza too large, not sent: bytes=%d limit=%d start=%r", largest, self.max_stanza_bytes,
+                      (data[:120] if isinstance(data, str) else data[:120].decode(errors="replace")))
+            return False
+        super().send_raw(data)
+        return True
+
+    def send_raw(self, data: str | bytes) -> None:
+        """slixmpp writes every stanza it builds here (replies, our requests): one stanza per call."""
+        size = len(data) if isinstance(data, bytes) else (len(data) if self.fits(data) else len(data.encode()))
+        self._out(data, size)
 
     async def writable(self, high_water: int = 4 * 1024 * 1024) -> None:
         """Wait while more than `high_water` bytes we wrote are still queued in this process
@@ -446,9 +518,15 @@ class BlogComponent(slixmpp.ComponentXMPP):
         query: ET.Element | None = reply.xml.find(f"{{{namespace}}}query")
         return query
 
-    def send_raw_stanza(self, data: str) -> bool:
-        """Hand pre-serialised bytes to the live stream; False if there is none."""
+    def send_raw_stanza(self, data: str, largest: int | None = None) -> bool:
+        """Hand pre-serialised stanzas to the live stream; False if there is none or a stanza is too large.
+
+        Args:
+            largest: the size in bytes of the largest stanza in `data` when it holds several
+                (the outbox's bulk writes); by default `data` is one stanza and is measured.
+        """
         if self.transport is None or not self.online.is_set():
             return False
-        self.send_raw(data)
-        return True
+        if largest is None:
+            largest = len(data) if self.fits(data) else len(data.encode("utf-8"))
+        return self._out(data, largest)

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .namespaces import NS_ADDRESS, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS
+from ..protocol import NS_ADDRESS, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS
 
 #: addresses per stanza when the service states no limit (ejabberd's default for remote senders)
 DEFAULT_LIMIT = 20

@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The core as the composition root assembles it, over real storage, for tests below the wire."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from xmppblog.app import Core, NoRemoteDirectory, build_core
+from xmppblog.core.addressing import Addressing
+from xmppblog.core.ports import UnitOfWorkFactory
+from xmppblog.core.pubsub import Limits
+from xmppblog.core.remote_feeds import RemoteFeeds
+from xmppblog.core.transactions import Transactions
+from xmppblog.pubsub.xep_0277 import AtomCodec
+from xmppblog.storage.search import SearchReader
+
+ADDR = Addressing("blog.example.org", "example.org")
+
+
+class FakeClock:
+    """Moves only by `advance`."""
+
+    def __init__(self) -> None:
+        self.t = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+class Nobody:
+    """Nobody is online (no IM deliveries are planned)."""
+
+    def is_online(self, bare: str) -> bool:
+        return False
+
+
+class Everyone:
+    """Everybody is online: chat deliveries are planned for every IM follower."""
+
+    def is_online(self, bare: str) -> bool:
+        return True
+
+
+def test_core(uows: UnitOfWorkFactory, engine: object, db_url: str, clock: FakeClock, limits: Limits = Limits(),
+              online: object = Nobody(), new_id: Callable[[], str] | None = None,
+              codec: AtomCodec | None = None) -> Core:
+    """build_core over `uows`, with no other server to reach."""
+    codec = codec or AtomCodec()
+    tx = Transactions(uows)
+    remote = RemoteFeeds(ADDR, tx, codec, clock, limits.max_items_per_node)
+    return build_core(tx, ADDR, clock, codec, online, SearchReader(engine, db_url), remote,  # type: ignore[arg-type]
+                      NoRemoteDirectory(), limits, ("admin@example.org",), new_id=new_id)
+
+
+test_core.__test__ = False  # type: ignore[attr-defined]  # a builder, not a test

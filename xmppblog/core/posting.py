@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""What IM users do with posts: post, reply, repost, delete, by short id (core layer).
+
+Short ids are what chat shows under a post (`#3f9a1c`): a prefix of the item
+id, or the whole id when it is short. Looking one up searches the user's own
+blog first, then the nodes they follow, then everything they may read; the
+first of those that has a match decides, and within it several matches are
+ambiguous (answer with `user/id` to choose), so a post planted elsewhere with
+a look-alike id never takes over a reply, a repost or a delete. A reply goes
+to the comments node of the post's own origin, whatever link the post
+carries; a repost copies only what is public.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import errors
+from .addressing import Addressing
+from .model import NS_MICROBLOG, Actor, FoundPost, NodeRef
+from .ports import EntryCodec, RemoteDirectory
+from .pubsub import PubsubService
+from .transactions import Transactions, Tx
+from .uri import parse_uri, xmpp_uri
+from .visibility import is_public, may_read, viewer_for
+
+MIN_SHORT = 3
+#: candidates read per scope: a flood of look-alike ids elsewhere cannot push a match out
+CANDIDATES = 21
+
+#: builds the Atom draft of a chat text: (text, in_reply_to=(atom id, href) | None, via=uri | None)
+DraftMaker = Callable[..., object]
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What happened to a post, for the answer: whose post, and the new item's id."""
+
+    author: str
+    item_id: str
+    new_id: str = ""
+
+
+class PostingService:
+    def __init__(self, addr: Addressing, transactions: Transactions, pubsub: PubsubService, codec: EntryCodec,
+                 directory: RemoteDirectory) -> None:
+        self.addr = addr
+        self._tx = transactions
+        self._pubsub = pubsub
+        self._codec = codec
+        self._directory = directory
+
+    def own_blog(self, actor: Actor) -> NodeRef:
+        blog = self.addr.blog_of(actor.jid)
+        if blog is None:
+            raise errors.Forbidden(f"only users of {self.addr.users_domain} have a blog here")
+        return NodeRef(blog, NS_MICROBLOG)
+
+    async def post(self, actor: Actor, draft: object) -> str:
+        """Publish on the actor's own blog. Returns the item id."""
+        return await self._pubsub.publish(actor, self.own_blog(actor), None, draft)
+
+    # ------------------------------------------------------------ short ids
+
+    async def find_post(self, actor: Actor, short: str, own_only: bool = False) -> FoundPost:
+        """The post a short id (`3f9a1c`, or `alice/3f9a1c` to choose among several) names.
+
+        Raises:
+            ItemNotFound: none. BadRequest: ambiguous (the answer lists the qualified ids).
+        """
+        who, _, s = short.strip().lstrip("#").rpartition("/")
+        if len(s) < MIN_SHORT or len(s) > 256:
+            raise errors.ItemNotFound(f"No such post: {short}")
+        own: dict[str, str | None] = {"service": self.addr.blog_of(actor.jid)}
+        scopes: list[dict[str, str | None]]
+        if who:
+            author = who if "@" in who else f"{who}@{self.addr.users_domain}"
+            scopes = [{"service": self.addr.blog_of(author)} if self.addr.is_local_user(author) else {}]
+        elif own_only:
+            scopes = [own] if own["service"] else []
+        else:
+            scopes = ([own] if own["service"] else []) + [{"follower": actor.jid}, {}]
+        async with self._tx() as tx:
+            for scope in scopes:
+                found = [p for p in await self._candidates(tx, actor, s, scope)
+                         if not who or p.item.publisher == author]
+                if not found:
+                    continue
+                exact = [p for p in found if p.item.item_id == s]
+                if len(found) == 1:
+                    return found[0]
+                if len(exact) == 1 and all(p.ref == exact[0].ref for p in found):
+                    return exact[0]  # the whole id, among longer ones of the same node
+                names = ", ".join(sorted({f"{p.item.publisher.split('@')[0]}/{s}" for p in found}))
+                raise errors.BadRequest(f"{short} matches {len(found)} posts; give more of its id, or one of: "
+                                        f"{names}")
+        raise errors.ItemNotFound(f"No such post: {short}")
+
+    async def _candidates(self, tx: Tx, actor: Actor, prefix: str, scope: dict[str, str | None]) -> list[FoundPost]:
+        out = []
+        readable: dict[NodeRef, bool] = {}
+        for ref, item in await tx.feed.find(prefix, CANDIDATES, **scope):
+            if ref.service == self.addr.service_jid:
+                continue  # public timeline copies: the original is a candidate itself
+            if ref not in readable:
+                access = await tx.nodes.get(ref.parent() if ref.is_comments else ref)
+                readable[ref] = access is not None and may_read(access, await viewer_for(tx, access, actor))
+            if readable[ref]:
+                out.append(FoundPost(ref, item))
+        return out
+
+    # ------------------------------------------------------------ reply, repost, delete
+
+    def reply_target(self, found: FoundPost) -> NodeRef:
+        """Where a reply to `found` goes: its comments node on the node's own service.
+
+        A remote post may name its comments node (XEP-0277 <link rel='replies'/>); that link
+        is followed only to a comments node of the same service the post came from.
+        """
+        if found.ref.is_comments:
+            return found.ref
+        if self.addr.owner_of(found.ref.service) is None:
+            link = self._codec.facts(found.item.payload).replies
+            try:
+                named = parse_uri(link).ref if link else None
+            except errors.InvalidJid:
+                named = None
+            if named is not None and named.service == found.ref.service and named.is_comments:
+                return named
+        return found.ref.comments(found.item.item_id)
+
+    async def reply(self, actor: Actor, short: str, text: str, make_draft: DraftMaker) -> Done:
+        found = await self.find_post(actor, short)
+        target = self.reply_target(found)
+        href = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
+        atom_id = self._codec.facts(found.item.payload).atom_id or href
+        draft = make_draft(text, in_reply_to=(atom_id, href))
+        if self.addr.owner_of(target.service) is not None:
+            new_id = await self._pubsub.publish(actor, target, None, draft)
+        else:
+            self.own_blog(actor)  # only local users reply to other servers (from their blog JID)
+            new_id = await self._directory.publish(actor, target, draft)
+        return Done(found.item.publisher, found.item.item_id, new_id)
+
+    async def repost(self, actor: Actor, short: str, make_draft: DraftMaker) -> Done:
+        """Republish a public post on the actor's own blog, crediting its author.
+
+        Raises:
+            ItemNotFound, BadRequest (your own post), Forbidden (not public).
+        """
+        found = await self.find_post(actor, short)
+        if found.item.publisher == actor.jid:
+            raise errors.BadRequest("That is your own post already")
+        async with self._tx() as tx:
+            access = await tx.nodes.get(found.ref.parent() if found.ref.is_comments else found.ref)
+            public = access is not None and is_public(access)
+        if not public:
+            raise errors.Forbidden("That post is not public: only its blog's readers may see it, so it "
+                                   "cannot be reposted")
+        text = self._codec.facts(found.item.payload).text
+        uri = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
+        new_id = await self.post(actor, make_draft(f"♻ {found.item.publisher}: {text}", via=uri))
+        return Done(found.item.publisher, found.item.item_id, new_id)
+
+    async def delete(self, actor: Actor, short: str) -> Done:
+        """Retract one of the actor's own posts (found among their own nodes only)."""
+        found = await self.find_post(actor, short, own_only=True)
+        await self._pubsub.retract(actor, found.ref, [found.item.item_id], None)
+        return Done(found.item.publisher, found.item.item_id)

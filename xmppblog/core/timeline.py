@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The public timeline: a copy of every public local post on the service JID (core layer).
+
+A projection of the domain events, in the transaction that made the change:
+a public post is copied as `user/id` onto the service JID's microblog node (and
+its subscribers are notified through the same ItemPublished path); a
+retraction, a purge, a deletion or protecting the blog takes the copies away
+(with retract notifications); re-opening a blog restores them quietly. Copies
+belong to the blog they came from, whoever published them (a `publisher`
+affiliate's posts too), and serving re-checks that the original is still
+public (core/pubsub.py, `_still_public`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .events import AccessChanged, ItemPublished, ItemRetracted, NodeDeleted, NodePurged
+from .jid import parse
+from .model import Node, NodeConfig
+from .transactions import Projections, Tx
+from .visibility import NodeMap, all_items, is_public
+
+
+def copy_id(owner: str, item_id: str) -> str:
+    """The id of a blog post's copy on the public timeline: `user/id`."""
+    return f"{parse(owner).local}/{item_id}"
+
+
+class PublicTimeline:
+    def __init__(self, nodes: NodeMap, max_items: int) -> None:
+        self.nodes = nodes
+        self.max_items = max_items
+        self._node: Node | None = None
+
+    def register(self, projections: Projections) -> None:
+        projections.on(ItemPublished, self.published)
+        projections.on(ItemRetracted, self.retracted)
+        projections.on(NodePurged, self.emptied)
+        projections.on(NodeDeleted, self.emptied)
+        projections.on(AccessChanged, self.access_changed)
+
+    def _is_blog(self, node: Node) -> bool:
+        return not node.remote and not node.ref.is_comments and node.ref != self.nodes.timeline_ref
+
+    async def timeline(self, tx: Tx) -> Node:
+        """The timeline node, created with the first public post (it is never deleted nor reconfigured,
+        so once it is known to be committed it is kept)."""
+        if self._node is not None:
+            return self._node
+        ref = self.nodes.timeline_ref
+        found = await tx.nodes.get(ref)
+        if found is not None:
+            self._node = found
+            return found
+        return await tx.nodes.create(Node(ref, self.nodes.addr.service_jid, NodeConfig(max_items=self.max_items)))
+
+    async def published(self, tx: Tx, ev: ItemPublished) -> None:
+        if not self._is_blog(ev.node) or not is_public(ev.access):
+            return
+        tl = await self.timeline(tx)
+        copy = replace(ev.item, item_id=copy_id(ev.node.owner, ev.item.item_id))
+        await tx.items.put(tl, copy, new=ev.new)
+        await tx.items.trim(tl, self.max_items)
+        await tx.emit(ItemPublished(tl, tl, copy, ev.text, ev.new, notify=ev.notify))
+
+    async def retracted(self, tx: Tx, ev: ItemRetracted) -> None:
+        if self._is_blog(ev.node):
+            await self._remove(tx, [copy_id(ev.node.owner, ev.item_id)])
+
+    async def emptied(self, tx: Tx, ev: NodePurged | NodeDeleted) -> None:
+        if self._is_blog(ev.node):
+            await self._remove_all(tx, ev.node)
+
+    async def access_changed(self, tx: Tx, ev: AccessChanged) -> None:
+        if not self._is_blog(ev.node):
+            return
+        if not is_public(ev.node):
+            await self._remove_all(tx, ev.node)
+            return
+        # re-opened: its posts are public again, quietly (no notification floods)
+        tl = await self.timeline(tx)
+        async for item in all_items(tx, ev.node):
+            await tx.items.put(tl, replace(item, item_id=copy_id(ev.node.owner, item.item_id)))
+        await tx.items.trim(tl, self.max_items)
+
+    async def _remove_all(self, tx: Tx, blog: Node) -> None:
+        tl = await tx.nodes.get(self.nodes.timeline_ref)
+        if tl is not None:
+            await self._remove(tx, await tx.items.ids_with_prefix(tl, copy_id(blog.owner, "")), tl)
+
+    async def _remove(self, tx: Tx, ids: Sequence[str], tl: Node | None = None) -> None:
+        tl = tl or await tx.nodes.get(self.nodes.timeline_ref)
+        if tl is None:
+            return
+        for tl_id in ids:
+            if await tx.items.delete(tl, tl_id):
+                await tx.emit(ItemRetracted(tl, tl, tl_id, notify=True))
