@@ -124,6 +124,10 @@ async def test_signature_checks_do_not_fail_open_and_keys_are_pinned(world):
     peer.disco = "plain"  # an impersonator simply stops advertising urn:xmppblog:0
     assert not any("unsigned four" in b for b in await push("u4", entry("unsigned four",
                                                                           author="zed@peer2.example")))
+    peer.disco, peer.key = "xmppblog", new_key()  # ... or publishes a key of its own under the pinned id
+    world.app.remote.verifier._keys.clear()  # as an hour later, when the cached key set expires
+    assert not any("swapped five" in b for b in await push("s5", peer.sign(entry("swapped five",
+                                                                                  author="zed@peer2.example"))))
 
 
 async def test_a_reply_goes_to_the_origin_and_never_where_the_post_points(world):

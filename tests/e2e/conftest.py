@@ -19,6 +19,8 @@ ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi
                # IM tests (tests/e2e/test_im.py)
                "kim", "leo", "max", "nina", "olga", "pete", "quinn", "rosa", "sam", "tina",
                "uma", "vince", "wendy", "xavier", "yara", "zoe", "abe", "bea",
+               # trust tests (tests/e2e/test_trust.py)
+               "amy", "ben", "cleo", "dan", "eve", "fay", "gus", "hal", "ike", "jan",
                "admin"]  # [component] admins of the test component
 
 

@@ -86,7 +86,7 @@ async def test_whitelist_hides_items_and_notifications(clients):
     assert err[:2] == ("auth", "forbidden")
 
 
-async def test_presence_access_model_needs_presence_subscription(clients):
+async def test_presence_access_model_means_contacts_the_owner_approved(clients):
     frank, grace = await clients("frank"), await clients("grace")
     await publish(frank, "frank", "for contacts")
     await configure(frank, "frank", access_model="presence")
@@ -98,6 +98,12 @@ async def test_presence_access_model_needs_presence_subscription(clients):
     grace.add_event_handler("presence_subscribed",
                             lambda p: subscribed.done() or subscribed.set_result(p["from"].bare))
     grace.send_presence(pto=blog("frank"), ptype="subscribe")
+    # asking is not being approved: the request waits for frank
+    asked = await frank.inbox.wait(lambda m: "grace@alpha.test asks to follow" in (m["body"] or ""))
+    assert asked is not None and not subscribed.done()
+    err = await grace.error_of(grace.pubsub.get_items(blog("frank"), NODE))
+    assert err == ("auth", "not-authorized", "presence-subscription-required")
+    assert (await frank.say("approve grace@alpha.test")).startswith("Approved")
     assert await asyncio.wait_for(subscribed, 10) == blog("frank")
     assert len(await item_ids(grace, "frank")) >= 1
     await configure(frank, "frank", access_model="open")

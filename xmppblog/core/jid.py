@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from .errors import InvalidJid
 
 _FORBIDDEN_LOCAL = set("\"&'/:<>@")
+#: no domain (a host name, an IDN, or an IP literal) holds these
+_FORBIDDEN_DOMAIN = set("\"&'<>\\@/ ")
 _MAX_PART = 1023
 
 
@@ -68,7 +70,7 @@ def parse(raw: str) -> Jid:
     if not domain or ".." in domain or domain.startswith("."):
         raise InvalidJid(f"{raw[:64]!r} has no valid domain")
     _clean(domain, "domain", raw)
-    if any(c in domain for c in "@/ "):
+    if any(c in _FORBIDDEN_DOMAIN for c in domain):
         raise InvalidJid(f"{raw[:64]!r} has an invalid domain")
     if local:
         local = unicodedata.normalize("NFKC", local).casefold()

@@ -222,10 +222,10 @@ class FeedRepo(Protocol):
     """Read models across nodes: timelines, short-id lookup, counts."""
 
     async def timeline(self, bare: str, limit: int) -> Sequence[tuple[NodeRef, Item]]: ...
-    async def find(self, prefix: str, limit: int, service: str | None = None,
-                   follower: str | None = None) -> Sequence[tuple[NodeRef, Item]]:
-        """Items whose id starts with `prefix`, newest first: on nodes of `service` only, or on
-        nodes `follower` is subscribed to only, when given."""
+    async def find(self, prefix: str, limit: int, service: str | None = None, follower: str | None = None,
+                   publisher: str | None = None) -> Sequence[tuple[NodeRef, Item]]:
+        """Items whose id starts with `prefix`, newest first: only on nodes of `service`, only on
+        nodes `follower` is subscribed to, only those `publisher` published, when given."""
         ...
     async def latest(self, ref: NodeRef) -> Item | None: ...
     async def public_blogs(self, service_jid: str) -> Sequence[tuple[Node, int]]: ...

@@ -6,7 +6,8 @@ id, or the whole id when it is short. Looking one up searches the user's own
 blog first, then the nodes they follow, then everything they may read; the
 first of those that has a match decides, and within it several matches are
 ambiguous (answer with `user/id` to choose), so a post planted elsewhere with
-a look-alike id never takes over a reply, a repost or a delete. A reply goes
+a look-alike id never takes over a reply, a repost or a delete; a delete
+looks only at the user's own blog and what they published. A reply goes
 to the comments node of the post's own origin, whatever link the post
 carries; a repost copies only what is public.
 """
@@ -77,8 +78,8 @@ class PostingService:
         if who:
             author = who if "@" in who else f"{who}@{self.addr.users_domain}"
             scopes = [{"service": self.addr.blog_of(author)} if self.addr.is_local_user(author) else {}]
-        elif own_only:
-            scopes = [own] if own["service"] else []
+        elif own_only:  # the actor's blog (their posts and comments on them), and their comments elsewhere
+            scopes = ([own] if own["service"] else []) + [{"publisher": actor.jid}]
         else:
             scopes = ([own] if own["service"] else []) + [{"follower": actor.jid}, {}]
         async with self._tx() as tx:
@@ -164,7 +165,15 @@ class PostingService:
         return Done(found.item.publisher, found.item.item_id, new_id)
 
     async def delete(self, actor: Actor, short: str) -> Done:
-        """Retract one of the actor's own posts (found among their own nodes only)."""
-        found = await self.find_post(actor, short, own_only=True)
+        """Retract one of the actor's own posts (found among their own nodes only).
+
+        Raises:
+            ItemNotFound, BadRequest (ambiguous), Forbidden (somebody else's post).
+        """
+        try:
+            found = await self.find_post(actor, short, own_only=True)
+        except errors.ItemNotFound:
+            await self.find_post(actor, short)  # raises ItemNotFound if it names no post at all
+            raise errors.Forbidden("You can only delete your own posts") from None
         await self._pubsub.retract(actor, found.ref, [found.item.item_id], None)
         return Done(found.item.publisher, found.item.item_id)

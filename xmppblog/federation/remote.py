@@ -190,6 +190,7 @@ class RemoteBlogs:
             return
         ids = [i.get("id", "") for i in items.findall(f"{P}pubsub/{P}items/{P}item") if i.get("id")]
         self.blocklists.apply((ref.service, ref.node), ids, purge=True)
+        log.info("rtbl %s %s: %d entries", ref.service, ref.node, len(self.blocklists))
 
     async def resync(self) -> None:
         """At start-up and every RESYNC_EVERY: check every subscription we hold (XEP-0060 §5.6),

@@ -103,17 +103,19 @@ class Verifier:
         except errors.RemoteUnavailable:
             return None
         published = parse_keys(reply.findall(f"{P}pubsub/{P}items/{P}item"))
-        if pinned and not set(published) & set(pinned):
+        pinned = pinned or {}
+        if pinned and not any(published.get(k) == raw for k, raw in pinned.items()):
             # No pinned key among them: whoever answers now may not be who signed before.
             log.warning("signing keys of %s changed without a pinned key beside them; keeping the pinned ones",
                         domain)
             return dict(pinned)
-        if published and published.keys() - (pinned or {}).keys():
+        new = {k: raw for k, raw in published.items() if k not in pinned}
+        if new:
             async with self._tx() as tx:
-                await tx.peers.pin(domain, published, self._clock.now())
+                await tx.peers.pin(domain, new, self._clock.now())
                 await tx.commit()
-            log.info("signing keys pinned: domain=%s keys=%s", domain, ",".join(sorted(published)))
-        return {**(pinned or {}), **published}
+            log.info("signing keys pinned: domain=%s keys=%s", domain, ",".join(sorted(new)))
+        return {**published, **pinned}  # a key id pinned once keeps its pinned key
 
     async def _keys_of(self, domain: str, refresh: bool = False) -> dict[str, bytes] | None:
         now = time.monotonic()

@@ -186,14 +186,14 @@ class ChatBot:
         if not people:
             return "You follow nobody yet. Try: follow alice@example.org"
         return T.within_budget("You follow:", [u + (" (pending)" if s is SubState.PENDING else "")
-                                               for u, s in people])
+                                               for u, s in people], sep=", ")
 
     async def cmd_followers(self, actor: Actor, rest: str) -> str:
         people = await self.social.followers(actor)
         if not people:
             return "Nobody follows you yet."
         return T.within_budget("Your followers:", [u + (" (waiting for approval)" if s is SubState.PENDING else "")
-                                                   for u, s in people])
+                                                   for u, s in people], sep=", ")
 
     async def cmd_timeline(self, actor: Actor, rest: str) -> str:
         n = int(rest) if rest else 20
@@ -246,7 +246,7 @@ class ChatBot:
         pending = await self.social.pending_requests(actor)
         if not pending:
             return "No pending follow requests."
-        return T.within_budget("Waiting for your approval (approve JID / deny JID):", pending)
+        return T.within_budget("Waiting for your approval:", pending, sep=", ", tail=" (approve JID / deny JID)")
 
     async def cmd_protect(self, actor: Actor, rest: str) -> str:
         if rest.casefold() not in ("on", "off"):
@@ -254,7 +254,7 @@ class ChatBot:
         model = await self.social.protect(actor, rest.casefold() == "on")
         if model is AccessModel.AUTHORIZE:
             return "Your blog is now protected: new followers need your approval (approve JID / deny JID)."
-        return "Your blog is public again: anyone can follow it."
+        return "Your blog is public again: anyone can follow it and read all its posts."
 
     async def cmd_block(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:
@@ -270,7 +270,7 @@ class ChatBot:
 
     async def cmd_blocked(self, actor: Actor, rest: str) -> str:
         who = await self.social.blocked(actor)
-        return T.within_budget("You block:", who) if who else "You block nobody."
+        return T.within_budget("You block:", who, sep=", ") if who else "You block nobody."
 
     async def cmd_report(self, actor: Actor, rest: str) -> str:
         target, _, why = rest.partition(" ")

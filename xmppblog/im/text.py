@@ -94,15 +94,20 @@ def post_line(post: FoundPost) -> str:
     return line(post.item.publisher, text_of(post.item.payload), post.item.item_id)
 
 
-def within_budget(head: str, lines: Sequence[str], budget: int = REPLY_BYTES, more: str = "… and {n} more") -> str:
-    """`head` and as many `lines` as fit in `budget` bytes, then how many were left out."""
-    out = [head] if head else []
-    used = len(head.encode())
-    for n, text in enumerate(lines):
-        size = len(text.encode()) + 1
+def within_budget(head: str, parts: Sequence[str], sep: str = "\n", budget: int = REPLY_BYTES,
+                  more: str = "… and {n} more", tail: str = "") -> str:
+    """`head`, as many `parts` as fit in `budget` bytes (joined by `sep`), then how many were
+    left out, then `tail`."""
+    kept: list[str] = []
+    used = len(head.encode()) + len(tail.encode())
+    for n, text in enumerate(parts):
+        size = len(text.encode()) + len(sep)
         if used + size > budget:
-            out.append(more.format(n=len(lines) - n))
+            kept.append(more.format(n=len(parts) - n))
             break
-        out.append(text)
+        kept.append(text)
         used += size
-    return "\n".join(out)
+    body = sep.join(kept)
+    if head:
+        body = head + ("\n" if sep == "\n" else " ") + body
+    return body + tail

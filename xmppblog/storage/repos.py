@@ -619,8 +619,8 @@ class FeedRepo:
             .where(ItemRow.node_id.in_(followed)).order_by(ItemRow.id.desc()).limit(limit))).all()
         return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
 
-    async def find(self, prefix: str, limit: int, service: str | None = None,
-                   follower: str | None = None) -> Sequence[tuple[NodeRef, Item]]:
+    async def find(self, prefix: str, limit: int, service: str | None = None, follower: str | None = None,
+                   publisher: str | None = None) -> Sequence[tuple[NodeRef, Item]]:
         q = (select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
              .where(ItemRow.item_id.like(_like_prefix(prefix), escape="\\")))
         if service is not None:
@@ -628,6 +628,8 @@ class FeedRepo:
         if follower is not None:
             q = q.where(ItemRow.node_id.in_(select(SubscriptionRow.node_id).where(
                 SubscriptionRow.bare == follower, SubscriptionRow.state == SubState.SUBSCRIBED.value)))
+        if publisher is not None:
+            q = q.where(ItemRow.publisher == publisher)
         rows = (await self.s.execute(q.order_by(ItemRow.id.desc()).limit(limit))).all()
         return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
 
