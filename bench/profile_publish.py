@@ -3,7 +3,7 @@
 
     .venv/bin/python -m bench.profile_publish [--subscribers 1000] [--posts 50] [--db URL] [--top 25]
 
-Uses the real BlogService, repositories and OutboxSender over a fresh SQLite
+Uses the real core (built by the composition root), repositories and OutboxSender over a fresh SQLite
 file (or --db), with a `send` that only counts bytes: what is left is
 xmppblog's own CPU per post, without XMPP. Prints statements and CPU per post
 and per notification, then the cProfile top functions by cumulative time.
@@ -21,9 +21,9 @@ import xml.etree.ElementTree as ET
 
 from sqlalchemy import event
 
-from xmppblog.core.addressing import Addressing
+from tests.support.core import test_core
 from xmppblog.core.model import NS_MICROBLOG, Actor, Delivery, NodeRef
-from xmppblog.core.service import BlogService, Limits
+from xmppblog.core.pubsub import Limits
 from xmppblog.im.online import OnlineTracker
 from xmppblog.im.text import im_body
 from xmppblog.pubsub.notify import OutboxSender
@@ -74,8 +74,9 @@ async def main() -> None:
                           local=lambda j: j.split("/")[0].endswith(("@example.org", "blog.example.org")))
         signer = Signer(uow, clock)
         await signer.load()
-        service = BlogService(Addressing("blog.example.org", "example.org"), uow, AtomCodec(signer),
-                              clock, Limits(max_payload_bytes=60000), online=OnlineTracker())
+        core = test_core(uow, engine, url, clock, Limits(max_payload_bytes=60000),  # type: ignore[arg-type]
+                         online=OnlineTracker(), codec=AtomCodec(signer))
+        service = core.pubsub
         ref = NodeRef("alice@blog.example.org", NS_MICROBLOG)
         alice = Actor("alice@example.org")
         await service.publish(alice, ref, None, draft(-1))
@@ -83,7 +84,7 @@ async def main() -> None:
             await service.subscribe(Actor(f"s{i}@example.org"), ref, f"s{i}@example.org/r", Delivery.EVENT)
         sent = [0, 0]
 
-        def send(data: str) -> bool:
+        def send(data: str, largest: int | None = None) -> bool:
             sent[0] += 1
             sent[1] += len(data)
             return True
@@ -91,6 +92,7 @@ async def main() -> None:
         online = asyncio.Event()
         online.set()
         sender = OutboxSender(uow, send, online, clock, im_body=im_body)
+        core.transactions.on_commit(sender.wake)
         while await sender.drain_once():
             pass
         notes = args.posts * max(1, args.subscribers)  # per notification; per post with no subscribers
@@ -114,6 +116,7 @@ async def main() -> None:
         if args.sql:
             print("\n".join(shown[:statements // args.posts]))
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
+        core.search.close()
         await engine.dispose()
 
 

@@ -82,7 +82,7 @@ async def stack(db_url):
     core = test_core(uow, engine, db_url, clock, Limits(max_payload_bytes=4096, max_items_per_node=5,
                                                         max_page_items=3), new_id=lambda: f"id{next(counter)}")
     yield core, uow, clock
-    core.search._index.close()
+    core.search.close()
     await engine.dispose()
 
 

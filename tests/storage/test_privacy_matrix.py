@@ -90,7 +90,7 @@ async def world(db_url):
     await client.start_server()
     yield core, uow, clock, client
     await client.close()
-    core.search._index.close()
+    core.search.close()
     await engine.dispose()
 
 

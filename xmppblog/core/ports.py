@@ -97,6 +97,10 @@ class SearchIndex(Protocol):
         """(hits newest first or by relevance, total counted up to count_cap + 1)."""
         ...
 
+    def close(self) -> None:
+        """Release what the index holds open (at shutdown)."""
+        ...
+
 
 class OnlineView(Protocol):
     """Who is online right now, as learnt from presence (held by the IM adapter)."""

@@ -221,9 +221,11 @@ class PubsubService:
                 raise errors.Forbidden(f"{owner} does not accept replies from you")
             return await self._comments_node(tx, ref, access), access
         if actor.jid == owner or actor.system:
-            exists = await tx.nodes.get(ref)
-            node = await self.blog_node(tx, ref, create=True, options=options)
-            if options and exists is not None:
+            self.nodes.check_name(ref)
+            node = await tx.nodes.get(ref)
+            if node is None:
+                node = await self._create(tx, ref, owner, self._config(self.default_config(), options or {}))
+            elif options:
                 self._preconditions(node, options)
             return node, node
         node_or_none = await tx.nodes.get(ref)

@@ -187,6 +187,9 @@ class SearchService:
                     out.append(FoundPost(ref, item))
         return Results(out, min(total, COUNT_CAP), total > COUNT_CAP)
 
+    def close(self) -> None:
+        self._index.close()
+
     @staticmethod
     async def _visible(tx: Tx, node: Node, actor: Actor) -> bool:
         return is_public(node) and may_read(node, await viewer_for(tx, node, actor))
