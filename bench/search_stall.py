@@ -153,6 +153,8 @@ async def serve(db: Path, migrate_first: bool) -> dict:  # type: ignore[type-arg
                 r = await client.get("/api/search?" + query.format(deep=deep))
                 await r.read()
                 walls.append(time.perf_counter() - t)
+                # the heartbeat records a late tick when it runs: give it the loop once more
+                await asyncio.sleep(0.005)
                 stalls.append(max(lateness, default=0.0))
                 status = r.status
             rows.append({"query": name, "status": status, "wall_ms_p50": round(sorted(walls)[REPEAT // 2] * 1000, 1),

@@ -86,28 +86,23 @@ def upgrade() -> None:
         op.execute("CREATE VIRTUAL TABLE search_text USING fts5(text, tokenize='unicode61 remove_diacritics 2')")
         op.execute("CREATE TABLE search_terms (doc INTEGER NOT NULL, kind CHAR(1) NOT NULL, "
                    "value VARCHAR(2047) NOT NULL)")
-        old = bind.execute(sa.text(
-            "SELECT rowid, service, node, item_id, author, published, text, tags, mentions FROM search_fts "
-            "ORDER BY rowid")).all()
-        seen = set()
-        for row in old:
-            key = (row.service, row.node, row.item_id)
-            if key in seen:
-                continue
-            seen.add(key)
-            bind.execute(sa.text("INSERT INTO search_docs (id, service, node, item_id, author, published) "
-                                 "VALUES (:id, :s, :n, :i, :a, :p)"),
-                         {"id": row.rowid, "s": row.service, "n": row.node, "i": row.item_id, "a": row.author,
-                          "p": row.published})
-            bind.execute(sa.text("INSERT INTO search_text (rowid, text) VALUES (:id, :t)"),
-                         {"id": row.rowid, "t": row.text})
-            terms = ([("t", t) for t in (row.tags or "").split()] + [("m", m) for m in (row.mentions or "").split()]
-                     + [("a", row.author)])
-            _insert_terms(bind, row.rowid, terms)
+        # the old documents keep their ids (the rowids of search_fts); set-based copies
+        op.execute("INSERT OR IGNORE INTO search_docs (id, service, node, item_id, author, published) "
+                   "SELECT rowid, service, node, item_id, author, published FROM search_fts ORDER BY rowid")
+        op.execute("INSERT INTO search_text (rowid, text) SELECT f.rowid, f.text FROM search_fts f "
+                   "JOIN search_docs d ON d.id = f.rowid")
+        op.execute("INSERT INTO search_terms (doc, kind, value) SELECT id, 'a', author FROM search_docs")
+        lists = bind.execute(sa.text(
+            "SELECT f.rowid, f.tags, f.mentions FROM search_fts f JOIN search_docs d ON d.id = f.rowid "
+            "WHERE f.tags <> '' OR f.mentions <> ''")).all()
+        _insert_terms(bind, [(r.rowid, "t", t) for r in lists for t in (r.tags or "").split()]
+                      + [(r.rowid, "m", m) for r in lists for m in (r.mentions or "").split()])
         op.execute("DROP TABLE search_fts")
+        _index_unindexed_sqlite(bind)
     else:
         op.execute("CREATE TABLE search_terms (doc BIGINT NOT NULL REFERENCES search_docs (id) ON DELETE CASCADE, "
                    "kind CHAR(1) NOT NULL, value VARCHAR(2047) NOT NULL)")
+        _index_unindexed_postgres(bind)
         op.execute("INSERT INTO search_terms (doc, kind, value) SELECT id, 't', t FROM search_docs, "
                    "unnest(string_to_array(tags, ' ')) AS t WHERE t <> ''")
         op.execute("INSERT INTO search_terms (doc, kind, value) SELECT id, 'm', m FROM search_docs, "
@@ -115,17 +110,16 @@ def upgrade() -> None:
         op.execute("INSERT INTO search_terms (doc, kind, value) SELECT id, 'a', author FROM search_docs")
     op.execute("CREATE INDEX ix_search_terms_lookup ON search_terms (kind, value, doc)")
     op.execute("CREATE INDEX ix_search_terms_doc ON search_terms (doc)")
-    _index_unindexed(bind, sqlite)
 
 
-def _insert_terms(bind, doc, terms):
-    for kind, value in terms:
+def _insert_terms(bind, terms):
+    for at in range(0, len(terms), 10_000):
         bind.execute(sa.text("INSERT INTO search_terms (doc, kind, value) VALUES (:d, :k, :v)"),
-                     {"d": doc, "k": kind, "v": value})
+                     [{"d": d, "k": k, "v": v} for d, k, v in terms[at:at + 10_000]])
 
 
-def _index_unindexed(bind, sqlite):
-    """Public posts (open local blogs, remote caches) that the index does not hold yet."""
+def _unindexed(bind):
+    """Public posts (open local blogs, remote caches) that the index does not hold yet, with their text."""
     rows = bind.execute(sa.text(
         "SELECT n.service, n.node, i.item_id, i.publisher, i.published, i.payload FROM items i "
         "JOIN nodes n ON n.id = i.node_id "
@@ -134,22 +128,33 @@ def _index_unindexed(bind, sqlite):
         "AND d.item_id = i.item_id) ORDER BY i.id"), {"mb": MICROBLOG}).all()
     for r in rows:
         text = _plain(r.payload)
+        yield r, text, _terms(text, r.publisher)
+
+
+def _index_unindexed_sqlite(bind):
+    next_id = (bind.execute(sa.text("SELECT coalesce(max(id), 0) FROM search_docs")).scalar_one() or 0) + 1
+    docs, texts, terms = [], [], []
+    for n, (r, text, doc_terms) in enumerate(_unindexed(bind)):
+        doc = next_id + n
         published = r.published if isinstance(r.published, str) else r.published.isoformat()
-        terms = _terms(text, r.publisher)
-        if sqlite:
-            doc = bind.execute(sa.text(
-                "INSERT INTO search_docs (service, node, item_id, author, published) "
-                "VALUES (:s, :n, :i, :a, :p) RETURNING id"),
-                {"s": r.service, "n": r.node, "i": r.item_id, "a": r.publisher, "p": published}).scalar_one()
-            bind.execute(sa.text("INSERT INTO search_text (rowid, text) VALUES (:id, :t)"), {"id": doc, "t": text})
-        else:
-            doc = bind.execute(sa.text(
-                "INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
-                "VALUES (:s, :n, :i, :a, :p, :t, :tags, :m) RETURNING id"),
-                {"s": r.service, "n": r.node, "i": r.item_id, "a": r.publisher, "p": r.published, "t": text,
-                 "tags": " ".join(v for k, v in terms if k == "t"),
-                 "m": " ".join(v for k, v in terms if k == "m")}).scalar_one()
-        _insert_terms(bind, doc, terms)
+        docs.append({"id": doc, "s": r.service, "n": r.node, "i": r.item_id, "a": r.publisher, "p": published})
+        texts.append({"id": doc, "t": text})
+        terms += [(doc, k, v) for k, v in doc_terms]
+    for at in range(0, len(docs), 10_000):
+        bind.execute(sa.text("INSERT INTO search_docs (id, service, node, item_id, author, published) "
+                             "VALUES (:id, :s, :n, :i, :a, :p)"), docs[at:at + 10_000])
+        bind.execute(sa.text("INSERT INTO search_text (rowid, text) VALUES (:id, :t)"), texts[at:at + 10_000])
+    _insert_terms(bind, terms)
+
+
+def _index_unindexed_postgres(bind):
+    docs = [{"s": r.service, "n": r.node, "i": r.item_id, "a": r.publisher, "p": r.published, "t": text,
+             "tags": " ".join(v for k, v in doc_terms if k == "t"),
+             "m": " ".join(v for k, v in doc_terms if k == "m")} for r, text, doc_terms in _unindexed(bind)]
+    for at in range(0, len(docs), 10_000):
+        bind.execute(sa.text(
+            "INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
+            "VALUES (:s, :n, :i, :a, :p, :t, :tags, :m)"), docs[at:at + 10_000])
 
 
 def downgrade() -> None:

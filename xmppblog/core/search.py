@@ -173,19 +173,16 @@ class SearchService:
         if not 0 <= offset <= MAX_OFFSET:
             raise errors.BadRequest(f"search results go {MAX_OFFSET} deep; narrow the query instead")
         hits, total = await self._index.search(q, limit, offset, COUNT_CAP)
-        out = []
+        found: dict[tuple[NodeRef, str], FoundPost] = {}
         async with self._tx() as tx:
-            nodes: dict[NodeRef, Node | None] = {}
-            for ref, item_id in hits:
-                if ref not in nodes:
-                    node = await tx.nodes.get(ref)
-                    # T6 at serve time: only what this reader may see right now
-                    nodes[ref] = node if node is not None and await self._visible(tx, node, actor) else None
-                node = nodes[ref]
-                item = await tx.items.get(node, item_id) if node is not None else None
-                if item is not None:
-                    out.append(FoundPost(ref, item))
-        return Results(out, min(total, COUNT_CAP), total > COUNT_CAP)
+            visible: dict[NodeRef, bool] = {}
+            for node, item in await tx.feed.posts(hits):
+                if node.ref not in visible:  # T6 at serve time: only what this reader may see right now
+                    visible[node.ref] = await self._visible(tx, node, actor)
+                if visible[node.ref]:
+                    found[(node.ref, item.item_id)] = FoundPost(node.ref, item)
+        posts = [found[hit] for hit in hits if hit in found]
+        return Results(posts, min(total, COUNT_CAP), total > COUNT_CAP)
 
     def close(self) -> None:
         self._index.close()

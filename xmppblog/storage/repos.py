@@ -134,6 +134,11 @@ _DELIVERY_BY_ID = select(*_DELIVERY_COLS).join_from(_O, _E, _E.c.id == _O.c.even
     _O.c.id == bindparam("row_id"))
 
 
+_POSTS = (select(NodeRow, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
+          .where(ItemRow.item_id.in_(bindparam("ids", expanding=True)),
+                 NodeRow.service.in_(bindparam("services", expanding=True))))
+
+
 def _like_prefix(prefix: str) -> str:
     """A LIKE pattern for ids starting with `prefix`: item ids are data, so LIKE's
     metacharacters in them are escaped (T12)."""
@@ -632,6 +637,17 @@ class FeedRepo:
             q = q.where(ItemRow.publisher == publisher)
         rows = (await self.s.execute(q.order_by(ItemRow.id.desc()).limit(limit))).all()
         return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
+
+    async def posts(self, keys: Sequence[tuple[NodeRef, str]]) -> Sequence[tuple[Node, Item]]:
+        if not keys:
+            return []
+        # One read through the item id index; the (service, node) pairs are matched here: the
+        # planners pick a poor plan for a three-column IN list.
+        wanted = {(ref.service, ref.node, item_id) for ref, item_id in keys}
+        rows = (await self.s.execute(_POSTS, {"ids": sorted({i for _, _, i in wanted}),
+                                              "services": sorted({sv for sv, _, _ in wanted})})).all()
+        return [(_node(r.NodeRow), _item(r.ItemRow)) for r in rows
+                if (r.NodeRow.service, r.NodeRow.node, r.ItemRow.item_id) in wanted]
 
     async def latest(self, ref: NodeRef) -> Item | None:
         row = (await self.s.execute(

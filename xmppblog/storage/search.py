@@ -37,13 +37,14 @@ def _terms(doc: SearchDoc) -> list[dict[str, str]]:
 
 
 def _filters(q: SearchQuery, doc: str, params: dict[str, Any], start: int = 0) -> list[str]:
-    """`doc IN (…)` conditions for the exact filters (from the `start`-th), each an index range
-    of search_terms."""
+    """One condition per exact filter (from the `start`-th): an index probe of search_terms per
+    candidate document (EXISTS), which keeps a common tag beside a common word cheap."""
     where = []
     for i, (kind, value) in enumerate(_wanted(q)):
         params[f"k{i}"], params[f"v{i}"] = kind, value
         if i >= start:
-            where.append(f"{doc} IN (SELECT doc FROM search_terms WHERE kind = :k{i} AND value = :v{i})")
+            where.append(f"EXISTS (SELECT 1 FROM search_terms t{i + 1} WHERE t{i + 1}.kind = :k{i} "
+                         f"AND t{i + 1}.value = :v{i} AND t{i + 1}.doc = {doc})")
     return where
 
 
