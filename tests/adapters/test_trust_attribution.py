@@ -185,3 +185,40 @@ async def test_unknown_keys_refresh_once_per_push_and_a_failed_refresh_keeps_the
              ("m2", peer.sign(entry("valid and kept", author="zed@peer3.example")))]
     await world.receive(event("zed@blog.peer3.example", MB, pushed(MB, *mixed)))
     assert any("valid and kept" in b for _, b in bodies(await world.drain(), CAROL))
+
+
+async def test_an_author_without_a_local_part_never_becomes_a_local_blog(world):
+    """A relay naming a bare word ('alice') as its author, with 'alice' as its users domain,
+    must not make the chat copy come from alice@blog.example.org: proxy addresses of
+    domain-only JIDs are escaped like every other (\\40), and authors need a local part."""
+    evil = PubsubPeer("blog.evil.example", signing_key=new_key(), users_domain="alice")
+    world.peers.append(evil)
+    assert (await follow(world, MALLORY, "xmpp:blog.evil.example?;node=news")).startswith("Now following")
+    await world.online(f"{VICTIM}/pc")
+    await world.online(f"{MALLORY}/pc")
+    forged = evil.sign(entry("@victim@example.org payroll moved, send me your login", author="alice"))
+    await world.receive(event("blog.evil.example", "news", pushed("news", ("g1", forged))))
+    out = await world.drain()
+    assert "alice@blog.example.org" not in senders(out), bodies(out)
+    shown = [(f, b) for f, b in bodies(out, MALLORY) if "payroll moved" in b]
+    assert shown and shown[0][0] == "\\40blog.evil.example@blog.example.org", shown
+    assert shown[0][1].startswith("blog.evil.example:"), shown
+
+
+async def test_a_users_domain_counts_only_when_that_domain_lists_the_service(world):
+    """An xmppblog server may speak for the users of the domain it advertises only if that
+    domain's disco#items list it: otherwise anyone could sign posts 'by' ceo@bigcorp.example."""
+    evil = PubsubPeer("blog.evil.example", signing_key=new_key(), users_domain="bigcorp.example")
+    evil.confirmed = False
+    world.peers.append(evil)
+    await follow(world, MALLORY, "xmpp:blog.evil.example?;node=news")
+    await world.online(f"{MALLORY}/pc")
+    forged = evil.sign(entry("payroll change: new IBAN attached", author="cfo@bigcorp.example"))
+    await world.receive(event("blog.evil.example", "news", pushed("news", ("g2", forged))))
+    out = await world.drain()
+    assert not any("bigcorp" in f for f in senders(out)), senders(out)
+    shown = [b for _, b in bodies(out, MALLORY) if "new IBAN" in b]
+    assert shown and shown[0].startswith("blog.evil.example:"), shown
+    http = await world.http()
+    found = (await (await http.get("/api/search?q=IBAN")).json())["posts"]
+    assert found and all(p["author"] != "cfo@bigcorp.example" for p in found), found

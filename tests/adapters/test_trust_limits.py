@@ -92,6 +92,40 @@ async def test_short_ids_cannot_be_hijacked(world):
     assert (await world.chat(f"{ALICE}/pc", f"delete {short}")).startswith("Deleted")
 
 
+async def test_a_comment_id_cannot_stand_in_for_a_followed_post(world):
+    """#13: a stranger's comment whose id starts with a followed post's short id (on the
+    user's own comments node, newer than the post) does not take the post's place."""
+    bob_post = published_id(await world.iq(f"{BOB}/pc", "bob@blog.example.org", "set", publish(text="mine")))
+    await world.chat(f"{BOB}/pc", "follow alice@example.org")
+    short = (await world.chat(f"{ALICE}/pc", "an important announcement")).split("#")[1][:6]
+    planted = publish(node=f"{MB}:comments/{bob_post}", text="send your password for the raffle",
+                      item_id=f"{short}zz")
+    assert (await world.iq("mallory@evil.example/x", "bob@blog.example.org", "set", planted)).get("type") == "result"
+    assert "alice@example.org" in await world.chat(f"{BOB}/pc", f"repost {short}")
+    http = await world.http()
+    texts = [p["text"] for p in (await (await http.get("/api/users/bob/posts")).json())["posts"]]
+    assert not any("raffle" in t for t in texts), texts
+
+
+@pytest.mark.parametrize("action", ["publish", "subscribe"])
+async def test_a_decoy_element_does_not_make_an_action_look_free(world, action):
+    """#3: the spamguard limit for an iq follows the pubsub action its handler runs, whatever
+    foreign element comes first."""
+    post = published_id(await world.iq(f"{ALICE}/pc", "alice@blog.example.org", "set", publish(text="hi")))
+    answers = []
+    for n in range(40):
+        if action == "publish":
+            body = publish(node=f"{MB}:comments/{post}", text=f"spam {n}")
+        else:
+            body = (f"<pubsub xmlns='{PS}'><subscribe node='{MB}' jid='s@evil.example'/></pubsub>")
+        body = body.replace(f"<pubsub xmlns='{PS}'>", f"<pubsub xmlns='{PS}'><retract xmlns='urn:decoy'/>", 1)
+        target = "alice@blog.example.org" if action == "publish" else f"u{n}@blog.example.org"
+        sender = "spammer@evil.example/x" if action == "publish" else "s@evil.example/x"
+        answers.append((await world.iq(sender, target, "set", body, iq_id=f"d{n}")).get("type"))
+    assert answers.count("result") >= 1, answers
+    assert answers.count("error") >= 20, answers
+
+
 @pytest.mark.parametrize("path", ["/api/timeline?limit=%C2%B2", "/api/search?q=hello&cursor=%C2%B2",
                                   "/api/users/alice/posts?limit=" + "1" * 5000,
                                   "/api/search?q=hello&cursor=9999999999999999999"])

@@ -130,6 +130,8 @@ class PubsubPeer:
         #: disco#info answers: 'xmppblog', 'plain' or 'timeout'
         self.disco = "xmppblog" if signing_key is not None else "plain"
         self.keys_answer = "keys"  # or 'timeout'
+        #: whether the users domain lists this service in its disco#items (confirms the claim)
+        self.confirmed = True
 
     def handles(self, iq: ET.Element) -> bool:
         to = iq.get("to", "")
@@ -141,7 +143,8 @@ class PubsubPeer:
         if iq.get("to") == self.users_domain and self.users_domain:
             # the users' own server: it lists the xmppblog service among its disco items
             if DISCO_ITEMS in text:
-                return result(iq, f"<query xmlns='{DISCO_ITEMS}'><item jid='{self.service}'/></query>")
+                listed = f"<item jid='{self.service}'/>" if self.confirmed else "<item jid='pubsub.elsewhere'/>"
+                return result(iq, f"<query xmlns='{DISCO_ITEMS}'>{listed}</query>")
             return result(iq, f"<query xmlns='{DISCO_INFO}'><identity category='server' type='im'/></query>")
         if DISCO_INFO in text:
             if self.disco == "timeout":

@@ -53,8 +53,12 @@ class Addressing:
 
         A component may only send from its own domain (THREATS.md fact 4), so IM
         deliveries of remote posts come from `bob\\40example.net@blog.example.org`.
+        A JID that is only a domain (a pubsub service) gets an escaped '@' in front
+        (`\\40pubsub.example.net@blog.example.org`): every proxy address holds one, so
+        none can ever be a local user's blog JID (`owner_of` refuses them all).
         """
-        return f"{escape_node(remote_bare)}@{self.service_jid}"
+        local = escape_node(remote_bare if "@" in remote_bare else "@" + remote_bare)
+        return f"{local}@{self.service_jid}"
 
     def remote_of(self, proxy_jid: str) -> str | None:
         """The remote bare JID a proxy address stands for, or None."""
@@ -65,7 +69,7 @@ class Addressing:
         if j.domain != self.service_jid or "\\40" not in j.local:
             return None
         try:
-            return parse(unescape_node(j.local)).bare
+            return parse(unescape_node(j.local).removeprefix("@")).bare
         except InvalidJid:
             return None
 

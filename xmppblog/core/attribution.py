@@ -45,7 +45,8 @@ def attribute(addr: Addressing, node: Node, claim: Claim, users_domain: str | No
     """The bare JID a remote entry on `node` (a local cache of a remote node) is attributed to.
 
     Args:
-        users_domain: the users domain the origin advertises (an xmppblog server), if any.
+        users_domain: the users domain the origin advertises (an xmppblog server), if any,
+            once that domain confirmed it (federation/verify.py).
 
     Raises:
         DroppedEntry('author-local'): the entry claims one of our users or domains.
@@ -55,7 +56,7 @@ def attribute(addr: Addressing, node: Node, claim: Claim, users_domain: str | No
         raise DroppedEntry("author-local", f"claims local author {author[:64]}")
     if "@" in node.owner:
         return node.owner  # a person's node: whatever it carries is theirs
-    if author and claim.signed:
+    if author and claim.signed and parse(author).local:
         origin_domain = parse(node.ref.service).domain
         if parse(author).domain in {origin_domain, users_domain or origin_domain}:
             return author  # a relay naming one of its own users, and signing it
@@ -73,4 +74,7 @@ def sender_of(addr: Addressing, node: Node, author: str) -> str:
         local = addr.blog_of(author)
         if local is not None:
             return local
-    return addr.proxy_of(author)
+    proxy = addr.proxy_of(author)
+    if addr.owner_of(proxy) is not None:  # proxy_of never makes a blog JID; keep it that way
+        raise AssertionError(f"proxy address {proxy} is a local blog JID")
+    return proxy

@@ -146,6 +146,17 @@ class FoundPost:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """Where to look for posts by id prefix (core/posting.py): each field narrows, None does not."""
+
+    service: str | None = None     # on nodes of this JID
+    node: str | None = None        # on nodes of this name
+    follower: str | None = None    # on nodes this bare JID is subscribed to
+    publisher: str | None = None   # published by this bare JID
+    open_only: bool = False        # on open nodes and remote caches only
+
+
+@dataclass(frozen=True, slots=True)
 class PageRequest:
     """XEP-0059 request on a newest-first item list."""
 

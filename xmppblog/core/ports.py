@@ -27,6 +27,7 @@ from .model import (
     Page,
     PageRequest,
     RemoteSub,
+    Scope,
     Stamp,
     Subscription,
     SubState,
@@ -226,10 +227,8 @@ class FeedRepo(Protocol):
     """Read models across nodes: timelines, short-id lookup, counts."""
 
     async def timeline(self, bare: str, limit: int) -> Sequence[tuple[NodeRef, Item]]: ...
-    async def find(self, prefix: str, limit: int, service: str | None = None, follower: str | None = None,
-                   publisher: str | None = None) -> Sequence[tuple[NodeRef, Item]]:
-        """Items whose id starts with `prefix`, newest first: only on nodes of `service`, only on
-        nodes `follower` is subscribed to, only those `publisher` published, when given."""
+    async def find(self, prefix: str, limit: int, scope: Scope) -> Sequence[tuple[NodeRef, Item]]:
+        """Items whose id starts with `prefix`, newest first, within `scope`."""
         ...
     async def latest(self, ref: NodeRef) -> Item | None: ...
     async def posts(self, keys: Sequence[tuple[NodeRef, str]]) -> Sequence[tuple[Node, Item]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from . import errors
 from .addressing import Addressing
-from .model import NS_MICROBLOG, Actor, FoundPost, NodeRef
+from .model import NS_MICROBLOG, Actor, FoundPost, NodeRef, Scope
 from .ports import EntryCodec, RemoteDirectory
 from .pubsub import PubsubService
 from .transactions import Transactions, Tx
@@ -73,15 +73,18 @@ class PostingService:
         who, _, s = short.strip().lstrip("#").rpartition("/")
         if len(s) < MIN_SHORT or len(s) > 256:
             raise errors.ItemNotFound(f"No such post: {short}")
-        own: dict[str, str | None] = {"service": self.addr.blog_of(actor.jid)}
-        scopes: list[dict[str, str | None]]
+        blog = self.addr.blog_of(actor.jid)
+        scopes: list[Scope]
         if who:
             author = who if "@" in who else f"{who}@{self.addr.users_domain}"
-            scopes = [{"service": self.addr.blog_of(author)} if self.addr.is_local_user(author) else {}]
+            scopes = [Scope(service=self.addr.blog_of(author)) if self.addr.is_local_user(author) else Scope()]
         elif own_only:  # the actor's blog (their posts and comments on them), and their comments elsewhere
-            scopes = ([own] if own["service"] else []) + [{"publisher": actor.jid}]
+            scopes = ([Scope(service=blog)] if blog else []) + [Scope(publisher=actor.jid)]
         else:
-            scopes = ([own] if own["service"] else []) + [{"follower": actor.jid}, {}]
+            # their own posts (not comments others chose ids for), what they follow, what is public:
+            # each narrowed in SQL, so look-alike ids elsewhere cannot push a match out
+            scopes = ([Scope(service=blog, node=NS_MICROBLOG)] if blog else []) + [
+                Scope(follower=actor.jid), Scope(open_only=True)]
         async with self._tx() as tx:
             for scope in scopes:
                 found = [p for p in await self._candidates(tx, actor, s, scope)
@@ -98,10 +101,10 @@ class PostingService:
                                         f"{names}")
         raise errors.ItemNotFound(f"No such post: {short}")
 
-    async def _candidates(self, tx: Tx, actor: Actor, prefix: str, scope: dict[str, str | None]) -> list[FoundPost]:
+    async def _candidates(self, tx: Tx, actor: Actor, prefix: str, scope: Scope) -> list[FoundPost]:
         out = []
         readable: dict[NodeRef, bool] = {}
-        for ref, item in await tx.feed.find(prefix, CANDIDATES, **scope):
+        for ref, item in await tx.feed.find(prefix, CANDIDATES, scope):
             if ref.service == self.addr.service_jid:
                 continue  # public timeline copies: the original is a candidate itself
             if ref not in readable:

@@ -26,7 +26,7 @@ from ..core import errors
 from ..core.jid import parse
 from ..core.ports import Clock
 from ..core.transactions import Transactions
-from ..protocol import NS_DATA, NS_DISCO_INFO, NS_KEYS_NODE, NS_PUBSUB, NS_XMPPBLOG
+from ..protocol import NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_KEYS_NODE, NS_PUBSUB, NS_XMPPBLOG
 from ..pubsub.signing import parse_keys, verify
 from .iq import Requests
 
@@ -78,13 +78,31 @@ class Verifier:
         except errors.RemoteUnavailable:
             return Peer(answered=False)
         features = {f.get("var") for f in info.iter(f"{{{NS_DISCO_INFO}}}feature")}
-        peer = Peer(True, NS_XMPPBLOG in features, _users_domain(info) if NS_XMPPBLOG in features else None)
+        xmppblog = NS_XMPPBLOG in features
+        users_domain = await self._confirmed_users_domain(service, _users_domain(info)) if xmppblog else None
+        peer = Peer(True, xmppblog, users_domain)
         self._peers[service] = (now + PEER_TTL, peer)
         return peer
 
+    async def _confirmed_users_domain(self, service: str, claimed: str) -> str:
+        """The users domain a service advertises, if that domain agrees: its disco#items list the
+        service (as resolution finds it, federation/remote.py). Otherwise '' (its own domain only):
+        a service cannot claim to speak for another server's users."""
+        if not claimed or claimed == service:
+            return ""
+        try:
+            items = await self._requests.get(claimed, ET.Element(f"{{{NS_DISCO_ITEMS}}}query"))
+        except errors.RemoteUnavailable:
+            return ""
+        if any(i.get("jid") == service and not i.get("node") for i in items.iter(f"{{{NS_DISCO_ITEMS}}}item")):
+            return claimed
+        log.warning("users domain not confirmed: %s claims the users of %s, which does not list it", service,
+                    claimed)
+        return ""
+
     async def users_domain(self, service: str) -> str | None:
-        """The users domain an xmppblog service at `service` advertises ('' if it states none);
-        None if it is no xmppblog server (or did not answer)."""
+        """The users domain an xmppblog service at `service` advertises and that domain confirmed
+        ('' if none); None if it is no xmppblog server (or did not answer)."""
         peer = await self.peer(service)
         return (peer.users_domain or "") if peer.xmppblog else None
 

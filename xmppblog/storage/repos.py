@@ -37,6 +37,7 @@ from ..core.model import (
     Page,
     PageRequest,
     RemoteSub,
+    Scope,
     Subscription,
     SubState,
 )
@@ -624,17 +625,24 @@ class FeedRepo:
             .where(ItemRow.node_id.in_(followed)).order_by(ItemRow.id.desc()).limit(limit))).all()
         return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
 
-    async def find(self, prefix: str, limit: int, service: str | None = None, follower: str | None = None,
-                   publisher: str | None = None) -> Sequence[tuple[NodeRef, Item]]:
+    async def find(self, prefix: str, limit: int, scope: Scope) -> Sequence[tuple[NodeRef, Item]]:
         q = (select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
              .where(ItemRow.item_id.like(_like_prefix(prefix), escape="\\")))
-        if service is not None:
-            q = q.where(NodeRow.service == service)
-        if follower is not None:
+        if self.s.bind.dialect.name == "sqlite":
+            # SQLite's LIKE is case-insensitive and cannot use the BINARY index on item_id: a range
+            # can (the LIKE above still decides)
+            q = q.where(ItemRow.item_id >= prefix, ItemRow.item_id < prefix + "\U0010ffff")
+        if scope.service is not None:
+            q = q.where(NodeRow.service == scope.service)
+        if scope.node is not None:
+            q = q.where(NodeRow.node == scope.node)
+        if scope.open_only:
+            q = q.where((NodeRow.access_model == AccessModel.OPEN.value) | NodeRow.remote)
+        if scope.follower is not None:
             q = q.where(ItemRow.node_id.in_(select(SubscriptionRow.node_id).where(
-                SubscriptionRow.bare == follower, SubscriptionRow.state == SubState.SUBSCRIBED.value)))
-        if publisher is not None:
-            q = q.where(ItemRow.publisher == publisher)
+                SubscriptionRow.bare == scope.follower, SubscriptionRow.state == SubState.SUBSCRIBED.value)))
+        if scope.publisher is not None:
+            q = q.where(ItemRow.publisher == scope.publisher)
         rows = (await self.s.execute(q.order_by(ItemRow.id.desc()).limit(limit))).all()
         return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
 
@@ -663,7 +671,7 @@ class FeedRepo:
             select(NodeRow, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.node_id == NodeRow.id)
             .where(NodeRow.node == "urn:xmpp:microblog:0", NodeRow.remote.is_(False),
                    NodeRow.access_model == AccessModel.OPEN.value, NodeRow.service != service_jid,
-                   NodeRow.service.like("%@" + service_jid))
+                   NodeRow.service.like("%@" + service_jid), counts.c.n > 0)
             .order_by(NodeRow.service))).all()
         return [(_node(n), int(c)) for n, c in rows]
 

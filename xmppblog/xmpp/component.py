@@ -118,18 +118,27 @@ def shape_error(xml: ET.Element, max_depth: int = MAX_DEPTH) -> str | None:
 EVENT, FORM, CHAT = "event", "form", "chat"
 
 
+#: what a pubsub action costs in spamguard's limits (the rest is free to ask)
+_PUBSUB_LIMITS = {"publish": "publish", "retract": "publish", "subscribe": "subscribe", "unsubscribe": "subscribe",
+                  "create": "owner"}
+_NOT_ACTIONS = ("options", "publish-options", "configure")
+
+
 def iq_action(ns: str, payload: ET.Element, iq_type: str) -> str:
-    """What an iq asks, for spamguard's limits: publish, subscribe, owner, report, search, …"""
-    if ns == NS_PUBSUB:
-        for child in payload:
-            tag = child.tag.rsplit("}", 1)[-1]
-            if tag in ("publish", "subscribe", "retract"):
-                return tag
-    elif ns == NS_PUBSUB_OWNER and iq_type == "set":
+    """What an iq asks, for spamguard's limits: publish, subscribe, owner, report, search, or iq.
+
+    A pubsub request is classified by the one action its handler will run (the child of the
+    pubsub namespace, as pubsub/xep_0060.py dispatches), so no decoy element of another
+    namespace can make it look like something cheaper."""
+    if ns == NS_PUBSUB and iq_type == "set":
+        actions = [c.tag[len(NS_PUBSUB) + 2:] for c in payload if c.tag.startswith(f"{{{NS_PUBSUB}}}")]
+        actions = [a for a in actions if a not in _NOT_ACTIONS] or actions
+        return _PUBSUB_LIMITS.get(actions[0], "iq") if len(actions) == 1 else "iq"
+    if ns == NS_PUBSUB_OWNER and iq_type == "set":
         return "owner"
-    elif ns == NS_BLOCKING and iq_type == "set":
+    if ns == NS_BLOCKING and iq_type == "set":
         return "report"
-    elif ns == NS_COMMANDS and payload.get("node", "").endswith("#search"):
+    if ns == NS_COMMANDS and payload.get("node", "").endswith("#search"):
         return "search"
     return "iq"
 
