@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,8 @@ from .core.roster import PresenceGrants, RosterService
 from .core.search import SearchIndexer, SearchService
 from .core.social import SocialService
 from .core.timeline import PublicTimeline
-from .core.transactions import Transactions
+from .core.transactions import Transactions, Tx
+from .core.events import AccessChanged, NodeDeleted
 from .core.visibility import NodeMap
 from .federation.bounces import Bounces
 from .federation.inbound import InboundEvents
@@ -44,6 +46,7 @@ from .federation.remote import RemoteBlogs
 from .federation.verify import Verifier
 from .http.server import HttpApi
 from .http.server import start as start_http
+from .http.snapshot import Snapshot
 from .im.commands import ChatBot
 from .im.online import OnlineTracker
 from .im.reports import BlockingAdapter
@@ -68,6 +71,9 @@ from .xmpp.component import BlogComponent, Request
 from .xmpp.multicast import discover
 
 log = logging.getLogger(__name__)
+
+#: how long the user directory may lag new posts (it counts across every blog)
+DIRECTORY_SECONDS = 30.0
 
 
 class SystemClock:
@@ -128,7 +134,7 @@ def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCod
     Notifications(addr, online).register(tx.projections)
     PresenceGrants(roster).register(tx.projections)
     return Core(tx, pubsub, remote, follows, PostingService(addr, tx, pubsub, codec, directory),
-                SocialService(addr, tx, pubsub, follows, moderation), roster, SearchService(tx, search_index),
+                SocialService(addr, tx, pubsub, follows, moderation, roster), roster, SearchService(tx, search_index),
                 moderation, Deliveries(tx, clock, delivery))
 
 
@@ -173,6 +179,11 @@ class App:
                                    expire=core.deliveries.expire_sent, writable=self.component.writable,
                                    processed=lambda: self.component.processed(c.users_domain))
         tx.on_commit(self.sender.wake)
+        # The user directory counts every blog's posts: one count serves everyone for a while,
+        # and a blog protected or deleted leaves it as soon as that is committed.
+        self.directory = Snapshot(core.social.directory, DIRECTORY_SECONDS, time.monotonic)
+        for kind in (AccessChanged, NodeDeleted):
+            tx.projections.on(kind, self._directory_changed)
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
                         MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search),
                         VCardAdapter(core.pubsub), BlockingAdapter(core.social),
@@ -246,10 +257,13 @@ class App:
             await self.engine.dispose()
             log.info("stopped")
 
+    async def _directory_changed(self, tx: Tx, event: AccessChanged | NodeDeleted) -> None:
+        tx.call_after(self.directory.expire)
+
     def http_api(self) -> HttpApi:
         h = self.cfg.http
         return HttpApi(self.core.pubsub, self.core.social, self.core.search, h.base_url or f"http://{h.listen}",
-                       self.stats, self.cfg.spamguard.searches_per_minute)
+                       self.stats, self.cfg.spamguard.searches_per_minute, self.directory.get)
 
     async def _start_http(self) -> Any:
         if not self.cfg.http.listen:
@@ -258,7 +272,7 @@ class App:
 
     async def stats(self) -> dict[str, Any]:
         """Server statistics for /api/stats."""
-        blogs = await self.core.social.directory()
+        blogs = await self.directory.get()
         async with self._uow() as uow:
             return {"service": self.cfg.component.jid, "users_with_public_blogs": len(blogs),
                     "public_posts": sum(n for _, n in blogs), "outbox_waiting": await uow.outbox.pending_count(),

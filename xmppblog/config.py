@@ -296,7 +296,10 @@ def safe_url(url: str) -> str:
     """A database URL with its password masked, for output and logs."""
     from sqlalchemy.engine import make_url
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        # drivers also take the password as a query parameter (…?password=…)
+        masked = {k: ("***" if "pass" in k.lower() else v) for k, v in parsed.query.items()}
+        return parsed.set(query=masked).render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy reads: show nothing of it that could be a secret
         return "(unreadable URL)"
 

@@ -195,3 +195,70 @@ async def test_a_block_stops_follow_requests_and_comments_by_iq(world):
     reply = await world.iq(f"{MALLORY}/pc", BLOG, "set", subscribe(MALLORY))
     assert reply.get("type") == "error"
     assert not [b for _, b in bodies(await world.drain(), ALICE) if MALLORY in b]
+
+
+async def test_blocking_or_removing_a_follower_ends_their_access(world):
+    """An owner who blocks an approved follower of a protected blog (or `remove`s a member of a
+    whitelist blog) takes their subscription, membership and presence view away: nothing
+    written afterwards reaches them, by chat, presence or XEP-0060."""
+    from ..support.stanzas import affiliations, configure, items
+
+    await post(world, "hello")
+    assert "protected" in await world.chat(f"{ALICE}/pc", "protect on")
+    await world.online(f"{BOB}/pc")
+    await world.receive(f"<presence type='subscribe' from='{BOB}' to='{BLOG}'/>")  # a roster follow
+    assert (await world.chat(f"{ALICE}/pc", f"approve {BOB}")).startswith("Approved")
+    assert any(el.get("type") == "subscribed" and el.get("to") == BOB for el in await world.drain())
+    assert (await world.chat(f"{ALICE}/pc", f"block {BOB}")).startswith("Blocked")
+    out = await world.drain()
+    assert any(el.get("type") == "unsubscribed" and el.get("to") == BOB for el in out), \
+        [ET.tostring(el, encoding="unicode")[:200] for el in out]
+    await post(world, "private after blocking bob")
+    assert not [b for _, b in bodies(await world.drain(), BOB) if "private after" in b]
+    assert "private after" not in await world.chat(f"{BOB}/pc", "timeline")
+    assert (await world.iq(f"{BOB}/pc", BLOG, "get", items())).get("type") == "error"
+    probe = await world.receive(f"<presence type='probe' from='{BOB}/pc' to='{BLOG}'/>")
+    assert not any("private after" in ET.tostring(el, encoding="unicode") for el in probe)
+
+    carol = "carol@example.org"
+    await world.iq(f"{ALICE}/pc", BLOG, "set", configure(access_model="whitelist"), iq_id="w")
+    await world.iq(f"{ALICE}/pc", BLOG, "set", affiliations([(carol, "member")]), iq_id="m")
+    assert (await world.iq(f"{carol}/pc", BLOG, "get", items())).get("type") == "result"
+    assert (await world.chat(f"{ALICE}/pc", f"remove {carol}")).startswith(f"Removed {carol}")
+    assert (await world.iq(f"{carol}/pc", BLOG, "get", items(), iq_id="again")).get("type") == "error"
+    assert (await world.chat(f"{ALICE}/pc", f"remove {carol}")) == \
+        f"{carol} does not follow your blog. See 'followers'."
+    assert (await world.chat(f"{ALICE}/pc", "remove")).startswith("Usage: remove JID")
+
+
+async def test_a_strangers_early_subscription_cannot_shape_a_blog(world):
+    """A stranger subscribing to a local user who never posted makes their node on the defaults;
+    the owner's first create or publish-options still configures it (a client that falls back
+    to a plain publish would otherwise make a private first post public), and blogs with no
+    post are listed nowhere."""
+    PS = "http://jabber.org/protocol/pubsub"
+    for who in ("bob", "visit.pills.example", "dave"):
+        reply = await world.iq("eve@evil.example/x", f"{who}@blog.example.org", "set", subscribe("eve@evil.example"),
+                               iq_id=who)
+        assert reply.get("type") == "result", ET.tostring(reply)
+    http = await world.http()
+    assert (await (await http.get("/api/users")).json())["users"] == []
+    whitelist = (f"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>{PS}#{{}}"
+                 "</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x>")
+    create = (f"<pubsub xmlns='{PS}'><create node='{MB}'/>"
+              f"<configure>{whitelist.format('node_config')}</configure></pubsub>")
+    assert (await world.iq(f"{BOB}/pc", "bob@blog.example.org", "set", create)).get("type") == "result"
+    options = (f"<pubsub xmlns='{PS}'><publish node='{MB}'><item><entry xmlns='http://www.w3.org/2005/Atom'>"
+               "<title>dave's private first thought</title></entry></item></publish>"
+               f"<publish-options>{whitelist.format('publish-options')}</publish-options></pubsub>")
+    assert (await world.iq("dave@example.org/pc", "dave@blog.example.org", "set", options)).get("type") == "result"
+    await post(world, "bob's private first thought", frm=BOB)
+    for path in ("/api/timeline", "/api/users", "/api/search?q=private"):
+        text = await (await http.get(path)).text()
+        assert "private first" not in text and "bob" not in text.replace("blog.example.org", ""), (path, text)
+    got = await world.iq("eve@evil.example/x", "dave@blog.example.org", "get",
+                         f"<pubsub xmlns='{PS}'><items node='{MB}'/></pubsub>", iq_id="peek")
+    assert got.get("type") == "error", ET.tostring(got)
+    # once posted, a create is a conflict again
+    again = await world.iq(f"{BOB}/pc", "bob@blog.example.org", "set", create, iq_id="again")
+    assert error_of(again)[1] == "conflict"

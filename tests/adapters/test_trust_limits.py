@@ -78,6 +78,23 @@ async def test_search_offsets_are_bounded_and_each_client_is_limited(world):
     assert statuses[0] == 200
 
 
+async def test_the_directory_and_statistics_are_computed_once_per_period(world):
+    """#10: /api/users and /api/stats count across every blog; asked in a loop they answer
+    from one snapshot (at most 30 s old) instead of recounting, except that a blog leaves the
+    directory as soon as it is protected (#21)."""
+    await world.chat(f"{ALICE}/pc", "first")
+    http = await world.http()
+    users = await (await http.get("/api/users")).json()
+    stats = await (await http.get("/api/stats")).json()
+    await world.chat(f"{BOB}/pc", "second blog")
+    assert await (await http.get("/api/users")).json() == users
+    assert await (await http.get("/api/stats")).json() == stats
+    assert [u["jid"] for u in users["users"]] == [ALICE]
+    assert "protected" in await world.chat(f"{ALICE}/pc", "protect on")
+    listed = [u["jid"] for u in (await (await http.get("/api/users")).json())["users"]]
+    assert listed == [BOB], f"a protected blog stayed listed: {listed}"
+
+
 async def test_short_ids_cannot_be_hijacked(world):
     """#13: an exact id planted on another node never wins over the post a user follows or owns."""
     alice_item = published_id(await world.iq(f"{ALICE}/pc", "alice@blog.example.org", "set", publish(text="lunch")))
@@ -154,6 +171,22 @@ def test_check_config_hides_the_database_password(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "TopSecretPw" not in out.stdout and "db.internal" in out.stdout
+    conf.write_text('[component]\njid = "blog.example.org"\nsecret = "s"\n'
+                    '[database]\nurl = "postgresql+asyncpg://xmppblog@db.internal/xmppblog?password=QuerySecret"\n')
+    out = subprocess.run([sys.executable, "-m", "xmppblog", "-c", str(conf), "check-config"],
+                         capture_output=True, text=True, timeout=60)
+    assert "QuerySecret" not in out.stdout + out.stderr and "db.internal" in out.stdout
+
+
+async def test_a_post_notifies_at_most_twenty_mentioned_people(world):
+    """A post naming 40 users is no way to message 40 people at once."""
+    people = [f"u{n}@example.org" for n in range(40)]
+    for who in people:
+        await world.online(f"{who}/pc")
+    await world.drain()
+    await world.chat(f"{MALLORY}/pc", "hey " + " ".join(f"@{p}" for p in people))
+    told = {el.get("to") for el in await world.drain() if "[mention]" in ET.tostring(el, encoding="unicode")}
+    assert 0 < len(told) <= 20, len(told)
 
 
 async def test_a_multi_item_retract_is_all_or_nothing(world):

@@ -94,6 +94,30 @@ async def test_an_outcast_gets_no_presence_on_a_presence_blog(world):
     assert not any("SECRET" in s for s in statuses(answer)), statuses(answer)
 
 
+async def test_a_banned_reader_hears_nothing_of_the_blog_through_the_timeline_or_tracking(world):
+    """#2, #6: an outcast of a public blog gets neither the public timeline's event for its
+    next post nor a tracked-word copy of it; someone who blocked the author gets no timeline event."""
+    await post(world, "first post")
+    await world.online(f"{CAROL}/pc")
+    assert "Tracking" in await world.chat(f"{CAROL}/pc", "track zebra")
+    for who in (CAROL, BOB):
+        reply = await world.iq(f"{who}/pc", "blog.example.org", "set",
+                               f"<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='{MB}' "
+                               f"jid='{who}/pc'/></pubsub>")
+        assert reply.get("type") == "result", ET.tostring(reply)
+    assert (await world.iq(f"{ALICE}/pc", BLOG, "set", affiliations([(CAROL, "outcast")]))).get("type") == "result"
+    assert (await world.chat(f"{BOB}/pc", "block alice@example.org")).startswith("Blocked")
+    await world.drain()
+    await post(world, "carol must not read this zebra secret")
+    out = await world.drain()
+    leaked = [ET.tostring(el, encoding="unicode") for el in out if el.get("to", "").startswith((CAROL, BOB))]
+    assert not any("zebra secret" in x for x in leaked), leaked
+    await world.chat(f"{BOB}/pc", "unblock alice@example.org")
+    await post(world, "bob hears this zebra one")
+    heard = [el for el in await world.drain() if el.get("to", "").startswith(BOB)]
+    assert any("bob hears this" in ET.tostring(el, encoding="unicode") for el in heard)
+
+
 async def test_a_publisher_affiliates_posts_leave_the_public_timeline_when_the_blog_is_protected(world):
     """#5: timeline copies are the blog's, whoever published them."""
     await post(world, "hello")
@@ -160,11 +184,18 @@ async def test_protected_blogs_give_no_existence_oracle(world):
     await world.iq(f"{ALICE}/pc", BLOG, "set", publish(node=f"{MB}:comments/2026-11-24-doctor", text="get well"))
     await world.iq(f"{ALICE}/pc", BLOG, "set", configure(access_model="whitelist"))
 
-    async def ask(payload: str) -> tuple:  # type: ignore[type-arg]
-        return error_of(await world.iq(f"{ERIN}/pc", BLOG, "get", payload))
+    async def ask(payload: str, kind: str = "get") -> tuple:  # type: ignore[type-arg]
+        return error_of(await world.iq(f"{ERIN}/pc", BLOG, kind, payload))
 
     assert await ask(items(f"{MB}:comments/2026-11-24-doctor")) == await ask(items(f"{MB}:comments/2026-11-23-nothing"))
     assert await ask(items(MB, ("2026-11-24-doctor",))) == await ask(items(MB, ("2026-11-23-nothing",)))
+    subscribe = ("<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='" + MB
+                 + ":comments/{}' jid='" + ERIN + "'/></pubsub>")
+    assert (await ask(subscribe.format("2026-11-24-doctor"), "set")
+            == await ask(subscribe.format("2026-11-23-nothing"), "set"))
+    comment = publish(node=f"{MB}:comments/{{}}", text="hi")
+    assert await ask(comment.format("2026-11-24-doctor"), "set") == await ask(comment.format("2026-11-23-nothing"),
+                                                                              "set")
 
 
 @pytest.mark.parametrize("ending", ["<subscription node='urn:xmpp:microblog:0' jid='blog.example.org' "

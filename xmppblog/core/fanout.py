@@ -30,9 +30,9 @@ from .events import (
     SubscriptionChanged,
 )
 from .jid import stored_bare
-from .model import AccessModel, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
+from .model import AccessModel, Affiliation, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
 from .ports import OnlineView
-from .text import MAX_TRACK_WORDS, mentions, words
+from .text import MAX_MENTIONS, MAX_TRACK_WORDS, mentions, words
 from .transactions import Projections, Tx
 from .visibility import is_public, may_see
 
@@ -93,12 +93,9 @@ class Notifications:
         node, access, item = ev.node, ev.access, ev.item
         ref = node.ref
         author = item.publisher
-        subs = await allowed_subscribers(tx, node, access)
         if ref.service == self.addr.service_jid:
-            # the public timeline: its copies go to its subscribers only (the original was the post)
-            jids = tuple(j for j, d in subs if d is Delivery.EVENT)
-            return [OutboxEvent(EventKind.ITEM_PUBLISHED, ref.service, ref.node, jids, item_id=item.item_id,
-                                payload=item.payload, publisher=author)] if jids else []
+            return await self._timeline_copy(tx, ev)
+        subs = await allowed_subscribers(tx, node, access)
         public = is_public(access)
         im_candidates: dict[str, Marker] = {}
         event_jids: list[str] = []
@@ -113,7 +110,7 @@ class Notifications:
             im_candidates.setdefault(ev.parent_owner, Marker.REPLY)
         tracked: dict[str, str] = {}
         if public:
-            for who in mentions(ev.text):
+            for who in mentions(ev.text)[:MAX_MENTIONS]:
                 if self.addr.is_local_user(who) and who != author:
                     im_candidates.setdefault(who, Marker.MENTION)
             for who, word in await tx.im.trackers(words(ev.text)[:MAX_TRACK_WORDS]):
@@ -129,8 +126,8 @@ class Notifications:
             if b in excluded:
                 continue
             marker = im_candidates[b]
-            if marker in (Marker.REPLY, Marker.MENTION) and not await may_see(tx, access, b):
-                continue  # replies and mentions reach only those who may read the node
+            if marker is not Marker.FOLLOW and not await may_see(tx, access, b):
+                continue  # replies, mentions and tracked words reach only those who may read the node
             im_by_marker.setdefault((marker, tracked.get(b, "")), []).append(b)
         # One delivery per post per person: IM followers get no event copy.
         im_people = {b for group in im_by_marker.values() for b in group} | {
@@ -152,6 +149,18 @@ class Notifications:
                                       payload=item.payload, publisher=author,
                                       subject=f"{marker.value}:{word}" if word else marker.value))
         return events
+
+    async def _timeline_copy(self, tx: Tx, ev: ItemPublished) -> list[OutboxEvent]:
+        """A public timeline copy goes to the timeline's event subscribers only (the original was
+        the post), minus those the blog banned and those who blocked the author: `ev.access` is
+        the blog the copy came from (core/timeline.py)."""
+        tl, item = ev.node, ev.item
+        barred = {j for j, a in (await tx.affs.for_node(ev.access)).items() if a is Affiliation.OUTCAST}
+        barred |= await tx.im.blockers_of(item.publisher)
+        jids = tuple(j for j, d in await allowed_subscribers(tx, tl, tl)
+                     if d is Delivery.EVENT and stored_bare(j) not in barred)
+        return [OutboxEvent(EventKind.ITEM_PUBLISHED, tl.ref.service, tl.ref.node, jids, item_id=item.item_id,
+                            payload=item.payload, publisher=item.publisher)] if jids else []
 
     async def retracted(self, tx: Tx, ev: ItemRetracted) -> None:
         """Retractions go to event subscribers only: chat users are not sent deletions."""

@@ -54,7 +54,7 @@ from .policy import Action, check, may, roster_request_state, subscribe_state
 from .ports import Clock, EntryCodec
 from .transactions import Transactions, Tx, retry_contended
 from .uri import xmpp_uri
-from .visibility import NodeMap, may_read, validate_item_id, viewer_for, viewer_of
+from .visibility import NodeMap, check_read, may_read, validate_item_id, viewer_for, viewer_of
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,11 @@ class PubsubService:
             node = await tx.nodes.get(ref)
             if node is None:
                 node = await self._create(tx, ref, owner, self._config(self.default_config(), options or {}))
+            elif options and await tx.feed.latest(ref) is None:
+                # nothing posted yet: the node exists because somebody subscribed (subscribe_in),
+                # and the owner's first publish still sets it up as if it created it
+                await self.configure_in(tx, actor, ref, options)
+                node = await self.blog_node(tx, ref)
             elif options:
                 self._preconditions(node, options)
             return node, node
@@ -309,9 +314,13 @@ class PubsubService:
         if actor.jid != owner and not actor.system:
             raise errors.Forbidden(self._not_yours(actor, owner))
         async with self._tx() as tx:
-            if await tx.nodes.get(ref) is not None:
+            if await tx.nodes.get(ref) is None:
+                await self.blog_node(tx, ref, create=True, options=options)
+            elif await tx.feed.latest(ref) is None:
+                # made by a subscription before the first post: the owner's create configures it
+                await self.configure_in(tx, actor, ref, options)
+            else:
                 raise errors.Conflict("the node already exists")
-            await self.blog_node(tx, ref, create=True, options=options)
             await tx.commit()
 
     async def delete_node(self, actor: Actor, ref: NodeRef) -> None:
@@ -442,9 +451,15 @@ class PubsubService:
                 waits for the owner (policy.roster_request_state).
         """
         self.nodes.check_name(ref)
-        access = await self.blog_node(tx, ref.parent() if ref.is_comments else ref, create=True)
-        node = await self._comments_node(tx, ref, access) if ref.is_comments else access
         who = stored_bare(subscriber)
+        if ref.is_comments:
+            # read access to the blog first: whether a post exists is its business (no oracle)
+            access = await self.nodes.access_node(tx, ref)
+            check_read(access, await viewer_of(tx, access, who))
+            node = await self._comments_node(tx, ref, access)
+        else:
+            # following someone before their first post makes their node, on the defaults
+            access = node = await self.blog_node(tx, ref, create=True)
         model = access.config.access_model
         if fanout.is_server(subscriber) and model is not AccessModel.OPEN:
             # Server-level subscriptions re-deliver to anyone on that server: open blogs only.
@@ -670,6 +685,23 @@ class PubsubService:
         await tx.emit(SubscriptionChanged(node, access, jid, before, state, Cause.OWNER))
         log.info("subscription set: service=%s node=%s jid=%s state=%s", node.ref.service, node.ref.node, jid, state)
         return True
+
+    async def remove_subscriber_in(self, tx: Tx, actor: Actor, ref: NodeRef, who: str) -> bool:
+        """The owner ends what a bare JID holds on their blog: its subscriptions to the blog and
+        its comments nodes (the owner's decision: they are told, XEP-0060 §8.8.4) and a member or
+        publisher affiliation (an outcast stays one). False: it held none of these."""
+        if await tx.nodes.get(ref) is None:
+            return False
+        _, access = await self._owned(tx, actor, ref, Action.MANAGE_SUBSCRIPTIONS)
+        changed = False
+        for sub in await tx.subs.for_jid(ref.service, who):
+            node = await tx.nodes.get(sub.ref)
+            if node is not None:
+                changed |= await self._owner_sets(tx, node, access, sub.jid, SubState.NONE)
+        if await tx.affs.get(access, who) in (Affiliation.MEMBER, Affiliation.PUBLISHER):
+            await self.set_affiliations_in(tx, actor, ref, [(who, Affiliation.NONE)])
+            changed = True
+        return changed
 
     async def authorize(self, actor: Actor, ref: NodeRef, jid: str, allow: bool) -> bool:
         """Answer a pending subscription (XEP-0060 §8.6); owner only.

@@ -180,6 +180,16 @@ class RosterService:
             if sub.ref == ref and await self._pubsub.unsubscribe_in(tx, Actor(who), ref, sub.jid):
                 log.info("roster unfollow: blog=%s contact=%s", blog, who)
 
+    async def withdraw_in(self, tx: Tx, blog: str, who: str) -> bool:
+        """The owner takes back a contact's view of the blog JID's presence (`unsubscribed`).
+        False: they had none."""
+        contact = await tx.contacts.get(blog, who)
+        if not (contact.subscribed or contact.pending_in):
+            return False
+        await save(tx, *refuse(contact))
+        log.info("presence withdrawn by the owner: blog=%s contact=%s", blog, who)
+        return True
+
     async def probe_answer(self, blog: str, contact_jid: str) -> str | None:
         """The status line to answer a probe with, or None if the contact may not see presence."""
         self._check_local(blog)

@@ -21,6 +21,7 @@ from .moderation import Moderation
 from .jid import bare
 from .model import NS_MICROBLOG, AccessModel, Actor, Affiliation, FoundPost, Item, Node, NodeRef, PageRequest, SubState
 from .pubsub import PubsubService
+from .roster import RosterService
 from .text import normal
 from .transactions import Transactions, Tx
 from .visibility import may_read, viewer_for
@@ -52,12 +53,13 @@ class Whois:
 
 class SocialService:
     def __init__(self, addr: Addressing, transactions: Transactions, pubsub: PubsubService,
-                 follows: FollowService, moderation: Moderation) -> None:
+                 follows: FollowService, moderation: Moderation, roster: RosterService) -> None:
         self.addr = addr
         self._tx = transactions
         self._pubsub = pubsub
         self._follows = follows
         self._moderation = moderation
+        self._roster = roster
 
     def _own_ref(self, actor: Actor) -> NodeRef:
         blog = self.addr.blog_of(actor.jid)
@@ -159,6 +161,23 @@ class SocialService:
             await tx.commit()
         return changed
 
+    async def remove_follower(self, actor: Actor, target: str) -> tuple[str, bool]:
+        """The owner removes someone from their blog's readers and roster (they may ask again,
+        unless blocked). Returns (bare JID, whether they held anything)."""
+        who = self._blockee(actor, target)
+        async with self._tx() as tx:
+            removed = await self.remove_follower_in(tx, actor, who)
+            await tx.commit()
+        return who, removed
+
+    async def remove_follower_in(self, tx: Tx, actor: Actor, who: str) -> bool:
+        ref = self._own_ref(actor)
+        removed = await self._pubsub.remove_subscriber_in(tx, actor, ref, who)
+        removed |= await self._roster.withdraw_in(tx, ref.service, who)
+        if removed:
+            log.info("follower removed: %s removes %s", actor.jid, who)
+        return removed
+
     async def protect(self, actor: Actor, on: bool) -> AccessModel:
         ref = self._own_ref(actor)
         model = AccessModel.AUTHORIZE if on else AccessModel.OPEN
@@ -210,7 +229,7 @@ class SocialService:
 
     async def block(self, actor: Actor, target: str) -> tuple[str, bool]:
         """Block a JID (a user JID or a blog JID standing for one): nothing from them reaches the actor,
-        and the actor stops following them."""
+        the actor stops following them and, on the actor's own blog, they stop following the actor."""
         async with self._tx() as tx:
             who, added = await self.block_in(tx, actor, target)
             await tx.commit()
@@ -222,6 +241,8 @@ class SocialService:
         blog = self.addr.blog_of(who)
         if blog:
             await self._follows.drop_subscriptions(tx, actor, NodeRef(blog, NS_MICROBLOG))
+        if self.addr.blog_of(actor.jid):
+            await self.remove_follower_in(tx, actor, who)
         log.info("block: %s blocks %s", actor.jid, who)
         return who, added
 

@@ -19,6 +19,8 @@ _SEARCH_WORD = re.compile(r"\w+", re.UNICODE)
 _HASHTAG = re.compile(r"(?<![\w&])#(\w[\w-]{0,63})", re.UNICODE)
 _MENTION = re.compile(r"(?<![\w@])@([^\s@/<>\"'&:]+@[A-Za-z0-9.-]+[A-Za-z0-9])")
 MAX_TRACK_WORDS = 64
+#: people a post notifies by mentioning them (a post naming a thousand users notifies none past these)
+MAX_MENTIONS = 20
 
 
 def normal(text: str) -> str:

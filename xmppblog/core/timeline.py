@@ -13,19 +13,33 @@ public (core/pubsub.py, `_still_public`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
 from .events import AccessChanged, ItemPublished, ItemRetracted, NodeDeleted, NodePurged
 from .jid import parse
-from .model import Node, NodeConfig
+from .model import Item, Node, NodeConfig
 from .transactions import Projections, Tx
-from .visibility import NodeMap, all_items, is_public
+from .visibility import MAX_ITEM_ID, NodeMap, all_items, is_public
+
+log = logging.getLogger(__name__)
 
 
 def copy_id(owner: str, item_id: str) -> str:
     """The id of a blog post's copy on the public timeline: `user/id`."""
     return f"{parse(owner).local}/{item_id}"
+
+
+def _copy(owner: str, item: Item) -> Item | None:
+    """The timeline copy of a blog post; None when its id would be too long for any client to
+    ask for it by id (a very long user name beside a long item id): that post stays off it."""
+    copy = replace(item, item_id=copy_id(owner, item.item_id))
+    if len(copy.item_id) <= MAX_ITEM_ID:
+        return copy
+    log.warning("not on the public timeline: %s's post %.40s… (copy id over %d characters)", owner,
+                item.item_id, MAX_ITEM_ID)
+    return None
 
 
 class PublicTimeline:
@@ -59,11 +73,14 @@ class PublicTimeline:
     async def published(self, tx: Tx, ev: ItemPublished) -> None:
         if not self._is_blog(ev.node) or not is_public(ev.access):
             return
+        copy = _copy(ev.node.owner, ev.item)
+        if copy is None:
+            return
         tl = await self.timeline(tx)
-        copy = replace(ev.item, item_id=copy_id(ev.node.owner, ev.item.item_id))
         await tx.items.put(tl, copy, new=ev.new)
         await tx.items.trim(tl, self.max_items)
-        await tx.emit(ItemPublished(tl, tl, copy, ev.text, ev.new, notify=ev.notify))
+        # the blog's rules still say who may be told of the copy (core/fanout.py)
+        await tx.emit(ItemPublished(tl, ev.access, copy, ev.text, ev.new, notify=ev.notify))
 
     async def retracted(self, tx: Tx, ev: ItemRetracted) -> None:
         if self._is_blog(ev.node):
@@ -82,7 +99,9 @@ class PublicTimeline:
         # re-opened: its posts are public again, quietly (no notification floods)
         tl = await self.timeline(tx)
         async for item in all_items(tx, ev.node):
-            await tx.items.put(tl, replace(item, item_id=copy_id(ev.node.owner, item.item_id)))
+            copy = _copy(ev.node.owner, item)
+            if copy is not None:
+                await tx.items.put(tl, copy)
         await tx.items.trim(tl, self.max_items)
 
     async def _remove_all(self, tx: Tx, blog: Node) -> None:

@@ -74,14 +74,21 @@ class Tx:
         self.search: SearchRepo = uow.search
         self._projections = projections
         self._after_commit = after_commit
+        self._after_this: list[Callable[[], None]] = []
 
     async def emit(self, event: Event) -> None:
         """Let every projection of `event` apply its consequences, in this transaction."""
         await self._projections.dispatch(self, event)
 
+    def call_after(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back): for
+        state outside the store that must not run ahead of it, such as a cache to expire."""
+        self._after_this.append(callback)
+
     async def commit(self) -> None:
         await self.uow.commit()
-        for callback in self._after_commit:
+        callbacks, self._after_this = self._after_this, []
+        for callback in [*callbacks, *self._after_commit]:
             callback()
 
 

@@ -22,7 +22,7 @@ STATUS: dict[type[E.BlogError], int] = {
 def status_of(exc: E.BlogError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

@@ -15,6 +15,7 @@ Cursor paging: `cursor` is the id of the last item of the previous page (XEP-005
 from __future__ import annotations
 
 import html
+import ipaddress
 import logging
 import re
 import time
@@ -27,7 +28,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from ..core import errors
-from ..core.model import NS_MICROBLOG, Actor, FoundPost, Item, NodeRef, PageRequest
+from ..core.model import NS_MICROBLOG, Actor, FoundPost, Item, Node, NodeRef, PageRequest
 from ..core.pubsub import PubsubService
 from ..core.search import MAX_OFFSET, SearchService
 from ..core.social import SocialService
@@ -38,12 +39,15 @@ from ..pubsub.xep_0277 import entry_of, plain_text
 from ..spamguard.buckets import TokenBuckets
 from .errors import public_text, status_of
 from .openapi import OPENAPI
+from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
 ANON = Actor.ANONYMOUS
 A = f"{{{NS_ATOM}}}"
 PAGE = 20
+#: how long the statistics may be old (they count across every blog)
+SNAPSHOT_SECONDS = 30.0
 _NUMBER = re.compile(r"[0-9]{1,7}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: feeds may carry (sanitised) XHTML from users: never let a browser run anything in them
@@ -58,14 +62,32 @@ def number(raw: str, what: str, low: int, high: int) -> int:
     return int(raw)
 
 
+def client_of(remote: str | None) -> str:
+    """Whom a request counts against: its IPv4 address, or its IPv6 /64 (one host usually
+    holds a whole /64, and would otherwise have 2^64 addresses to rotate through)."""
+    try:
+        address = ipaddress.ip_address((remote or "").split("%", 1)[0])
+    except ValueError:
+        return remote or "?"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 class HttpApi:
     def __init__(self, pubsub: PubsubService, social: SocialService, search: SearchService, base_url: str,
-                 stats: Callable[[], Awaitable[dict[str, Any]]], searches_per_minute: int = 30) -> None:
+                 stats: Callable[[], Awaitable[dict[str, Any]]], searches_per_minute: int = 30,
+                 directory: Callable[[], Awaitable[list[tuple[Node, int]]]] | None = None) -> None:
+        """`directory`: the user list, if not `social.directory` itself (the composition root
+        passes a snapshot that expires when a blog's access changes)."""
         self.blogs = pubsub
         self.social = social
         self.search = search
         self.base = base_url.rstrip("/")
-        self._stats = stats
+        self._stats = Snapshot(stats, SNAPSHOT_SECONDS, time.monotonic)
+        self._directory = directory or social.directory
         self._searches = TokenBuckets(searches_per_minute, time.monotonic, max_keys=10_000)
         self.app = web.Application(middlewares=[self._errors])
         r = self.app.router
@@ -123,7 +145,7 @@ class HttpApi:
         return number(request.query.get("limit", str(PAGE)), "limit", 1, 100)
 
     def _search_allowed(self, request: web.Request) -> None:
-        if not self._searches.take(request.remote or "?"):
+        if not self._searches.take(client_of(request.remote)):
             log.info("http search refused: client=%s (over the per-client limit)", request.remote)
             raise web.HTTPTooManyRequests(text="too many searches from your address; wait a minute",
                                           headers={"Retry-After": "60"})
@@ -152,7 +174,7 @@ class HttpApi:
         return web.json_response(OPENAPI)
 
     async def api_users(self, request: web.Request) -> web.Response:
-        blogs = await self.social.directory()
+        blogs = await self._directory()
         return web.json_response({"users": [
             {"jid": n.owner, "blog": n.ref.service, "posts": count, "title": n.config.title,
              "url": f"{self.base}/u/{quote(n.owner.split('@')[0])}"} for n, count in blogs]})
@@ -196,7 +218,7 @@ class HttpApi:
                                   "next_cursor": str(nxt) if nxt is not None else None})
 
     async def api_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._stats())
+        return web.json_response(await self._stats.get())
 
     # ------------------------------------------------------------ Atom feeds
 

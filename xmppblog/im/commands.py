@@ -34,7 +34,7 @@ xmppblog — anything you send that is not a command is posted to your microblog
 post TEXT · reply ID TEXT · repost ID · delete ID
 follow JID · unfollow JID · following · followers · timeline [N]
 track WORD · untrack WORD · tracking · on · off (pause/resume chat delivery)
-approve JID · deny JID · requests · protect on|off
+approve JID · deny JID · requests · protect on|off · remove JID (a follower)
 search WORDS ("a phrase", #tag, @user@domain, from:JID) · whois JID · help
 block JID · unblock JID · blocked · report JID [why]
 JID: a user (alice@example.org) or their blog (alice@blog.example.org). ID: the #id under a post
@@ -45,7 +45,7 @@ To post text that starts with a command word, start it with "post "."""
 EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked"}
 #: commands that take arguments (the first word decides)
 WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track", "untrack",
-             "approve", "deny", "protect", "block", "unblock", "whois", "report", "search"}
+             "approve", "deny", "remove", "protect", "block", "unblock", "whois", "report", "search"}
 MAX_BODY = 8000
 _COUNT = re.compile(r"[0-9]{1,6}")
 
@@ -70,6 +70,7 @@ class ChatBot:
             "followers": self.cmd_followers, "timeline": self.cmd_timeline, "track": self.cmd_track,
             "untrack": self.cmd_untrack, "tracking": self.cmd_tracking, "on": self.cmd_on,
             "off": self.cmd_off, "approve": self.cmd_approve, "deny": self.cmd_deny,
+            "remove": self.cmd_remove,
             "requests": self.cmd_requests, "protect": self.cmd_protect, "block": self.cmd_block,
             "unblock": self.cmd_unblock, "blocked": self.cmd_blocked, "whois": self.cmd_whois,
             "report": self.cmd_report, "search": self.cmd_search,
@@ -241,6 +242,14 @@ class ChatBot:
         if await self.social.answer(actor, rest, False):
             return f"Denied {rest}."
         return f"There is no pending request from {rest}. See 'requests'."
+
+    async def cmd_remove(self, actor: Actor, rest: str) -> str:
+        if not rest or " " in rest:
+            return "Usage: remove JID (stops a follower of your blog). To post this text: post remove …"
+        who, removed = await self.social.remove_follower(actor, rest)
+        if removed:
+            return f"Removed {who}: they no longer follow your blog (to keep them from asking again: block {who})."
+        return f"{who} does not follow your blog. See 'followers'."
 
     async def cmd_requests(self, actor: Actor, rest: str) -> str:
         pending = await self.social.pending_requests(actor)

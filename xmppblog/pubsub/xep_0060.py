@@ -366,7 +366,8 @@ class PubsubAdapter:
         out = ET.SubElement(ps, PO + what, {"node": node})
         used, shown = 0, []
         for key, attrs in entries[start:start + size]:
-            used += sum(len(v) for v in attrs.values()) + 48
+            # as written: UTF-8 bytes, escapes included (a resource may hold '&' and '<')
+            used += sum(len(quoteattr(v).encode("utf-8")) for v in attrs.values()) + 48
             if shown and used > self.limits.max_page_bytes:
                 break
             ET.SubElement(out, PO + what[:-1], attrs)
