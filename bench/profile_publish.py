@@ -61,11 +61,12 @@ async def main() -> None:
         statements = 0
 
         shown: list[str] = []
+        capture = False  # the statements of one steady-state post (the last plain one)
 
         def count(_conn: object, _cursor: object, statement: str, *_a: object) -> None:
             nonlocal statements
             statements += 1
-            if args.sql and len(shown) < statements:
+            if capture:
                 shown.append(" ".join(statement.split())[:150])
 
         event.listen(engine.sync_engine, "before_cursor_execute", count)
@@ -104,9 +105,11 @@ async def main() -> None:
             if profiler:
                 profiler.enable()
             for n in range(args.posts):
+                capture = args.sql and profiler is None and n == args.posts - 1
                 await service.publish(alice, ref, None, draft(n))
                 while await sender.drain_once():
                     pass
+                capture = False
             if profiler:
                 profiler.disable()
             cpu = time.process_time() - cpu0
@@ -114,7 +117,7 @@ async def main() -> None:
                   f"SQL statements per post, {cpu / args.posts * 1000:.2f} ms CPU per post, "
                   f"{cpu / notes * 1e6:.2f} µs per notification; {sent[0]} writes, {sent[1] // notes} bytes/notif")
         if args.sql:
-            print("\n".join(shown[:statements // args.posts]))
+            print("\n".join(shown))
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
         core.search.close()
         await engine.dispose()

@@ -5,9 +5,10 @@
   index (kind, value, doc): a `#tag` or `from:` search reads an index range
   instead of scanning the whole full-text table.
 * SQLite: documents get a plain table `search_docs` (their ids, keyed and
-  indexed) and the words a full-text table `search_text` sharing its row ids;
-  the old `search_fts` (whose key columns could not be indexed) is copied over
-  and dropped. PostgreSQL keeps `search_docs` and gains `search_terms`.
+  indexed, and their text) and the words an external-content full-text index
+  `search_text` over it, kept in step by triggers (a post is indexed by one
+  INSERT); the old `search_fts` (whose key columns could not be indexed) is
+  copied over and dropped. PostgreSQL keeps `search_docs` and gains `search_terms`.
 * Posts that were never indexed (stored before 0008 created the index, or on a
   blog re-opened before this revision) are indexed now.
 * `peer_keys`: the signing keys of other xmppblog servers, pinned when first seen.
@@ -82,15 +83,16 @@ def upgrade() -> None:
         op.execute(
             "CREATE TABLE search_docs (id INTEGER PRIMARY KEY, service VARCHAR(2047) NOT NULL, "
             "node VARCHAR(1024) NOT NULL, item_id VARCHAR(256) NOT NULL, author VARCHAR(2047) NOT NULL, "
-            "published VARCHAR(40) NOT NULL, CONSTRAINT uq_search_docs_item UNIQUE (service, node, item_id))")
-        op.execute("CREATE VIRTUAL TABLE search_text USING fts5(text, tokenize='unicode61 remove_diacritics 2')")
+            "published VARCHAR(40) NOT NULL, text TEXT NOT NULL DEFAULT '', "
+            "CONSTRAINT uq_search_docs_item UNIQUE (service, node, item_id))")
+        # the words' index over search_docs.text (external content: the text is stored once)
+        op.execute("CREATE VIRTUAL TABLE search_text USING fts5(text, content='search_docs', content_rowid='id', "
+                   "tokenize='unicode61 remove_diacritics 2')")
         op.execute("CREATE TABLE search_terms (doc INTEGER NOT NULL, kind CHAR(1) NOT NULL, "
                    "value VARCHAR(2047) NOT NULL)")
         # the old documents keep their ids (the rowids of search_fts); set-based copies
-        op.execute("INSERT OR IGNORE INTO search_docs (id, service, node, item_id, author, published) "
-                   "SELECT rowid, service, node, item_id, author, published FROM search_fts ORDER BY rowid")
-        op.execute("INSERT INTO search_text (rowid, text) SELECT f.rowid, f.text FROM search_fts f "
-                   "JOIN search_docs d ON d.id = f.rowid")
+        op.execute("INSERT OR IGNORE INTO search_docs (id, service, node, item_id, author, published, text) "
+                   "SELECT rowid, service, node, item_id, author, published, text FROM search_fts ORDER BY rowid")
         op.execute("INSERT INTO search_terms (doc, kind, value) SELECT id, 'a', author FROM search_docs")
         lists = bind.execute(sa.text(
             "SELECT f.rowid, f.tags, f.mentions FROM search_fts f JOIN search_docs d ON d.id = f.rowid "
@@ -99,6 +101,15 @@ def upgrade() -> None:
                       + [(r.rowid, "m", m) for r in lists for m in (r.mentions or "").split()])
         op.execute("DROP TABLE search_fts")
         _index_unindexed_sqlite(bind)
+        op.execute("INSERT INTO search_text (search_text) VALUES ('rebuild')")
+        # From here on a document is one row written (storage/search.py): its words and its author
+        # row follow it in and out. Documents are never updated (an edit is a delete and an insert).
+        op.execute("CREATE TRIGGER search_docs_added AFTER INSERT ON search_docs BEGIN "
+                   "INSERT INTO search_text (rowid, text) VALUES (new.id, new.text); "
+                   "INSERT INTO search_terms (doc, kind, value) VALUES (new.id, 'a', new.author); END")
+        op.execute("CREATE TRIGGER search_docs_removed AFTER DELETE ON search_docs BEGIN "
+                   "INSERT INTO search_text (search_text, rowid, text) VALUES ('delete', old.id, old.text); "
+                   "DELETE FROM search_terms WHERE doc = old.id; END")
     else:
         op.execute("CREATE TABLE search_terms (doc BIGINT NOT NULL REFERENCES search_docs (id) ON DELETE CASCADE, "
                    "kind CHAR(1) NOT NULL, value VARCHAR(2047) NOT NULL)")
@@ -133,17 +144,16 @@ def _unindexed(bind):
 
 def _index_unindexed_sqlite(bind):
     next_id = (bind.execute(sa.text("SELECT coalesce(max(id), 0) FROM search_docs")).scalar_one() or 0) + 1
-    docs, texts, terms = [], [], []
+    docs, terms = [], []
     for n, (r, text, doc_terms) in enumerate(_unindexed(bind)):
         doc = next_id + n
         published = r.published if isinstance(r.published, str) else r.published.isoformat()
-        docs.append({"id": doc, "s": r.service, "n": r.node, "i": r.item_id, "a": r.publisher, "p": published})
-        texts.append({"id": doc, "t": text})
+        docs.append({"id": doc, "s": r.service, "n": r.node, "i": r.item_id, "a": r.publisher, "p": published,
+                     "t": text})
         terms += [(doc, k, v) for k, v in doc_terms]
     for at in range(0, len(docs), 10_000):
-        bind.execute(sa.text("INSERT INTO search_docs (id, service, node, item_id, author, published) "
-                             "VALUES (:id, :s, :n, :i, :a, :p)"), docs[at:at + 10_000])
-        bind.execute(sa.text("INSERT INTO search_text (rowid, text) VALUES (:id, :t)"), texts[at:at + 10_000])
+        bind.execute(sa.text("INSERT INTO search_docs (id, service, node, item_id, author, published, text) "
+                             "VALUES (:id, :s, :n, :i, :a, :p, :t)"), docs[at:at + 10_000])
     _insert_terms(bind, terms)
 
 
@@ -163,6 +173,8 @@ def downgrade() -> None:
     op.execute("DROP INDEX ix_search_terms_lookup")
     op.execute("DROP TABLE search_terms")
     if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER search_docs_added")
+        op.execute("DROP TRIGGER search_docs_removed")
         op.execute("DROP TABLE search_text")
         op.execute("DROP TABLE search_docs")
         op.execute(

@@ -43,6 +43,10 @@ async def test_search_syntax_privacy_and_removal(stack):
     # an edit is re-indexed; a retraction, a purge and going protected remove posts
     await service.publish(ALICE, ref(ALICE), "a1", draft("changed my mind"))
     assert (await texts(social, "standards"))[0] == ["c1"]
+    assert await texts(social, "#xmpp") == ([], 0), "an edit's old hashtags go"
+    found, total = await texts(social, "from:alice@example.org")
+    assert sorted(found) == ["a1", "a2"] and total == 2, "one author row per post"
+    assert await texts(social, "mind from:alice@example.org") == (["a1"], 1)
     await service.retract(CAROL, ref(CAROL), ["c1"], None)
     assert await texts(social, "standards") == ([], 0)
     await service.configure(ALICE, ref(ALICE), {"access_model": AccessModel.AUTHORIZE})

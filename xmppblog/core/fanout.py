@@ -30,7 +30,7 @@ from .events import (
     SubscriptionChanged,
 )
 from .jid import stored_bare
-from .model import AccessModel, Affiliation, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
+from .model import AccessModel, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
 from .ports import OnlineView
 from .text import MAX_MENTIONS, MAX_TRACK_WORDS, mentions, words
 from .transactions import Projections, Tx
@@ -155,10 +155,11 @@ class Notifications:
         the post), minus those the blog banned and those who blocked the author: `ev.access` is
         the blog the copy came from (core/timeline.py)."""
         tl, item = ev.node, ev.item
-        barred = {j for j, a in (await tx.affs.for_node(ev.access)).items() if a is Affiliation.OUTCAST}
-        barred |= await tx.im.blockers_of(item.publisher)
-        jids = tuple(j for j, d in await allowed_subscribers(tx, tl, tl)
-                     if d is Delivery.EVENT and stored_bare(j) not in barred)
+        # the timeline is open and the blog public (core/timeline.py): one query drops its outcasts
+        jids = tuple(j for j, d in await tx.subs.deliverable(tl, ev.access) if d is Delivery.EVENT)
+        if jids:
+            blockers = await tx.im.blockers_of(item.publisher)
+            jids = tuple(j for j in jids if stored_bare(j) not in blockers)
         return [OutboxEvent(EventKind.ITEM_PUBLISHED, tl.ref.service, tl.ref.node, jids, item_id=item.item_id,
                             payload=item.payload, publisher=item.publisher)] if jids else []
 

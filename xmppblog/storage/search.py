@@ -3,9 +3,9 @@
 SQLite (FTS5) and PostgreSQL (tsvector + GIN) implementations differ.
 
 Documents are rows of `search_docs` (one per post, keyed by its node and item
-id); words go to the full-text index (`search_text` on SQLite, the `tsv`
-column on PostgreSQL); hashtags, mentions and the author are rows of
-`search_terms`, read through a B-tree index. Queries are bounded: results
+id, with its text); words go to the full-text index (`search_text`, an FTS5
+index over that text, on SQLite; the `tsv` column on PostgreSQL); hashtags,
+mentions and the author are rows of `search_terms`, read through a B-tree index. Queries are bounded: results
 newest first walk the index in id order and stop at the page, relevance is
 ranked among the newest RELEVANCE_WINDOW matches, counts stop at a cap, and
 on SQLite they run on a connection of their own in a worker thread, so a
@@ -31,9 +31,9 @@ from ..core.search import SearchDoc, SearchQuery
 #: relevance is ranked among this many newest matches: bounded work for very common words
 RELEVANCE_WINDOW = 5000
 
-def _terms(doc: SearchDoc) -> list[dict[str, str]]:
-    return ([{"kind": "t", "value": t} for t in doc.tags] + [{"kind": "m", "value": m} for m in doc.mentions]
-            + [{"kind": "a", "value": doc.author}])
+def _listed_terms(doc: SearchDoc) -> list[dict[str, str]]:
+    """The hashtag and mention rows of a document (its author row is written with the document)."""
+    return [{"kind": "t", "value": t} for t in doc.tags] + [{"kind": "m", "value": m} for m in doc.mentions]
 
 
 def _filters(q: SearchQuery, doc: str, params: dict[str, Any], start: int = 0) -> list[str]:
@@ -55,6 +55,10 @@ def _wanted(q: SearchQuery) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- writes (in the unit of work)
 
 class SqliteSearch:
+    """Writes one statement per post (two with hashtags or mentions): the triggers of migration
+    0010 keep `search_text` (an external-content FTS5 index of `search_docs.text`) and the
+    author row of `search_terms` in step with `search_docs`."""
+
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
 
@@ -62,46 +66,42 @@ class SqliteSearch:
         if not new:  # an edit replaces its older version
             await self.remove(doc.ref, doc.item_id)
         doc_id = (await self.s.execute(text(
-            "INSERT INTO search_docs (service, node, item_id, author, published) "
-            "VALUES (:service, :node, :item_id, :author, :published) RETURNING id"),
+            "INSERT INTO search_docs (service, node, item_id, author, published, text) "
+            "VALUES (:service, :node, :item_id, :author, :published, :text) RETURNING id"),
             {"service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id, "author": doc.author,
-             "published": doc.published.isoformat()})).scalar_one()
-        await self.s.execute(text("INSERT INTO search_text (rowid, text) VALUES (:id, :text)"),
-                             {"id": doc_id, "text": doc.text})
-        await self.s.execute(text("INSERT INTO search_terms (doc, kind, value) VALUES (:doc, :kind, :value)"),
-                             [{"doc": doc_id, **t} for t in _terms(doc)])
+             "published": doc.published.isoformat(), "text": doc.text})).scalar_one()
+        terms = _listed_terms(doc)
+        if terms:
+            await self.s.execute(text("INSERT INTO search_terms (doc, kind, value) VALUES (:doc, :kind, :value)"),
+                                 [{"doc": doc_id, **t} for t in terms])
 
     async def remove(self, ref: NodeRef, item_id: str | None = None) -> None:
         where = "service = :service AND node = :node" + (" AND item_id = :item_id" if item_id is not None else "")
-        params = {"service": ref.service, "node": ref.node, "item_id": item_id}
-        ids = list((await self.s.execute(text(f"SELECT id FROM search_docs WHERE {where}"), params)).scalars())
-        if not ids:
-            return
-        for at in range(0, len(ids), 500):
-            chunk = {f"d{n}": i for n, i in enumerate(ids[at:at + 500])}
-            marks = ", ".join(f":{k}" for k in chunk)
-            for table, key in (("search_terms", "doc"), ("search_text", "rowid"), ("search_docs", "id")):
-                await self.s.execute(text(f"DELETE FROM {table} WHERE {key} IN ({marks})"), chunk)
+        await self.s.execute(text(f"DELETE FROM search_docs WHERE {where}"),
+                             {"service": ref.service, "node": ref.node, "item_id": item_id})
 
 
 class PostgresSearch:
+    """Writes one statement per post: the document and its term rows together (a data-modifying
+    WITH; an edit's old term rows go in the same statement)."""
+
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
 
     async def index(self, doc: SearchDoc, new: bool = False) -> None:
-        doc_id = (await self.s.execute(text(
-            "INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
+        terms = _listed_terms(doc) + [{"kind": "a", "value": doc.author}]
+        replace = "" if new else ", gone AS (DELETE FROM search_terms WHERE doc IN (SELECT id FROM d))"
+        await self.s.execute(text(
+            "WITH d AS (INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
             "VALUES (:service, :node, :item_id, :author, :published, :text, :tags, :mentions) "
             "ON CONFLICT (service, node, item_id) DO UPDATE SET author = EXCLUDED.author, "
             "published = EXCLUDED.published, text = EXCLUDED.text, tags = EXCLUDED.tags, "
-            "mentions = EXCLUDED.mentions RETURNING id"),
+            f"mentions = EXCLUDED.mentions RETURNING id){replace} "
+            "INSERT INTO search_terms (doc, kind, value) SELECT d.id, t.kind, t.value FROM d, "
+            "unnest(CAST(:kinds AS text[]), CAST(:values AS text[])) AS t (kind, value)"),
             {"text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions), "author": doc.author,
              "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
-             "published": doc.published})).scalar_one()
-        if not new:
-            await self.s.execute(text("DELETE FROM search_terms WHERE doc = :doc"), {"doc": doc_id})
-        await self.s.execute(text("INSERT INTO search_terms (doc, kind, value) VALUES (:doc, :kind, :value)"),
-                             [{"doc": doc_id, **t} for t in _terms(doc)])
+             "published": doc.published, "kinds": [t["kind"] for t in terms], "values": [t["value"] for t in terms]})
 
     async def remove(self, ref: NodeRef, item_id: str | None = None) -> None:
         # search_terms rows go with their document (ON DELETE CASCADE)
