@@ -130,6 +130,9 @@ async def serve(db: Path, migrate_first: bool) -> dict:  # type: ignore[type-arg
         api = HttpApi(app.service, app.social, "http://blog.example.org", app.stats)
     client = TestClient(TestServer(api.app))
     await client.start_server()
+    freeze = getattr(app_module, "freeze_startup_objects", None)
+    if freeze is not None:
+        freeze()  # what `run` does once started, where the revision does it
     loop = asyncio.get_running_loop()
     lateness: list[float] = []
 
