@@ -45,7 +45,7 @@ from .federation.iq import Requests, condition
 from .federation.receive import EntryPipeline
 from .federation.remote import RemoteBlogs
 from .federation.verify import Verifier
-from .http.server import HttpApi
+from .http.server import SNAPSHOT_SECONDS, HttpApi
 from .http.server import start as start_http
 from .http.snapshot import Snapshot
 from .im.commands import ChatBot
@@ -72,9 +72,6 @@ from .xmpp.component import BlogComponent, Request
 from .xmpp.multicast import discover
 
 log = logging.getLogger(__name__)
-
-#: how long the user directory may lag new posts (it counts across every blog)
-DIRECTORY_SECONDS = 30.0
 
 
 class SystemClock:
@@ -190,7 +187,7 @@ class App:
         tx.on_commit(self.sender.wake)
         # The user directory counts every blog's posts: one count serves everyone for a while,
         # and a blog protected or deleted leaves it as soon as that is committed.
-        self.directory = Snapshot(core.social.directory, DIRECTORY_SECONDS, time.monotonic)
+        self.directory = Snapshot(core.social.directory, SNAPSHOT_SECONDS, time.monotonic)
         for kind in (AccessChanged, NodeDeleted):
             tx.projections.on(kind, self._directory_changed)
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),

@@ -262,3 +262,22 @@ async def test_a_strangers_early_subscription_cannot_shape_a_blog(world):
     # once posted, a create is a conflict again
     again = await world.iq(f"{BOB}/pc", "bob@blog.example.org", "set", create, iq_id="again")
     assert error_of(again)[1] == "conflict"
+
+
+async def test_an_emptied_protected_blog_keeps_its_settings_against_publish_options(world):
+    """Only a node nobody shaped (defaults, no post) takes its owner's publish-options as set-up;
+    a protected blog whose posts were all deleted still answers precondition-not-met."""
+    PS = "http://jabber.org/protocol/pubsub"
+    item = await post(world, "soon gone")
+    assert "protected" in await world.chat(f"{ALICE}/pc", "protect on")
+    retract = f"<pubsub xmlns='{PS}'><retract node='{MB}'><item id='{item}'/></retract></pubsub>"
+    assert (await world.iq(f"{ALICE}/pc", BLOG, "set", retract)).get("type") == "result"
+    options = (f"<pubsub xmlns='{PS}'><publish node='{MB}'><item><entry xmlns='http://www.w3.org/2005/Atom'>"
+               "<title>private again</title></entry></item></publish><publish-options>"
+               f"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>{PS}"
+               "#publish-options</value></field><field var='pubsub#access_model'><value>open</value></field>"
+               "</x></publish-options></pubsub>")
+    reply = await world.iq(f"{ALICE}/pc", BLOG, "set", options, iq_id="po")
+    assert error_of(reply)[1:3] == ("conflict", "precondition-not-met"), ET.tostring(reply)
+    http = await world.http()
+    assert "private again" not in await (await http.get("/api/timeline")).text()

@@ -124,6 +124,63 @@ async def test_a_comment_id_cannot_stand_in_for_a_followed_post(world):
     assert not any("raffle" in t for t in texts), texts
 
 
+async def test_look_alike_ids_on_protected_comments_or_the_timeline_cannot_crowd_out_a_post(world):
+    """#13: 25 comments on one's own protected blog, or 25 public posts by a user whose name
+    starts like the id (their timeline copies are 'name/id'), cannot push a followed post out
+    of the short-id lookup."""
+    short = (await world.chat(f"{ALICE}/pc", "the post everyone wants")).split("#")[1][:6]
+    await world.chat(f"{BOB}/pc", "follow alice@example.org")
+    bait = published_id(await world.iq(f"{MALLORY}/pc", "mallory@blog.example.org", "set", publish(text="bait")))
+    for n in range(25):
+        await world.iq(f"{MALLORY}/pc", "mallory@blog.example.org", "set",
+                       publish(node=f"{MB}:comments/{bait}", text="x", item_id=f"{short}{n:02d}"), iq_id=f"c{n}")
+    assert "protected" in await world.chat(f"{MALLORY}/pc", "protect on")
+    squatter = f"{short}zz@example.org"
+    for n in range(25):
+        await world.iq(f"{squatter}/pc", f"{short}zz@blog.example.org", "set", publish(text=f"p{n}"),
+                       iq_id=f"s{n}")
+    carol = "carol@example.org"  # follows nobody: only the open scope finds it for her
+    assert "alice@example.org" in await world.chat(f"{carol}/pc", f"repost {short}")
+    assert "alice@example.org" in await world.chat(f"{BOB}/pc", f"reply {short} yes")
+
+
+def test_a_timeline_copy_id_over_256_characters_is_skipped_not_an_error(tmp_path):
+    """A user name of 250 characters beside a 16-character item id: the post is stored, its
+    timeline copy (whose id no client could ask for) is left out."""
+    import asyncio
+
+    async def run() -> None:
+        world = await World.start(tmp_path)
+        try:
+            long_user = "l" * 250 + "@example.org"
+            reply = await world.iq(f"{long_user}/pc", f"{'l' * 250}@blog.example.org", "set",
+                                   publish(text="long name", item_id="i" * 16))
+            assert reply.get("type") == "result", ET.tostring(reply)
+            http = await world.http()
+            assert "long name" not in await (await http.get("/api/timeline")).text()
+            mine = await world.iq(f"{long_user}/pc", f"{'l' * 250}@blog.example.org", "get", items(), iq_id="g")
+            assert "long name" in ET.tostring(mine, encoding="unicode")
+        finally:
+            await world.close()
+
+    asyncio.run(run())
+
+
+async def test_owner_lists_of_long_multibyte_jids_fit_the_stanza_limit(world):
+    """#3: the owner's subscription list counts what it writes (UTF-8, escapes), not characters."""
+    blog = "mallory@blog.example.org"
+    await world.iq(f"{MALLORY}/pc", blog, "set", publish(text="hi"))
+    domain = ("d" * 60 + ".") * 4 + "example"
+    for n in range(150):
+        jid = f"{chr(0x1F600) * 250}{n}@{domain}"
+        await world.iq(f"{jid}/r", blog, "set",
+                       f"<pubsub xmlns='{PS}'><subscribe node='{MB}' jid='{jid}/r&amp;&lt;'/></pubsub>", iq_id=f"s{n}")
+    reply = await world.iq(f"{MALLORY}/pc", blog, "get",
+                           f"<pubsub xmlns='{PS}#owner'><subscriptions node='{MB}'/></pubsub>", iq_id="list")
+    assert reply.get("type") == "result", ET.tostring(reply)[:300]
+    assert biggest(world) <= MAX_STANZA and not world.wire.oversize
+
+
 @pytest.mark.parametrize("action", ["publish", "subscribe"])
 async def test_a_decoy_element_does_not_make_an_action_look_free(world, action):
     """#3: the spamguard limit for an iq follows the pubsub action its handler runs, whatever

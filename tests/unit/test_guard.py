@@ -102,3 +102,32 @@ def test_bounces_of_our_own_notifications_are_not_rate_limited_as_pushes():
     assert not g.gate("message", "x@spam.example", "bounce").accepted, "block lists still apply"
     assert g.gate("message", "a@down.example", "event").accepted
     assert not g.gate("message", "b@down.example", "event").accepted, "pushes still are"
+
+
+PS = "http://jabber.org/protocol/pubsub"
+
+
+@pytest.mark.parametrize("children, charged", [
+    ("<publish node='n'/>", "publish"),
+    ("<publish node='n'/><publish-options/>", "publish"),
+    ("<retract node='n'/>", "publish"),
+    ("<subscribe node='n' jid='a@b'/><options/>", "subscribe"),
+    ("<unsubscribe node='n' jid='a@b'/>", "subscribe"),
+    ("<create node='n'/><configure/>", "owner"),
+    ("<x xmlns='urn:decoy'/><publish node='n'/>", "publish"),    # a foreign element is not an action
+    ("<retract xmlns='urn:decoy'/><subscribe node='n' jid='a@b'/>", "subscribe"),
+    ("<publish node='n'/><subscribe node='n' jid='a@b'/>", "iq"),  # refused by the dispatcher anyway
+    ("", "iq"),
+])
+def test_a_pubsub_set_is_charged_for_the_action_its_handler_runs(children, charged):
+    from xml.etree import ElementTree as ET
+
+    from xmppblog.xmpp.component import iq_action, pubsub_action
+
+    payload = ET.fromstring(f"<pubsub xmlns='{PS}'>{children}</pubsub>")
+    assert iq_action(PS, payload, "set") == charged
+    action = pubsub_action(payload)
+    if charged == "iq":
+        assert action is None
+    else:
+        assert action is not None and action.tag.startswith(f"{{{PS}}}")

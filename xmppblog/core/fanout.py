@@ -155,8 +155,8 @@ class Notifications:
         the post), minus those the blog banned and those who blocked the author: `ev.access` is
         the blog the copy came from (core/timeline.py)."""
         tl, item = ev.node, ev.item
-        # the timeline is open and the blog public (core/timeline.py): one query drops its outcasts
-        jids = tuple(j for j, d in await tx.subs.deliverable(tl, ev.access) if d is Delivery.EVENT)
+        # the blog is public (core/timeline.py), so this is one query that also drops its outcasts
+        jids = await event_subscribers(tx, tl, ev.access)
         if jids:
             blockers = await tx.im.blockers_of(item.publisher)
             jids = tuple(j for j in jids if stored_bare(j) not in blockers)

@@ -147,13 +147,17 @@ class FoundPost:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Where to look for posts by id prefix (core/posting.py): each field narrows, None does not."""
+    """Where to look for posts by id prefix (core/posting.py): each field narrows, None does not.
+
+    A narrowing for the lookup, so that look-alike ids elsewhere cannot fill its page; whether
+    the actor may read a post found is still the visibility rule's to say.
+    """
 
     service: str | None = None     # on nodes of this JID
     node: str | None = None        # on nodes of this name
     follower: str | None = None    # on nodes this bare JID is subscribed to
     publisher: str | None = None   # published by this bare JID
-    open_only: bool = False        # on open nodes and remote caches only
+    open_only: bool = False        # posts and comments of open blogs, and remote caches
 
 
 @dataclass(frozen=True, slots=True)

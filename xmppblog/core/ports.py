@@ -228,7 +228,8 @@ class FeedRepo(Protocol):
 
     async def timeline(self, bare: str, limit: int) -> Sequence[tuple[NodeRef, Item]]: ...
     async def find(self, prefix: str, limit: int, scope: Scope) -> Sequence[tuple[NodeRef, Item]]:
-        """Items whose id starts with `prefix`, newest first, within `scope`."""
+        """Items whose id starts with `prefix`, newest first, within `scope`; never the public
+        timeline's copies."""
         ...
     async def latest(self, ref: NodeRef) -> Item | None: ...
     async def posts(self, keys: Sequence[tuple[NodeRef, str]]) -> Sequence[tuple[Node, Item]]:

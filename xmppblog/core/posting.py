@@ -105,8 +105,6 @@ class PostingService:
         out = []
         readable: dict[NodeRef, bool] = {}
         for ref, item in await tx.feed.find(prefix, CANDIDATES, scope):
-            if ref.service == self.addr.service_jid:
-                continue  # public timeline copies: the original is a candidate itself
             if ref not in readable:
                 access = await tx.nodes.get(ref.parent() if ref.is_comments else ref)
                 readable[ref] = access is not None and may_read(access, await viewer_for(tx, access, actor))

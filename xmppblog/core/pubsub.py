@@ -54,7 +54,7 @@ from .policy import Action, check, may, roster_request_state, subscribe_state
 from .ports import Clock, EntryCodec
 from .transactions import Transactions, Tx, retry_contended
 from .uri import xmpp_uri
-from .visibility import NodeMap, check_read, may_read, validate_item_id, viewer_for, viewer_of
+from .visibility import NodeMap, may_read, validate_item_id, viewer_for, viewer_of
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,13 @@ class PubsubService:
             if getattr(node.config, name, wanted) != wanted:
                 raise errors.PreconditionNotMet(
                     f"pubsub#{name}", f"the node's {name} is {getattr(node.config, name)}, not {wanted}")
+
+    async def _unclaimed(self, tx: Tx, node: Node) -> bool:
+        """A blog node its owner has not shaped: on the defaults and empty, as a follower's
+        subscription made it before the first post (subscribe_in). The owner's create or first
+        publish-options set it up as if it were theirs from the start; any other node keeps
+        XEP-0060's answers (conflict, precondition-not-met)."""
+        return node.config == self.default_config() and await tx.feed.latest(node.ref) is None
 
     async def _create(self, tx: Tx, ref: NodeRef, owner: str, config: NodeConfig) -> Node:
         node = await tx.nodes.create(Node(ref, owner, config))
@@ -225,9 +232,7 @@ class PubsubService:
             node = await tx.nodes.get(ref)
             if node is None:
                 node = await self._create(tx, ref, owner, self._config(self.default_config(), options or {}))
-            elif options and await tx.feed.latest(ref) is None:
-                # nothing posted yet: the node exists because somebody subscribed (subscribe_in),
-                # and the owner's first publish still sets it up as if it created it
+            elif options and await self._unclaimed(tx, node):
                 await self.configure_in(tx, actor, ref, options)
                 node = await self.blog_node(tx, ref)
             elif options:
@@ -314,10 +319,10 @@ class PubsubService:
         if actor.jid != owner and not actor.system:
             raise errors.Forbidden(self._not_yours(actor, owner))
         async with self._tx() as tx:
-            if await tx.nodes.get(ref) is None:
+            node = await tx.nodes.get(ref)
+            if node is None:
                 await self.blog_node(tx, ref, create=True, options=options)
-            elif await tx.feed.latest(ref) is None:
-                # made by a subscription before the first post: the owner's create configures it
+            elif await self._unclaimed(tx, node):
                 await self.configure_in(tx, actor, ref, options)
             else:
                 raise errors.Conflict("the node already exists")
@@ -454,8 +459,7 @@ class PubsubService:
         who = stored_bare(subscriber)
         if ref.is_comments:
             # read access to the blog first: whether a post exists is its business (no oracle)
-            access = await self.nodes.access_node(tx, ref)
-            check_read(access, await viewer_of(tx, access, who))
+            _, access, _ = await self.nodes.readable(tx, Actor(who), ref)
             node = await self._comments_node(tx, ref, access)
         else:
             # following someone before their first post makes their node, on the defaults

@@ -68,7 +68,8 @@ class Verifier:
     # ------------------------------------------------------------ who is it
 
     async def peer(self, service: str) -> Peer:
-        """What `service` says of itself (answers cached PEER_TTL, silence never cached)."""
+        """What `service` says of itself (answers cached PEER_TTL, silence never cached; a users
+        domain that could not be asked to confirm, REFRESH_COOLDOWN)."""
         now = time.monotonic()
         cached = self._peers.get(service)
         if cached is not None and cached[0] > now:
@@ -79,22 +80,28 @@ class Verifier:
             return Peer(answered=False)
         features = {f.get("var") for f in info.iter(f"{{{NS_DISCO_INFO}}}feature")}
         xmppblog = NS_XMPPBLOG in features
-        users_domain = await self._confirmed_users_domain(service, _users_domain(info)) if xmppblog else None
+        ttl = PEER_TTL
+        users_domain = None
+        if xmppblog:
+            users_domain = await self._confirmed_users_domain(service, _users_domain(info))
+            if users_domain is None:  # the users domain did not answer: ask again soon
+                users_domain, ttl = "", REFRESH_COOLDOWN
         peer = Peer(True, xmppblog, users_domain)
-        self._peers[service] = (now + PEER_TTL, peer)
+        self._peers[service] = (now + ttl, peer)
         return peer
 
-    async def _confirmed_users_domain(self, service: str, claimed: str) -> str:
+    async def _confirmed_users_domain(self, service: str, claimed: str) -> str | None:
         """The users domain a service advertises, if that domain agrees: its disco#items list the
         service (as resolution finds it, federation/remote.py). Otherwise '' (its own domain only):
-        a service cannot claim to speak for another server's users."""
+        a service cannot claim to speak for another server's users. None: the domain did not answer."""
         if not claimed or claimed == service:
             return ""
         try:
             items = await self._requests.get(claimed, ET.Element(f"{{{NS_DISCO_ITEMS}}}query"))
         except errors.RemoteUnavailable:
-            return ""
-        if any(i.get("jid") == service and not i.get("node") for i in items.iter(f"{{{NS_DISCO_ITEMS}}}item")):
+            return None
+        if any(_same_jid(i.get("jid", ""), service) and not i.get("node")
+               for i in items.iter(f"{{{NS_DISCO_ITEMS}}}item")):
             return claimed
         log.warning("users domain not confirmed: %s claims the users of %s, which does not list it", service,
                     claimed)
@@ -185,3 +192,10 @@ def _users_domain(info: ET.Element) -> str:
                 if value is not None and value.text:
                     return value.text.strip()
     return ""
+
+
+def _same_jid(a: str, b: str) -> bool:
+    try:
+        return parse(a).bare == parse(b).bare
+    except errors.InvalidJid:
+        return False

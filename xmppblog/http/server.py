@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 ANON = Actor.ANONYMOUS
 A = f"{{{NS_ATOM}}}"
 PAGE = 20
-#: how long the statistics may be old (they count across every blog)
+#: how long the statistics and the user directory may be old (they count across every blog)
 SNAPSHOT_SECONDS = 30.0
 _NUMBER = re.compile(r"[0-9]{1,7}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -27,7 +27,7 @@ from ..protocol import (
     NS_PUBSUB_SUB_AUTH,
     NS_RSM,
 )
-from ..xmpp.component import FORM, BlogComponent, RawXml, Request
+from ..xmpp.component import FORM, BlogComponent, RawXml, Request, pubsub_action
 from . import forms, xep_0059
 from .signing import Signer
 from .xep_0277 import parse_entry
@@ -178,14 +178,9 @@ class PubsubAdapter:
                 raise errors.NodeNotFound(
                     f"the service JID hosts the public timeline ({NS_MICROBLOG}); "
                     f"blogs live at user@{self.service.addr.service_jid}")
-        actions = [c for c in pubsub if c.tag.startswith(ns) and c.tag[len(ns):] not in
-                   ("options", "publish-options", "configure")]
-        if not actions:
-            # <create/> travels with <configure/>; a lone <configure/> is the action.
-            actions = [c for c in pubsub if c.tag.startswith(ns)]
-        if len(actions) != 1:
+        action = pubsub_action(pubsub)
+        if action is None:
             raise errors.BadRequest("expected exactly one pubsub action")
-        action = actions[0]
         key = (req.stanza["type"], action.tag[len(ns):])
         handler = table.get(key)
         if handler is None:

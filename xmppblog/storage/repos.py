@@ -17,10 +17,12 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..core import errors
 from ..core.model import (
+    NS_MICROBLOG,
     PAGE_COUNT_CAP,
     BulkDelivery,
     AccessModel,
@@ -627,7 +629,10 @@ class FeedRepo:
 
     async def find(self, prefix: str, limit: int, scope: Scope) -> Sequence[tuple[NodeRef, Item]]:
         q = (select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
-             .where(ItemRow.item_id.like(_like_prefix(prefix), escape="\\")))
+             .where(ItemRow.item_id.like(_like_prefix(prefix), escape="\\"),
+                    # never the public timeline's copies (on the service JID, the one local node
+                    # without a local part): the posts they copy are candidates themselves
+                    NodeRow.remote | NodeRow.service.contains("@", autoescape=True)))
         if self.s.bind.dialect.name == "sqlite":
             # SQLite's LIKE is case-insensitive and cannot use the BINARY index on item_id: a range
             # can (the LIKE above still decides)
@@ -637,7 +642,11 @@ class FeedRepo:
         if scope.node is not None:
             q = q.where(NodeRow.node == scope.node)
         if scope.open_only:
-            q = q.where((NodeRow.access_model == AccessModel.OPEN.value) | NodeRow.remote)
+            # a comments node follows its blog's access model, not the one stored on its own row
+            blog = aliased(NodeRow)
+            q = q.where(NodeRow.remote | exists().where(
+                blog.service == NodeRow.service, blog.node == NS_MICROBLOG,
+                blog.access_model == AccessModel.OPEN.value))
         if scope.follower is not None:
             q = q.where(ItemRow.node_id.in_(select(SubscriptionRow.node_id).where(
                 SubscriptionRow.bare == scope.follower, SubscriptionRow.state == SubState.SUBSCRIBED.value)))
@@ -669,7 +678,7 @@ class FeedRepo:
         counts = select(ItemRow.node_id, func.count().label("n")).group_by(ItemRow.node_id).subquery()
         rows = (await self.s.execute(
             select(NodeRow, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.node_id == NodeRow.id)
-            .where(NodeRow.node == "urn:xmpp:microblog:0", NodeRow.remote.is_(False),
+            .where(NodeRow.node == NS_MICROBLOG, NodeRow.remote.is_(False),
                    NodeRow.access_model == AccessModel.OPEN.value, NodeRow.service != service_jid,
                    NodeRow.service.like("%@" + service_jid), counts.c.n > 0)
             .order_by(NodeRow.service))).all()

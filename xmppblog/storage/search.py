@@ -54,6 +54,13 @@ def _wanted(q: SearchQuery) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- writes (in the unit of work)
 
+_SQLITE_DOC = text("INSERT INTO search_docs (service, node, item_id, author, published, text) "
+                   "VALUES (:service, :node, :item_id, :author, :published, :text) RETURNING id")
+_TERMS = text("INSERT INTO search_terms (doc, kind, value) VALUES (:doc, :kind, :value)")
+_SQLITE_REMOVE = {with_id: text("DELETE FROM search_docs WHERE service = :service AND node = :node"
+                                + (" AND item_id = :item_id" if with_id else "")) for with_id in (True, False)}
+
+
 class SqliteSearch:
     """Writes one statement per post (two with hashtags or mentions): the triggers of migration
     0010 keep `search_text` (an external-content FTS5 index of `search_docs.text`) and the
@@ -65,20 +72,30 @@ class SqliteSearch:
     async def index(self, doc: SearchDoc, new: bool = False) -> None:
         if not new:  # an edit replaces its older version
             await self.remove(doc.ref, doc.item_id)
-        doc_id = (await self.s.execute(text(
-            "INSERT INTO search_docs (service, node, item_id, author, published, text) "
-            "VALUES (:service, :node, :item_id, :author, :published, :text) RETURNING id"),
-            {"service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id, "author": doc.author,
-             "published": doc.published.isoformat(), "text": doc.text})).scalar_one()
+        doc_id = (await self.s.execute(_SQLITE_DOC, {
+            "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id, "author": doc.author,
+            "published": doc.published.isoformat(), "text": doc.text})).scalar_one()
         terms = _listed_terms(doc)
         if terms:
-            await self.s.execute(text("INSERT INTO search_terms (doc, kind, value) VALUES (:doc, :kind, :value)"),
-                                 [{"doc": doc_id, **t} for t in terms])
+            await self.s.execute(_TERMS, [{"doc": doc_id, **t} for t in terms])
 
     async def remove(self, ref: NodeRef, item_id: str | None = None) -> None:
-        where = "service = :service AND node = :node" + (" AND item_id = :item_id" if item_id is not None else "")
-        await self.s.execute(text(f"DELETE FROM search_docs WHERE {where}"),
-                             {"service": ref.service, "node": ref.node, "item_id": item_id})
+        params = {"service": ref.service, "node": ref.node}
+        if item_id is not None:
+            params["item_id"] = item_id
+        await self.s.execute(_SQLITE_REMOVE[item_id is not None], params)
+
+
+#: a document and its term rows in one statement; an edit's (False) also drops its old term rows
+_POSTGRES_DOC = {new: text(
+    "WITH d AS (INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
+    "VALUES (:service, :node, :item_id, :author, :published, :text, :tags, :mentions) "
+    "ON CONFLICT (service, node, item_id) DO UPDATE SET author = EXCLUDED.author, "
+    "published = EXCLUDED.published, text = EXCLUDED.text, tags = EXCLUDED.tags, "
+    "mentions = EXCLUDED.mentions RETURNING id)"
+    + ("" if new else ", gone AS (DELETE FROM search_terms WHERE doc IN (SELECT id FROM d))")
+    + " INSERT INTO search_terms (doc, kind, value) SELECT d.id, t.kind, t.value FROM d, "
+    "unnest(CAST(:kinds AS text[]), CAST(:values AS text[])) AS t (kind, value)") for new in (True, False)}
 
 
 class PostgresSearch:
@@ -90,18 +107,10 @@ class PostgresSearch:
 
     async def index(self, doc: SearchDoc, new: bool = False) -> None:
         terms = _listed_terms(doc) + [{"kind": "a", "value": doc.author}]
-        replace = "" if new else ", gone AS (DELETE FROM search_terms WHERE doc IN (SELECT id FROM d))"
-        await self.s.execute(text(
-            "WITH d AS (INSERT INTO search_docs (service, node, item_id, author, published, text, tags, mentions) "
-            "VALUES (:service, :node, :item_id, :author, :published, :text, :tags, :mentions) "
-            "ON CONFLICT (service, node, item_id) DO UPDATE SET author = EXCLUDED.author, "
-            "published = EXCLUDED.published, text = EXCLUDED.text, tags = EXCLUDED.tags, "
-            f"mentions = EXCLUDED.mentions RETURNING id){replace} "
-            "INSERT INTO search_terms (doc, kind, value) SELECT d.id, t.kind, t.value FROM d, "
-            "unnest(CAST(:kinds AS text[]), CAST(:values AS text[])) AS t (kind, value)"),
-            {"text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions), "author": doc.author,
-             "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id,
-             "published": doc.published, "kinds": [t["kind"] for t in terms], "values": [t["value"] for t in terms]})
+        await self.s.execute(_POSTGRES_DOC[new], {
+            "text": doc.text, "tags": " ".join(doc.tags), "mentions": " ".join(doc.mentions), "author": doc.author,
+            "service": doc.ref.service, "node": doc.ref.node, "item_id": doc.item_id, "published": doc.published,
+            "kinds": [t["kind"] for t in terms], "values": [t["value"] for t in terms]})
 
     async def remove(self, ref: NodeRef, item_id: str | None = None) -> None:
         # search_terms rows go with their document (ON DELETE CASCADE)

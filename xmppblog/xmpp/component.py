@@ -121,19 +121,30 @@ EVENT, FORM, CHAT = "event", "form", "chat"
 #: what a pubsub action costs in spamguard's limits (the rest is free to ask)
 _PUBSUB_LIMITS = {"publish": "publish", "retract": "publish", "subscribe": "subscribe", "unsubscribe": "subscribe",
                   "create": "owner"}
-_NOT_ACTIONS = ("options", "publish-options", "configure")
+
+
+def pubsub_action(pubsub: ET.Element) -> ET.Element | None:
+    """The one action a <pubsub/> request asks for (XEP-0060), or None if it asks none or several.
+
+    Its children of the pubsub namespace, less the ones that only qualify an action
+    (<options/>, <publish-options/>, and <configure/> beside <create/>); a lone <configure/>
+    is the action. Both spamguard's classification and the pubsub dispatcher read this, so
+    what is charged is what runs."""
+    ns = pubsub.tag.partition("}")[0] + "}"
+    own = [c for c in pubsub if c.tag.startswith(ns)]
+    actions = [c for c in own if c.tag[len(ns):] not in ("options", "publish-options", "configure")] or own
+    return actions[0] if len(actions) == 1 else None
 
 
 def iq_action(ns: str, payload: ET.Element, iq_type: str) -> str:
     """What an iq asks, for spamguard's limits: publish, subscribe, owner, report, search, or iq.
 
     A pubsub request is classified by the one action its handler will run (the child of the
-    pubsub namespace, as pubsub/xep_0060.py dispatches), so no decoy element of another
-    namespace can make it look like something cheaper."""
+    pubsub namespace, `pubsub_action`), so no decoy element of another namespace can make it
+    look like something cheaper."""
     if ns == NS_PUBSUB and iq_type == "set":
-        actions = [c.tag[len(NS_PUBSUB) + 2:] for c in payload if c.tag.startswith(f"{{{NS_PUBSUB}}}")]
-        actions = [a for a in actions if a not in _NOT_ACTIONS] or actions
-        return _PUBSUB_LIMITS.get(actions[0], "iq") if len(actions) == 1 else "iq"
+        action = pubsub_action(payload)
+        return "iq" if action is None else _PUBSUB_LIMITS.get(action.tag.rpartition("}")[2], "iq")
     if ns == NS_PUBSUB_OWNER and iq_type == "set":
         return "owner"
     if ns == NS_BLOCKING and iq_type == "set":
