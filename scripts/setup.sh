@@ -33,14 +33,15 @@ install_debian() {
 		apt-get update -qq
 		apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 	fi
-	# The packages start system services on the default ports; the demo and the
-	# tests run their own instances on loopback, so stop the system ones.
-	if [[ $EUID -eq 0 ]]; then
-		service prosody stop >/dev/null 2>&1 || true
-		pkill -f '^lua[0-9.]* /usr/bin/prosody' 2>/dev/null || true
-		service ejabberd stop >/dev/null 2>&1 || true
-		pkill -f 'beam.smp.*ejabberd@localhost' 2>/dev/null || true
-	fi
+	# A package installed just now starts its system service on the default ports;
+	# the demo and the tests run their own instances on loopback, so stop the
+	# services this run started. Anything that was there before is left alone.
+	local pkg
+	for pkg in "${need[@]}"; do
+		case "$pkg" in
+			prosody | ejabberd) service "$pkg" stop >/dev/null 2>&1 || true ;;
+		esac
+	done
 }
 
 install_python() {
