@@ -21,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .config import Config, safe_url
-from .core import errors
 from .core.addressing import Addressing
 from .core.delivery import Deliveries, DeliveryPolicy
 from .core.fanout import Notifications
 from .core.following import FollowService
-from .core.model import Actor, NodeRef, SubState
+from .core.model import NodeRef
 from .core.moderation import Moderation
 from .core.ports import Clock, EntryCodec, OnlineView, RemoteDirectory, SearchIndex
 from .core.posting import PostingService
@@ -45,7 +44,7 @@ from .federation.iq import Requests, condition
 from .federation.receive import EntryPipeline
 from .federation.remote import RemoteBlogs
 from .federation.verify import Verifier
-from .http.server import SNAPSHOT_SECONDS, HttpApi
+from .http.server import HttpApi
 from .http.server import start as start_http
 from .http.snapshot import Snapshot
 from .im.commands import ChatBot
@@ -73,26 +72,13 @@ from .xmpp.multicast import discover
 
 log = logging.getLogger(__name__)
 
+#: how long the user directory and the statistics may be old (they count across every blog)
+SNAPSHOT_SECONDS = 30.0
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class NoRemoteDirectory:
-    """The RemoteDirectory of a server that reaches no other server (tests of the core alone)."""
-
-    async def resolve(self, target: str) -> tuple[str, NodeRef]:
-        raise errors.NoMicroblog(f"{target[:64]} is not on this server")
-
-    async def subscribe(self, ref: NodeRef) -> SubState:
-        return SubState.PENDING
-
-    async def unsubscribe(self, ref: NodeRef) -> None:
-        return None
-
-    async def publish(self, actor: Actor, ref: NodeRef, draft: object) -> str:
-        raise errors.RemoteUnavailable("this server reaches no other server")
 
 
 @dataclass
@@ -185,9 +171,10 @@ class App:
                                    expire=core.deliveries.expire_sent, writable=self.component.writable,
                                    processed=lambda: self.component.processed(c.users_domain))
         tx.on_commit(self.sender.wake)
-        # The user directory counts every blog's posts: one count serves everyone for a while,
-        # and a blog protected or deleted leaves it as soon as that is committed.
+        # The user directory and the statistics count every blog's posts: one count serves everyone
+        # for a while, and a blog protected or deleted leaves them as soon as that is committed.
         self.directory = Snapshot(core.social.directory, SNAPSHOT_SECONDS, time.monotonic)
+        self._stats = Snapshot(self._count_stats, SNAPSHOT_SECONDS, time.monotonic)
         for kind in (AccessChanged, NodeDeleted):
             tx.projections.on(kind, self._directory_changed)
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
@@ -266,6 +253,7 @@ class App:
 
     async def _directory_changed(self, tx: Tx, event: AccessChanged | NodeDeleted) -> None:
         tx.call_after(self.directory.expire)
+        tx.call_after(self._stats.expire)
 
     def http_api(self) -> HttpApi:
         h = self.cfg.http
@@ -278,7 +266,10 @@ class App:
         return await start_http(self.http_api(), self.cfg.http.listen)
 
     async def stats(self) -> dict[str, Any]:
-        """Server statistics for /api/stats."""
+        """Server statistics for /api/stats, as counted at most SNAPSHOT_SECONDS ago."""
+        return await self._stats.get()
+
+    async def _count_stats(self) -> dict[str, Any]:
         blogs = await self.directory.get()
         async with self._uow() as uow:
             return {"service": self.cfg.component.jid, "users_with_public_blogs": len(blogs),

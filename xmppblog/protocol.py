@@ -7,7 +7,6 @@ has a reason to spell a namespace again.
 
 # RFC 6120 / XEP-0114
 NS_COMPONENT = "jabber:component:accept"
-NS_CLIENT = "jabber:client"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 # XEP-0060 Publish-Subscribe

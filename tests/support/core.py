@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from xmppblog.app import Core, NoRemoteDirectory, build_core
+from xmppblog.app import Core, build_core
+from xmppblog.core import errors
 from xmppblog.core.addressing import Addressing
+from xmppblog.core.model import Actor, NodeRef, SubState
 from xmppblog.core.ports import UnitOfWorkFactory
 from xmppblog.core.pubsub import Limits
 from xmppblog.core.remote_feeds import RemoteFeeds
@@ -16,6 +18,22 @@ from xmppblog.pubsub.xep_0277 import AtomCodec
 from xmppblog.storage.search import SearchReader
 
 ADDR = Addressing("blog.example.org", "example.org")
+
+
+class NoRemoteDirectory:
+    """The RemoteDirectory of a server that reaches no other server (tests of the core alone)."""
+
+    async def resolve(self, target: str) -> tuple[str, NodeRef]:
+        raise errors.NoMicroblog(f"{target[:64]} is not on this server")
+
+    async def subscribe(self, ref: NodeRef) -> SubState:
+        return SubState.PENDING
+
+    async def unsubscribe(self, ref: NodeRef) -> None:
+        return None
+
+    async def publish(self, actor: Actor, ref: NodeRef, draft: object) -> str:
+        raise errors.RemoteUnavailable("this server reaches no other server")
 
 
 class FakeClock:

@@ -119,7 +119,10 @@ class Notifications:
                     tracked[who] = word
         # Only IM users who are online, did not pause delivery and did not block the author.
         candidates = [b for b in im_candidates if self.online.is_online(b)]
-        excluded = await tx.im.paused(candidates) | await tx.im.blockers_of(author, candidates)
+        # An author has few blockers and a post may have thousands of subscribers: with event
+        # subscribers, read them all once; else only among the chat candidates.
+        blockers = await tx.im.blockers_of(author) if event_jids else await tx.im.blockers_of(author, candidates)
+        excluded = await tx.im.paused(candidates) | (blockers & set(candidates))
         # Offline followers are skipped: they catch up with `timeline`, nothing floods offline storage.
         im_by_marker: dict[tuple[Marker, str], list[str]] = {}
         for b in candidates:
@@ -132,8 +135,7 @@ class Notifications:
         # One delivery per post per person: IM followers get no event copy.
         im_people = {b for group in im_by_marker.values() for b in group} | {
             b for b in im_candidates if im_candidates[b] is Marker.FOLLOW}
-        # An author has few blockers and a post may have thousands of subscribers: read the former.
-        skip = im_people | await tx.im.blockers_of(author) if event_jids else im_people
+        skip = im_people | blockers if event_jids else im_people
         if skip:
             event_jids = [j for j in event_jids if stored_bare(j) not in skip]
         log.debug("fan-out: node=%s item=%s subscribers=%d im_candidates=%d online=%d excluded=%d events_to=%d",

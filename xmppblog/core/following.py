@@ -11,7 +11,6 @@ Adapters never decide local or remote themselves.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ from .model import NS_MICROBLOG, Actor, Delivery, NodeRef, SubState
 from .ports import RemoteDirectory
 from .pubsub import PubsubService
 from .remote_feeds import RemoteFeeds
-from .transactions import Transactions, Tx
+from .transactions import Transactions
 from .uri import parse_uri
 
 log = logging.getLogger(__name__)
@@ -94,9 +93,7 @@ class FollowService:
         state = SubState.SUBSCRIBED
         if follow.first:
             state = await self._directory.subscribe(ref)
-        if state is SubState.NONE:
-            with contextlib.suppress(errors.NotSubscribed):
-                await self._unfollow_remote(actor, ref)
+        if state is SubState.NONE:  # the directory already ended the follow (RemoteFeeds.confirmed)
             raise errors.Forbidden(
                 f"{author}'s blog is protected: add {ref.service} to your roster to ask {author} for access")
         return Followed(author, state, follow.already, remote=True)
@@ -115,21 +112,13 @@ class FollowService:
         user, blog = local
         ref = NodeRef(blog, NS_MICROBLOG)
         async with self._tx() as tx:
-            removed = await self.drop_subscriptions(tx, actor, ref)
+            removed = await self._pubsub.unsubscribe_all_in(tx, actor, ref)
             contact, events = roster.farewell(await tx.contacts.get(blog, actor.jid))
             await roster.save(tx, contact, events)
             await tx.commit()
         if not removed and not events:
             raise errors.NotSubscribed(f"you are not following {user}")
         return user
-
-    async def drop_subscriptions(self, tx: Tx, actor: Actor, ref: NodeRef) -> bool:
-        """End every subscription of `actor` (any resource) to `ref`, in `tx`."""
-        removed = False
-        for sub in await tx.subs.following(actor.jid):
-            if sub.ref == ref:
-                removed |= await self._pubsub.unsubscribe_in(tx, actor, ref, sub.jid)
-        return removed
 
     async def _unfollow_remote_target(self, actor: Actor, target: str) -> str:
         uri = parse_uri(target)

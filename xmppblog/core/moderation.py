@@ -17,12 +17,12 @@ from .jid import bare, parse
 from .model import Actor
 from .ports import Clock
 from .transactions import Transactions, Tx
+from ..protocol import REPORT_ABUSE
 
 log = logging.getLogger(__name__)
 
 POLICIES = ("block", "allow")
 MAX_REPORT_TEXT = 1000
-REPORT_ABUSE = "urn:xmpp:reporting:abuse"
 
 
 class Moderation:

@@ -45,7 +45,6 @@ class Clock(Protocol):
 class EntryFacts:
     """What the core needs to know of a stored entry, read by the codec (no XML in the core)."""
 
-    text: str               # its plain text
     atom_id: str            # its atom:id ('' if none)
     replies: str            # the href of its <link rel='replies'/> ('' if none)
 
@@ -64,7 +63,7 @@ class EntryCodec(Protocol):
         ...
 
     def facts(self, payload: str) -> EntryFacts:
-        """What a stored payload says about itself (replies link, atom:id, text)."""
+        """What a stored payload says about itself (replies link, atom:id)."""
         ...
 
     def raw(self, draft: object) -> str:

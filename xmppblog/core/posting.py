@@ -22,9 +22,9 @@ from .addressing import Addressing
 from .model import NS_MICROBLOG, Actor, FoundPost, NodeRef, Scope
 from .ports import EntryCodec, RemoteDirectory
 from .pubsub import PubsubService
-from .transactions import Transactions, Tx
+from .transactions import Transactions, Tx, retry_contended
 from .uri import parse_uri, xmpp_uri
-from .visibility import is_public, may_read, viewer_for
+from .visibility import is_public, may_read_ref
 
 MIN_SHORT = 3
 #: candidates read per scope: a flood of look-alike ids elsewhere cannot push a match out
@@ -52,19 +52,13 @@ class PostingService:
         self._codec = codec
         self._directory = directory
 
-    def own_blog(self, actor: Actor) -> NodeRef:
-        blog = self.addr.blog_of(actor.jid)
-        if blog is None:
-            raise errors.Forbidden(f"only users of {self.addr.users_domain} have a blog here")
-        return NodeRef(blog, NS_MICROBLOG)
-
     async def post(self, actor: Actor, draft: object) -> str:
         """Publish on the actor's own blog. Returns the item id."""
-        return await self._pubsub.publish(actor, self.own_blog(actor), None, draft)
+        return await self._pubsub.publish(actor, self._pubsub.nodes.own_blog(actor), None, draft)
 
     # ------------------------------------------------------------ short ids
 
-    async def find_post(self, actor: Actor, short: str, own_only: bool = False) -> FoundPost:
+    async def find_post_in(self, tx: Tx, actor: Actor, short: str, own_only: bool = False) -> FoundPost:
         """The post a short id (`3f9a1c`, or `alice/3f9a1c` to choose among several) names.
 
         Raises:
@@ -85,32 +79,21 @@ class PostingService:
             # each narrowed in SQL, so look-alike ids elsewhere cannot push a match out
             scopes = ([Scope(service=blog, node=NS_MICROBLOG)] if blog else []) + [
                 Scope(follower=actor.jid), Scope(open_only=True)]
-        async with self._tx() as tx:
-            for scope in scopes:
-                found = [p for p in await self._candidates(tx, actor, s, scope)
-                         if not who or p.item.publisher == author]
-                if not found:
-                    continue
-                exact = [p for p in found if p.item.item_id == s]
-                if len(found) == 1:
-                    return found[0]
-                if len(exact) == 1 and all(p.ref == exact[0].ref for p in found):
-                    return exact[0]  # the whole id, among longer ones of the same node
-                names = ", ".join(sorted({f"{p.item.publisher.split('@')[0]}/{s}" for p in found}))
-                raise errors.BadRequest(f"{short} matches {len(found)} posts; give more of its id, or one of: "
-                                        f"{names}")
-        raise errors.ItemNotFound(f"No such post: {short}")
-
-    async def _candidates(self, tx: Tx, actor: Actor, prefix: str, scope: Scope) -> list[FoundPost]:
-        out = []
         readable: dict[NodeRef, bool] = {}
-        for ref, item in await tx.feed.find(prefix, CANDIDATES, scope):
-            if ref not in readable:
-                access = await tx.nodes.get(ref.parent() if ref.is_comments else ref)
-                readable[ref] = access is not None and may_read(access, await viewer_for(tx, access, actor))
-            if readable[ref]:
-                out.append(FoundPost(ref, item))
-        return out
+        for scope in scopes:
+            found = [FoundPost(ref, item) for ref, item in await tx.feed.find(s, CANDIDATES, scope)
+                     if (not who or item.publisher == author) and await may_read_ref(tx, actor, ref, readable)]
+            if not found:
+                continue
+            exact = [p for p in found if p.item.item_id == s]
+            if len(found) == 1:
+                return found[0]
+            if len(exact) == 1 and all(p.ref == exact[0].ref for p in found):
+                return exact[0]  # the whole id, among longer ones of the same node
+            names = ", ".join(sorted({f"{p.item.publisher.split('@')[0]}/{s}" for p in found}))
+            raise errors.BadRequest(f"{short} matches {len(found)} posts; give more of its id, or one of: "
+                                    f"{names}")
+        raise errors.ItemNotFound(f"No such post: {short}")
 
     # ------------------------------------------------------------ reply, repost, delete
 
@@ -132,49 +115,59 @@ class PostingService:
                 return named
         return found.ref.comments(found.item.item_id)
 
+    @retry_contended
     async def reply(self, actor: Actor, short: str, text: str, make_draft: DraftMaker) -> Done:
-        found = await self.find_post(actor, short)
-        target = self.reply_target(found)
-        href = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
-        atom_id = self._codec.facts(found.item.payload).atom_id or href
-        draft = make_draft(text, in_reply_to=(atom_id, href))
-        if self.addr.owner_of(target.service) is not None:
-            new_id = await self._pubsub.publish(actor, target, None, draft)
-        else:
-            self.own_blog(actor)  # only local users reply to other servers (from their blog JID)
-            new_id = await self._directory.publish(actor, target, draft)
+        """Comment on a post, in one transaction when its origin is here; a reply to another
+        server is published there once the post is found."""
+        async with self._tx() as tx:
+            found = await self.find_post_in(tx, actor, short)
+            target = self.reply_target(found)
+            href = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
+            atom_id = self._codec.facts(found.item.payload).atom_id or href
+            draft = make_draft(text, in_reply_to=(atom_id, href))
+            if self.addr.owner_of(target.service) is not None:
+                new_id = await self._pubsub.publish_in(tx, actor, target, None, draft)
+                await tx.commit()
+                return Done(found.item.publisher, found.item.item_id, new_id)
+        self._pubsub.nodes.own_blog(actor)  # only local users reply to other servers (from their blog JID)
+        new_id = await self._directory.publish(actor, target, draft)
         return Done(found.item.publisher, found.item.item_id, new_id)
 
+    @retry_contended
     async def repost(self, actor: Actor, short: str, make_draft: DraftMaker) -> Done:
-        """Republish a public post on the actor's own blog, crediting its author.
+        """Republish a public post on the actor's own blog, crediting its author (one transaction).
 
         Raises:
             ItemNotFound, BadRequest (your own post), Forbidden (not public).
         """
-        found = await self.find_post(actor, short)
-        if found.item.publisher == actor.jid:
-            raise errors.BadRequest("That is your own post already")
         async with self._tx() as tx:
+            found = await self.find_post_in(tx, actor, short)
+            if found.item.publisher == actor.jid:
+                raise errors.BadRequest("That is your own post already")
             access = await tx.nodes.get(found.ref.parent() if found.ref.is_comments else found.ref)
-            public = access is not None and is_public(access)
-        if not public:
-            raise errors.Forbidden("That post is not public: only its blog's readers may see it, so it "
-                                   "cannot be reposted")
-        text = self._codec.facts(found.item.payload).text
-        uri = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
-        new_id = await self.post(actor, make_draft(f"♻ {found.item.publisher}: {text}", via=uri))
+            if access is None or not is_public(access):
+                raise errors.Forbidden("That post is not public: only its blog's readers may see it, so it "
+                                       "cannot be reposted")
+            text = self._codec.summary(found.item.payload)
+            uri = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
+            new_id = await self._pubsub.publish_in(tx, actor, self._pubsub.nodes.own_blog(actor), None,
+                                                   make_draft(f"♻ {found.item.publisher}: {text}", via=uri))
+            await tx.commit()
         return Done(found.item.publisher, found.item.item_id, new_id)
 
+    @retry_contended
     async def delete(self, actor: Actor, short: str) -> Done:
-        """Retract one of the actor's own posts (found among their own nodes only).
+        """Retract one of the actor's own posts (found among their own nodes only), in one transaction.
 
         Raises:
             ItemNotFound, BadRequest (ambiguous), Forbidden (somebody else's post).
         """
-        try:
-            found = await self.find_post(actor, short, own_only=True)
-        except errors.ItemNotFound:
-            await self.find_post(actor, short)  # raises ItemNotFound if it names no post at all
-            raise errors.Forbidden("You can only delete your own posts") from None
-        await self._pubsub.retract(actor, found.ref, [found.item.item_id], None)
+        async with self._tx() as tx:
+            try:
+                found = await self.find_post_in(tx, actor, short, own_only=True)
+            except errors.ItemNotFound:
+                await self.find_post_in(tx, actor, short)  # raises ItemNotFound if it names no post at all
+                raise errors.Forbidden("You can only delete your own posts") from None
+            await self._pubsub.retract_in(tx, actor, found.ref, [found.item.item_id], None)
+            await tx.commit()
         return Done(found.item.publisher, found.item.item_id)

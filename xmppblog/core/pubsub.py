@@ -50,7 +50,7 @@ from .model import (
     Subscription,
     SubState,
 )
-from .policy import Action, check, may, roster_request_state, subscribe_state
+from .policy import Action, Viewer, check, may, roster_request_state, subscribe_state
 from .ports import Clock, EntryCodec
 from .transactions import Transactions, Tx, retry_contended
 from .uri import xmpp_uri
@@ -140,12 +140,14 @@ class PubsubService:
         owner = self.addr.service_jid if ref == self.timeline_ref else self.owner_of(ref.service)
         return await self._create(tx, ref, owner, self._config(self.default_config(), options or {}))
 
-    async def _comments_node(self, tx: Tx, ref: NodeRef, access: Node) -> Node:
-        """A post's comments node, created with its first comment (it exists, empty, before)."""
-        if await tx.items.get(access, ref.parent_item or "") is None:
+    async def _comments_node(self, tx: Tx, ref: NodeRef, access: Node) -> tuple[Node, Item]:
+        """A post's comments node, created with its first comment (it exists, empty, before),
+        and the post."""
+        post = await tx.items.get(access, ref.parent_item or "")
+        if post is None:
             raise errors.NodeNotFound("no such post")
         node = await tx.nodes.get(ref)
-        return node if node is not None else await self._create(tx, ref, access.owner, self.default_config())
+        return (node if node is not None else await self._create(tx, ref, access.owner, self.default_config())), post
 
     # ------------------------------------------------------------ publish / retract
 
@@ -182,8 +184,7 @@ class PubsubService:
         owner = self.owner_of(ref.service)
         if item_id is not None:
             validate_item_id(item_id)
-        node, access = await self._publishable(tx, actor, ref, owner, options)
-        viewer = await viewer_for(tx, access, actor)
+        node, access, viewer, parent = await self._publishable(tx, actor, ref, owner, options)
         generated = item_id is None  # a fresh random id: no item (and no timeline copy) has it yet
         item_id = item_id or self._new_id()
         existing = None if generated else await tx.items.get(node, item_id)
@@ -209,40 +210,42 @@ class PubsubService:
         item = Item(item_id, author, payload, stamp.published, now)
         await tx.items.put(node, item, new=existing is None)
         await self._trim(tx, node, access, min(node.config.max_items, self.limits.max_items_per_node))
-        parent_owner = None
-        if ref.is_comments:
-            parent = await tx.items.get(access, ref.parent_item or "")
-            parent_owner = parent.publisher if parent else None
-        await tx.emit(ItemPublished(node, access, item, self._codec.text(draft), existing is None, parent_owner))
+        await tx.emit(ItemPublished(node, access, item, self._codec.text(draft), existing is None,
+                                    parent.publisher if parent else None))
         log.info("published: service=%s node=%s item=%s by=%s%s", ref.service, ref.node, item_id, actor.jid,
                  " (update)" if existing else "")
         return item_id
 
-    async def _publishable(self, tx: Tx, actor: Actor, ref: NodeRef, owner: str,
-                           options: dict[str, object] | None) -> tuple[Node, Node]:
-        """(node, access node) `actor` may publish to, creating the node when its first post needs it."""
+    async def _publishable(self, tx: Tx, actor: Actor, ref: NodeRef, owner: str, options: dict[str, object] | None
+                           ) -> tuple[Node, Node, Viewer, Item | None]:
+        """(node, access node, the actor's standing, the post a comment answers) of a node `actor`
+        may publish to, creating the node when its first post needs it."""
         if ref.is_comments:
             access = await self.blog_node(tx, ref.parent())
-            check(Action.PUBLISH_COMMENT, access.config.access_model, await viewer_for(tx, access, actor))
+            viewer = await viewer_for(tx, access, actor)
+            check(Action.PUBLISH_COMMENT, access.config.access_model, viewer)
             if not actor.system and owner in await tx.im.blockers_of(actor.jid, [owner]):
                 raise errors.Forbidden(f"{owner} does not accept replies from you")
-            return await self._comments_node(tx, ref, access), access
+            node, post = await self._comments_node(tx, ref, access)
+            return node, access, viewer, post
         if actor.jid == owner or actor.system:
             self.nodes.check_name(ref)
-            node = await tx.nodes.get(ref)
-            if node is None:
-                node = await self._create(tx, ref, owner, self._config(self.default_config(), options or {}))
-            elif options and await self._unclaimed(tx, node):
+            blog = await tx.nodes.get(ref)
+            if blog is None:
+                blog = await self._create(tx, ref, owner, self._config(self.default_config(), options or {}))
+            elif options and await self._unclaimed(tx, blog):
                 await self.configure_in(tx, actor, ref, options)
-                node = await self.blog_node(tx, ref)
+                blog = await self.blog_node(tx, ref)
             elif options:
-                self._preconditions(node, options)
-            return node, node
-        node_or_none = await tx.nodes.get(ref)
-        if node_or_none is None or not may(Action.PUBLISH, node_or_none.config.access_model,
-                                           await viewer_for(tx, node_or_none, actor)):
+                self._preconditions(blog, options)
+            return blog, blog, await viewer_for(tx, blog, actor), None
+        found = await tx.nodes.get(ref)
+        if found is None:
             raise errors.Forbidden(self._not_yours(actor, owner))
-        return node_or_none, node_or_none
+        standing = await viewer_for(tx, found, actor)
+        if not may(Action.PUBLISH, found.config.access_model, standing):
+            raise errors.Forbidden(self._not_yours(actor, owner))
+        return found, found, standing, None
 
     def _not_yours(self, actor: Actor, owner: str) -> str:
         if not self.addr.is_local_user(actor.jid):
@@ -460,7 +463,7 @@ class PubsubService:
         if ref.is_comments:
             # read access to the blog first: whether a post exists is its business (no oracle)
             _, access, _ = await self.nodes.readable(tx, Actor(who), ref)
-            node = await self._comments_node(tx, ref, access)
+            node, _ = await self._comments_node(tx, ref, access)
         else:
             # following someone before their first post makes their node, on the defaults
             access = node = await self.blog_node(tx, ref, create=True)
@@ -520,6 +523,14 @@ class PubsubService:
                                           Cause.SUBSCRIBER if own else Cause.OWNER))
         log.info("unsubscribed: service=%s node=%s jid=%s by=%s", ref.service, ref.node, subscriber, actor.jid)
         return True
+
+    async def unsubscribe_all_in(self, tx: Tx, actor: Actor, ref: NodeRef) -> bool:
+        """End every subscription of the actor (any resource) to `ref`; False if there was none."""
+        removed = False
+        for sub in await tx.subs.for_jid(ref.service, actor.jid):
+            if sub.ref == ref:
+                removed |= await self.unsubscribe_in(tx, actor, ref, sub.jid)
+        return removed
 
     async def subscriptions_of(self, actor: Actor, service: str, node: str | None = None) -> list[Subscription]:
         """The requester's own subscriptions on a blog JID or the service JID (XEP-0060 §5.6)."""
@@ -751,9 +762,6 @@ class PubsubService:
             await tx.commit()
         return len(subs)
 
-    async def may_read(self, tx: Tx, access: Node, actor: Actor) -> bool:
-        """The visibility rule for an actor (for callers holding a node)."""
-        return may_read(access, await viewer_for(tx, access, actor))
 
 
 def _changes(changes: Sequence[tuple[str, str]], kind: type, what: str) -> list[tuple[str, str]]:

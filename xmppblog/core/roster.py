@@ -175,10 +175,8 @@ class RosterService:
             await tx.commit()
 
     async def _drop_follow(self, tx: Tx, blog: str, who: str) -> None:
-        ref = NodeRef(blog, NS_MICROBLOG)
-        for sub in await tx.subs.following(who):
-            if sub.ref == ref and await self._pubsub.unsubscribe_in(tx, Actor(who), ref, sub.jid):
-                log.info("roster unfollow: blog=%s contact=%s", blog, who)
+        if await self._pubsub.unsubscribe_all_in(tx, Actor(who), NodeRef(blog, NS_MICROBLOG)):
+            log.info("roster unfollow: blog=%s contact=%s", blog, who)
 
     async def withdraw_in(self, tx: Tx, blog: str, who: str) -> bool:
         """The owner takes back a contact's view of the blog JID's presence (`unsubscribed`).

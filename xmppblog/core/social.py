@@ -24,7 +24,7 @@ from .pubsub import PubsubService
 from .roster import RosterService
 from .text import normal
 from .transactions import Transactions, Tx
-from .visibility import may_read, viewer_for
+from .visibility import may_read, may_read_ref, viewer_for
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +62,7 @@ class SocialService:
         self._roster = roster
 
     def _own_ref(self, actor: Actor) -> NodeRef:
-        blog = self.addr.blog_of(actor.jid)
-        if blog is None:
-            raise errors.Forbidden(f"only users of {self.addr.users_domain} have a blog here")
-        return NodeRef(blog, NS_MICROBLOG)
-
-    async def _readable(self, tx: Tx, cache: dict[NodeRef, bool], actor: Actor, ref: NodeRef) -> bool:
-        """The visibility rule for a node of a cross-node list, once per node."""
-        if ref not in cache:
-            access = await tx.nodes.get(ref.parent() if ref.is_comments else ref)
-            cache[ref] = access is not None and may_read(access, await viewer_for(tx, access, actor))
-        return cache[ref]
+        return self._pubsub.nodes.own_blog(actor)
 
     # ------------------------------------------------------------ reading
 
@@ -94,7 +84,7 @@ class SocialService:
                 if ((ref, item.item_id) in seen or bare(item.publisher) in blocked or ref.is_comments
                         or ref.service == self.addr.service_jid):
                     continue
-                if not await self._readable(tx, readable, actor, ref):
+                if not await may_read_ref(tx, actor, ref, readable):
                     continue
                 seen.add((ref, item.item_id))
                 out.append(FoundPost(ref, item))
@@ -240,7 +230,7 @@ class SocialService:
         added = await tx.im.block(actor.jid, who)
         blog = self.addr.blog_of(who)
         if blog:
-            await self._follows.drop_subscriptions(tx, actor, NodeRef(blog, NS_MICROBLOG))
+            await self._pubsub.unsubscribe_all_in(tx, actor, NodeRef(blog, NS_MICROBLOG))
         if self.addr.blog_of(actor.jid):
             await self.remove_follower_in(tx, actor, who)
         log.info("block: %s blocks %s", actor.jid, who)

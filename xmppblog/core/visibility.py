@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import AsyncIterator
 
 from .addressing import Addressing
-from .errors import BadRequest, NodeNotFound
+from .errors import BadRequest, Forbidden, NodeNotFound
 from .jid import stored_bare
 from .model import NS_MICROBLOG, AccessModel, Actor, Affiliation, Item, Node, NodeConfig, NodeRef, SubState
 from .policy import NOBODY, Action, Viewer, check, may
@@ -73,6 +73,15 @@ async def may_see(tx: Repos, access: Node, jid: str) -> bool:
     return may_read(access, await viewer_of(tx, access, stored_bare(jid)))
 
 
+async def may_read_ref(tx: Repos, actor: Actor, ref: NodeRef, seen: dict[NodeRef, bool]) -> bool:
+    """The visibility rule for a node of a list across nodes (a comments node follows its
+    blog; an unknown node is unreadable), decided once per node in `seen`."""
+    if ref not in seen:
+        access = await tx.nodes.get(ref.parent() if ref.is_comments else ref)
+        seen[ref] = access is not None and may_read(access, await viewer_for(tx, access, actor))
+    return seen[ref]
+
+
 def validate_item_id(item_id: str) -> str:
     """Raises BadRequest unless `item_id` is 1..256 characters with no control characters or line breaks."""
     if not item_id or len(item_id) > MAX_ITEM_ID:
@@ -97,6 +106,13 @@ class NodeMap:
     def timeline_ref(self) -> NodeRef:
         """The public timeline: the microblog node of the service JID, every public local post."""
         return NodeRef(self.addr.service_jid, NS_MICROBLOG)
+
+    def own_blog(self, actor: Actor) -> NodeRef:
+        """The actor's own microblog node. Raises Forbidden for JIDs of other servers."""
+        blog = self.addr.blog_of(actor.jid)
+        if blog is None:
+            raise Forbidden(f"only users of {self.addr.users_domain} have a blog here")
+        return NodeRef(blog, NS_MICROBLOG)
 
     def owner_of(self, service: str) -> str:
         """The owner of a blog JID. Raises NodeNotFound if it is nobody's blog."""

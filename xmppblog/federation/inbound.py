@@ -54,7 +54,7 @@ class InboundEvents:
         push = RemotePush(origin, node, len(items) + len(retracts), kind, len(children))
         verdict = await self.guard.check(push)
         if not verdict.accepted:
-            if verdict.reason == "no-subscription" and "/" not in origin and self.guard.may_tell_to_stop(origin, node):
+            if verdict.reason == "no-subscription" and self.guard.may_tell_to_stop(origin, node):
                 log.info("unsolicited pushes: asking %s to unsubscribe us from %s", origin, node)
                 await self.directory.unsubscribe(NodeRef(origin, node))
             return

@@ -39,15 +39,12 @@ from ..pubsub.xep_0277 import entry_of, plain_text
 from ..spamguard.buckets import TokenBuckets
 from .errors import public_text, status_of
 from .openapi import OPENAPI
-from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
 ANON = Actor.ANONYMOUS
 A = f"{{{NS_ATOM}}}"
 PAGE = 20
-#: how long the statistics and the user directory may be old (they count across every blog)
-SNAPSHOT_SECONDS = 30.0
 _NUMBER = re.compile(r"[0-9]{1,7}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: feeds may carry (sanitised) XHTML from users: never let a browser run anything in them
@@ -80,13 +77,13 @@ class HttpApi:
     def __init__(self, pubsub: PubsubService, social: SocialService, search: SearchService, base_url: str,
                  stats: Callable[[], Awaitable[dict[str, Any]]], searches_per_minute: int = 30,
                  directory: Callable[[], Awaitable[list[tuple[Node, int]]]] | None = None) -> None:
-        """`directory`: the user list, if not `social.directory` itself (the composition root
-        passes a snapshot that expires when a blog's access changes)."""
+        """`stats`, `directory`: the statistics and the user list (if not `social.directory`
+        itself); the composition root passes snapshots of both (http/snapshot.py)."""
         self.blogs = pubsub
         self.social = social
         self.search = search
         self.base = base_url.rstrip("/")
-        self._stats = Snapshot(stats, SNAPSHOT_SECONDS, time.monotonic)
+        self._stats = stats
         self._directory = directory or social.directory
         self._searches = TokenBuckets(searches_per_minute, time.monotonic, max_keys=10_000)
         self.app = web.Application(middlewares=[self._errors])
@@ -179,15 +176,18 @@ class HttpApi:
             {"jid": n.owner, "blog": n.ref.service, "posts": count, "title": n.config.title,
              "url": f"{self.base}/u/{quote(n.owner.split('@')[0])}"} for n, count in blogs]})
 
+    def _post_url(self, ref: NodeRef, item: Item) -> str | None:
+        """The page of a post of this server (comments and remote posts have none)."""
+        local = self.blogs.addr.owner_of(ref.service)
+        if local is None or ref.is_comments:
+            return None
+        return f"{self.base}/u/{quote(local.split('@')[0])}/{quote(item.item_id, safe='')}"
+
     def _post_json(self, ref: NodeRef, item: Item) -> dict[str, Any]:
         entry = entry_of(item.payload)
-        local = self.blogs.addr.owner_of(ref.service)
-        url = None
-        if local is not None and not ref.is_comments:
-            url = f"{self.base}/u/{quote(local.split('@')[0])}/{quote(item.item_id, safe='')}"
         return {"id": item.item_id, "author": item.publisher, "text": plain_text(entry) if entry is not None else "",
                 "published": item.published.isoformat(), "updated": item.updated.isoformat(),
-                "xmpp_uri": xmpp_uri(ref.service, ref.node, item.item_id), "url": url,
+                "xmpp_uri": xmpp_uri(ref.service, ref.node, item.item_id), "url": self._post_url(ref, item),
                 "tags": [c.get("term", "") for c in entry.findall(A + "category")] if entry is not None else []}
 
     async def api_user_posts(self, request: web.Request) -> web.Response:
@@ -218,7 +218,7 @@ class HttpApi:
                                   "next_cursor": str(nxt) if nxt is not None else None})
 
     async def api_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._stats.get())
+        return web.json_response(await self._stats())
 
     # ------------------------------------------------------------ Atom feeds
 
@@ -242,7 +242,7 @@ class HttpApi:
             ET.SubElement(author, A + "uri").text = f"xmpp:{item.publisher}"
             for sig in entry.findall(f"{{{NS_XMPPBLOG}}}signature"):
                 entry.remove(sig)
-            url = self._post_json(ref, item)["url"]
+            url = self._post_url(ref, item)
             if url:
                 ET.SubElement(entry, A + "link", {"rel": "alternate", "type": "text/html", "href": url})
             feed.append(entry)

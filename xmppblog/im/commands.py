@@ -306,7 +306,7 @@ class ChatBot:
         if w.access and w.access is not AccessModel.OPEN:
             parts.append(f"{w.access.value} blog")
         if w.latest is not None:
-            parts.append("latest: " + T.clip(T.text_of(w.latest.payload)) + f" (#{T.short_id(w.latest.item_id)})")
+            parts.append("latest: " + T.clip(T.summary(w.latest.payload)) + f" (#{T.short_id(w.latest.item_id)})")
         return " · ".join(parts)
 
     async def cmd_help(self, actor: Actor, rest: str) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ..core.model import FoundPost, Marker, OutboxEvent
 from ..core.text import hashtags, mentions
 from ..protocol import NS_ATOM, NS_THR
-from ..pubsub.xep_0277 import AtomDraft, entry_of, parse_entry, plain_text
+from ..pubsub.xep_0277 import AtomDraft, parse_entry, summary
 
 A = f"{{{NS_ATOM}}}"
 SHORT = 6
@@ -62,8 +62,7 @@ def draft_from_text(text: str, max_bytes: int, in_reply_to: tuple[str, str] | No
 
 def im_body(ev: OutboxEvent) -> str:
     """The chat body of an IM_POST: who, why, the text and the short id."""
-    entry = entry_of(ev.payload or "")
-    text = plain_text(entry) if entry is not None else ""
+    text = summary(ev.payload or "")
     author = ev.publisher or ""
     marker, _, word = (ev.subject or Marker.FOLLOW.value).partition(":")
     sid = f"#{short_id(ev.item_id or '')}"
@@ -76,11 +75,6 @@ def im_body(ev: OutboxEvent) -> str:
     return f"{label} {author}: {text}\n{sid}"
 
 
-def text_of(payload: str) -> str:
-    entry = entry_of(payload)
-    return plain_text(entry) if entry is not None else ""
-
-
 def clip(text: str, limit: int = LINE_CHARS) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
@@ -91,7 +85,7 @@ def line(author: str, text: str, item_id: str) -> str:
 
 
 def post_line(post: FoundPost) -> str:
-    return line(post.item.publisher, text_of(post.item.payload), post.item.item_id)
+    return line(post.item.publisher, summary(post.item.payload), post.item.item_id)
 
 
 def within_budget(head: str, parts: Sequence[str], sep: str = "\n", budget: int = REPLY_BYTES,

@@ -11,7 +11,7 @@ from ..core.model import NS_MICROBLOG, NodeRef, PageRequest
 from ..core.pubsub import PubsubService
 from ..protocol import NS_VCARD
 from ..xmpp.component import BlogComponent, Request
-from .text import A, entry_of
+from ..pubsub.xep_0277 import A, entry_of
 
 V = f"{{{NS_VCARD}}}"
 

@@ -26,8 +26,9 @@ from xml.sax.saxutils import escape, quoteattr
 from ..core import errors
 from ..core.model import EventKind, OutboxEvent
 from ..core.ports import Clock, UnitOfWorkFactory
+from ..xmpp.component import stanza_bytes
 from ..xmpp.multicast import Multicast
-from ..protocol import NS_ADDRESS, NS_DATA, NS_PUBSUB_EVENT, NS_PUBSUB_SUB_AUTH
+from ..protocol import NS_ADDRESS, NS_DATA, NS_NICK, NS_PUBSUB_EVENT, NS_PUBSUB_SUB_AUTH
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,6 @@ def _field(var: str, value: str, ftype: str | None = None, label: str | None = N
     if label:
         attrs += f" label={quoteattr(label)}"
     return f"<field{attrs}><value>{escape(value)}</value></field>"
-
-
-NS_NICK = "http://jabber.org/protocol/nick"
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +248,7 @@ class OutboxSender:
             recipients = d.event.recipients
             template = render(d.event, self._im_body)
             sid = f"n{d.event_id}"
-            largest = len(template.address(max(recipients, key=len), sid).encode()) if recipients else 0
+            largest = self._size(template.address(max(recipients, key=len), sid)) if recipients else 0
             if largest > self.max_stanza_bytes:
                 log.error("outbox: notification too large, dropped for %d local recipient(s): event=%s",
                           len(recipients), d.event_id)
@@ -300,7 +298,7 @@ class OutboxSender:
             self._in_multicast[stanza_id] = (now, mc.service, template, part)
             out.append(template.multicast(part, stanza_id, mc.service))
         self.multicast_stanzas += len(out)
-        return "".join(out), max(len(m.encode()) for m in out)
+        return "".join(out), max(self._size(m) for m in out)
 
     def multicast_refused(self, stanza_id: str, sender: str, condition: str) -> bool:
         """The multicast service bounced one of our stanzas: send its recipients one stanza
@@ -314,7 +312,7 @@ class OutboxSender:
                     "and multicast off until reconnect", sender, condition, len(recipients))
         self.multicast = None
         self._send(template.bulk(recipients, stanza_id),
-                   len(template.address(max(recipients, key=len), stanza_id).encode()))
+                   self._size(template.address(max(recipients, key=len), stanza_id)))
         return True
 
     async def _confirmed(self) -> bool:
@@ -325,8 +323,8 @@ class OutboxSender:
         log.warning("outbox: the host did not confirm the last batch; it is sent again")
         return False
 
-    def _too_large(self, stanza: str) -> bool:
-        return len(stanza) > self.max_stanza_bytes // 4 and len(stanza.encode()) > self.max_stanza_bytes
+    def _size(self, stanza: str) -> int:
+        return stanza_bytes(stanza, self.max_stanza_bytes)
 
     async def _drain_tracked(self) -> int:
         async with self._uow() as uow:
@@ -342,14 +340,15 @@ class OutboxSender:
             if template is None:
                 template = cache[d.event_id] = render(d.event, self._im_body)
             stanza = template.address(d.recipient, f"ob{d.row_id}")
-            if self._too_large(stanza):
+            size = self._size(stanza)
+            if size > self.max_stanza_bytes:
                 # Never send what would make the host server drop us (T16).
                 log.error("outbox: notification too large, dropped: event=%s to=%s bytes=%d",
-                          d.event_id, d.recipient, len(stanza.encode()))
+                          d.event_id, d.recipient, size)
                 self.dropped += 1
                 handed.append(d.row_id)
                 continue
-            if not self._send(stanza, None):
+            if not self._send(stanza, size):
                 break
             # Remote servers may bounce it later (federation/bounces.py): keep the row a while.
             (remote if self._is_remote(d.recipient) else handed).append(d.row_id)

@@ -21,7 +21,7 @@ from ..protocol import NS_COMMANDS, NS_DATA, NS_PUBSUB_GET_PENDING, NS_PUBSUB_SU
 from ..spamguard.guard import Guard
 from ..xmpp.component import BlogComponent, Request
 from . import forms
-from .xep_0277 import entry_of, plain_text
+from .xep_0277 import summary
 
 #: characters of a post's text in a search result form
 RESULT_TEXT = 300
@@ -173,8 +173,7 @@ class CommandsAdapter:
             ET.SubElement(reported, f"{{{NS_DATA}}}field", {"var": var, "label": label})
         used = 0
         for p in found.posts:
-            entry = entry_of(p.item.payload)
-            text = plain_text(entry) if entry is not None else ""
+            text = summary(p.item.payload)
             values = (("author", p.item.publisher), ("published", p.item.published.isoformat(timespec="seconds")),
                       ("id", p.item.item_id), ("text", text[:RESULT_TEXT]),
                       ("uri", xmpp_uri(p.ref.service, p.ref.node, p.item.item_id)))

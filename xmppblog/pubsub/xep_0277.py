@@ -101,6 +101,12 @@ def entry_of(payload: str) -> ET.Element | None:
         return None
 
 
+def summary(payload: str) -> str:
+    """The plain text of a stored entry ('' if it is unreadable)."""
+    entry = entry_of(payload)
+    return plain_text(entry) if entry is not None else ""
+
+
 def author_of(entry: ET.Element | None) -> str:
     """The JID an entry's Atom author names, as written: a claim, never an attribution
     (core/attribution.py decides whom remote content is shown as)."""
@@ -134,18 +140,14 @@ class AtomCodec:
             return ET.tostring(draft.entry, encoding="unicode")
 
     def summary(self, payload: str) -> str:
-        try:
-            return plain_text(ET.fromstring(payload))
-        except ET.ParseError:
-            return ""
+        return summary(payload)
 
     def facts(self, payload: str) -> EntryFacts:
         entry = entry_of(payload)
         if entry is None:
-            return EntryFacts("", "", "")
+            return EntryFacts("", "")
         atom_id = entry.find(A + "id")
-        return EntryFacts(plain_text(entry), (atom_id.text or "").strip() if atom_id is not None else "",
-                          link(entry, "replies"))
+        return EntryFacts((atom_id.text or "").strip() if atom_id is not None else "", link(entry, "replies"))
 
     def render(self, draft: object, stamp: Stamp) -> str:
         assert isinstance(draft, AtomDraft)

@@ -45,7 +45,7 @@ from ..protocol import (
     NS_PUBSUB_OWNER,
     NS_STANZAS,
 )
-from ..spamguard.verdict import ACCEPT, Verdict
+from ..spamguard.verdict import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,6 @@ ErrorMapper = Callable[[errors.BlogError], ET.Element]
 Gate = Callable[[str, str, str], Verdict]
 
 
-def admit_all(kind: str, sender: str, action: str) -> Verdict:
-    """The gate of a component without spamguard (tests of the router alone)."""
-    return ACCEPT
-
-
 def error_element(etype: str, condition: str, text: str = "") -> ET.Element:
     """A plain RFC 6120 <error/> for refusals that are the wire layer's own."""
     err = ET.Element(f"{{{NS_COMPONENT}}}error", {"type": etype})
@@ -116,6 +111,12 @@ def shape_error(xml: ET.Element, max_depth: int = MAX_DEPTH) -> str | None:
 
 #: the kinds of message the router dispatches, by payload
 EVENT, FORM, CHAT = "event", "form", "chat"
+
+
+def stanza_bytes(data: str, limit: int) -> int:
+    """The size of a serialised stanza as measured against `limit`: its UTF-8 length, encoded
+    only when it could be over (a character is at most 4 bytes; below that, its length)."""
+    return len(data) if len(data) <= limit // 4 else len(data.encode("utf-8"))
 
 
 #: what a pubsub action costs in spamguard's limits (the rest is free to ask)
@@ -200,7 +201,7 @@ class InOrder:
 
 class BlogComponent(slixmpp.ComponentXMPP):
     def __init__(self, jid: str, secret: str, host: str, port: int, error_for: ErrorMapper,
-                 max_reconnect_delay: float = 60.0, gate: Gate = admit_all, max_depth: int = MAX_DEPTH,
+                 max_reconnect_delay: float = 60.0, *, gate: Gate, max_depth: int = MAX_DEPTH,
                  max_stanza_bytes: int = 400 * 1024) -> None:
         super().__init__(jid, secret, host, port)
         #: maps a domain error to its <error/> (pubsub/errors.py)
@@ -416,14 +417,15 @@ class BlogComponent(slixmpp.ComponentXMPP):
             if result is not None:
                 reply.append(result)
             data = str(reply)
-        if not self.fits(data):
+        size = stanza_bytes(data, self.max_stanza_bytes)
+        if size > self.max_stanza_bytes:
             log.error("iq answer too large, refused: from=%s id=%s bytes=%d (limit %d)", xml.get("from"),
-                      xml.get("id"), len(data.encode()), self.max_stanza_bytes)
+                      xml.get("id"), size, self.max_stanza_bytes)
             self.oversize += 1
             self._reply_error(iq, error_element("wait", "resource-constraint",
                                                 "the answer is too large; ask for less (RSM max, fewer items)"))
             return
-        if not self.send_raw_stanza(data):
+        if not self.send_raw_stanza(data, size):
             log.warning("reply lost, not connected: to=%s id=%s", xml.get("from"), xml.get("id"))
 
     @staticmethod
@@ -475,10 +477,6 @@ class BlogComponent(slixmpp.ComponentXMPP):
 
     # ------------------------------------------------------------ the one way out
 
-    def fits(self, data: str) -> bool:
-        """Is this one stanza small enough to send (at most `max_stanza_bytes`)?"""
-        return len(data) <= self.max_stanza_bytes // 4 or len(data.encode("utf-8")) <= self.max_stanza_bytes
-
     def _out(self, data: str | bytes, largest: int) -> bool:
         """Write to the host, unless a stanza in `data` (the largest is `largest` bytes) is over the limit."""
         if largest > self.max_stanza_bytes:
@@ -491,8 +489,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
 
     def send_raw(self, data: str | bytes) -> None:
         """slixmpp writes every stanza it builds here (replies, our requests): one stanza per call."""
-        size = len(data) if isinstance(data, bytes) else (len(data) if self.fits(data) else len(data.encode()))
-        self._out(data, size)
+        self._out(data, len(data) if isinstance(data, bytes) else stanza_bytes(data, self.max_stanza_bytes))
 
     async def writable(self, high_water: int = 4 * 1024 * 1024) -> None:
         """Wait while more than `high_water` bytes we wrote are still queued in this process
@@ -548,5 +545,5 @@ class BlogComponent(slixmpp.ComponentXMPP):
         if self.transport is None or not self.online.is_set():
             return False
         if largest is None:
-            largest = len(data) if self.fits(data) else len(data.encode("utf-8"))
+            largest = stanza_bytes(data, self.max_stanza_bytes)
         return self._out(data, largest)
