@@ -24,3 +24,15 @@ def test_block_lists_cover_subdomains_and_only_change_from_their_sources():
     assert len(lists) == 2, "only the configured source changes the list"
     lists.apply(("rtbl.example", "bans"), removed=[sha256_hex("spam.example")])
     assert not lists.blocks("x@spam.example", "spam.example")
+
+
+def test_each_block_list_is_reloaded_on_its_own():
+    """A resync (or a purge) of one list leaves the entries of the others in force."""
+    a, b = ("rtbl.example", "bans"), ("other-rtbl.example", "muc_bans")
+    lists = BlockLists([a, b])
+    lists.apply(a, [sha256_hex("spam.example")])
+    lists.apply(b, [sha256_hex("eve@evil.example")], purge=True)
+    assert lists.blocks("x@spam.example", "spam.example"), "loading list b dropped list a"
+    lists.apply(a, purge=True)
+    assert not lists.blocks("x@spam.example", "spam.example") and lists.blocks("eve@evil.example", "evil.example")
+    assert len(lists) == 1

@@ -27,7 +27,7 @@ class BlockLists:
     def __init__(self, sources: Iterable[tuple[str, str]] = ()) -> None:
         #: (service JID, node) pairs whose items are block list entries
         self.sources = frozenset(sources)
-        self._entries: set[str] = set()
+        self._entries: dict[tuple[str, str], set[str]] = {source: set() for source in self.sources}
 
     def is_source(self, service: str, node: str) -> bool:
         return (service, node) in self.sources
@@ -35,21 +35,24 @@ class BlockLists:
     def apply(self, source: tuple[str, str], added: Iterable[str] = (), removed: Iterable[str] = (),
               purge: bool = False) -> None:
         """A list's new state: items added, retracted, or (purge) all gone."""
-        if source not in self.sources:
+        entries = self._entries.get(source)
+        if entries is None:
             return
         if purge:
-            self._entries.clear()
+            entries.clear()  # this list's entries only: each list is its own source of truth
         add, rem = [a.lower() for a in added], [r.lower() for r in removed]
-        self._entries.update(add)
-        self._entries.difference_update(rem)
+        entries.update(add)
+        entries.difference_update(rem)
         log.info("rtbl update from %s %s: +%d -%d (now %d entries)", source[0], source[1], len(add), len(rem),
-                 len(self._entries))
+                 len(entries))
 
     def blocks(self, bare: str, domain: str) -> bool:
         """Is this bare JID, or its domain or a parent of it, on a list?"""
-        if not self._entries:
+        if not any(self._entries.values()):
             return False
-        return any(sha256_hex(x) in self._entries for x in [bare, *parents(domain)])
+        hashes = [sha256_hex(x) for x in [bare, *parents(domain)]]
+        return any(h in entries for entries in self._entries.values() for h in hashes)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """Entries on all lists together (one blocked on two lists counts once)."""
+        return len(set().union(*self._entries.values()))
