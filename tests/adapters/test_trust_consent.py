@@ -148,13 +148,19 @@ async def test_strangers_presence_is_not_tracked(world):
 RTBL = '[spamguard]\nrtbl_services = ["rtbl.example, muc_bans"]\nblocked_domains = ["evil.example"]\n'
 
 
-@pytest.mark.parametrize("world", [RTBL], indirect=True)
-async def test_a_local_user_cannot_switch_the_block_list_off(world):
-    """#16: the configured RTBL's consent is the admin's; users' follows never end it."""
+async def block_list(world: World) -> PubsubPeer:
+    """The configured block list, listing spam.example, loaded as after a (re)connect."""
     rtbl = PubsubPeer("rtbl.example")
     rtbl.items["muc_bans"] = [(sha("spam.example"), "")]
     world.peers.append(rtbl)
     await world.reconnected()
+    return rtbl
+
+
+@pytest.mark.parametrize("world", [RTBL], indirect=True)
+async def test_a_local_user_cannot_switch_the_block_list_off(world):
+    """#16: the configured RTBL's consent is the admin's; users' follows never end it."""
+    rtbl = await block_list(world)
     await world.chat(f"{MALLORY}/pc", "follow xmpp:rtbl.example?;node=muc_bans")
     await world.chat(f"{MALLORY}/pc", "unfollow xmpp:rtbl.example?;node=muc_bans")
     unsubscribes = [iq for iq in rtbl.asked if "unsubscribe" in ET.tostring(iq, encoding="unicode")]
@@ -168,10 +174,7 @@ async def test_a_local_user_cannot_switch_the_block_list_off(world):
 @pytest.mark.parametrize("world", [RTBL], indirect=True)
 async def test_subdomains_do_not_escape_domain_policy(world):
     """#19: blocks and block-list entries cover subdomains; domain buckets cover them too."""
-    rtbl = PubsubPeer("rtbl.example")
-    rtbl.items["muc_bans"] = [(sha("spam.example"), "")]
-    world.peers.append(rtbl)
-    await world.reconnected()
+    await block_list(world)
     for sender in ("x@a1.evil.example/r", "x@b.spam.example/r"):
         reply = await world.iq(sender, BLOG, "set", subscribe(sender.split("/")[0]))
         assert error_of(reply)[1] == "forbidden", sender

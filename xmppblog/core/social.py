@@ -210,6 +210,10 @@ class SocialService:
         async with self._tx() as tx:
             return list(await tx.im.tracked(actor.jid))
 
+    def _may_block(self, actor: Actor) -> None:
+        if not self.addr.is_local_user(actor.jid):
+            raise errors.Forbidden(f"blocks and reports here are for users of {self.addr.users_domain}")
+
     def _blockee(self, actor: Actor, target: str) -> str:
         who = bare(target.removeprefix("xmpp:"))
         who = self.addr.owner_of(who) or who  # a blog JID stands for its owner
@@ -220,6 +224,7 @@ class SocialService:
     async def block(self, actor: Actor, target: str) -> tuple[str, bool]:
         """Block a JID (a user JID or a blog JID standing for one): nothing from them reaches the actor,
         the actor stops following them and, on the actor's own blog, they stop following the actor."""
+        self._may_block(actor)
         async with self._tx() as tx:
             who, added = await self.block_in(tx, actor, target)
             await tx.commit()
@@ -240,8 +245,9 @@ class SocialService:
         """A XEP-0191 block list change with XEP-0377 reports, all in one transaction.
 
         Raises:
-            Forbidden (reports from other servers' users), BadRequest, InvalidJid.
+            Forbidden (other servers' users), BadRequest, InvalidJid.
         """
+        self._may_block(actor)
         async with self._tx() as tx:
             for target, report in blocks:
                 if report is not None:
@@ -250,6 +256,7 @@ class SocialService:
             await tx.commit()
 
     async def unblock(self, actor: Actor, *targets: str) -> list[tuple[str, bool]]:
+        self._may_block(actor)
         out = []
         async with self._tx() as tx:
             for target in targets:

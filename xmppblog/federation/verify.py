@@ -63,6 +63,7 @@ class Verifier:
         self._clock = clock
         self._peers: dict[str, tuple[float, Peer]] = {}
         self._keys: dict[str, tuple[float, dict[str, bytes]]] = {}
+        self._pins: dict[str, tuple[float, dict[str, bytes] | None]] = {}
         self._refreshed: dict[str, float] = {}
 
     # ------------------------------------------------------------ who is it
@@ -115,9 +116,17 @@ class Verifier:
 
     # ------------------------------------------------------------ keys
 
-    async def _pinned(self, domain: str) -> dict[str, bytes] | None:
+    async def _pinned(self, domain: str, fresh: bool = False) -> dict[str, bytes] | None:
+        """The keys pinned for `domain`: read from the store when asked `fresh` (before keys are
+        fetched and pinned) or at most once per PEER_TTL, not on every push."""
+        now = time.monotonic()
+        cached = self._pins.get(domain)
+        if cached is not None and cached[0] > now and not fresh:
+            return cached[1]
         async with self._tx() as tx:
-            return await tx.peers.get(domain)
+            pinned = await tx.peers.get(domain)
+        self._pins[domain] = (now + PEER_TTL, pinned)
+        return pinned
 
     async def _fetch(self, domain: str, pinned: dict[str, bytes] | None) -> dict[str, bytes] | None:
         """The keys `domain` publishes, as far as they may be trusted; None if it did not answer."""
@@ -139,6 +148,7 @@ class Verifier:
             async with self._tx() as tx:
                 await tx.peers.pin(domain, new, self._clock.now())
                 await tx.commit()
+            self._pins.pop(domain, None)
             log.info("signing keys pinned: domain=%s keys=%s", domain, ",".join(sorted(new)))
         return {**published, **pinned}  # a key id pinned once keeps its pinned key
 
@@ -147,7 +157,7 @@ class Verifier:
         cached = self._keys.get(domain)
         if cached is not None and cached[0] > now and not refresh:
             return cached[1]
-        pinned = await self._pinned(domain)
+        pinned = await self._pinned(domain, fresh=True)
         keys = await self._fetch(domain, pinned)
         if keys is None:
             return pinned  # unreachable: what was pinned still verifies

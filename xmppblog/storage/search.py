@@ -57,8 +57,16 @@ def _wanted(q: SearchQuery) -> list[tuple[str, str]]:
 _SQLITE_DOC = text("INSERT INTO search_docs (service, node, item_id, author, published, text) "
                    "VALUES (:service, :node, :item_id, :author, :published, :text) RETURNING id")
 _TERMS = text("INSERT INTO search_terms (doc, kind, value) VALUES (:doc, :kind, :value)")
-_SQLITE_REMOVE = {with_id: text("DELETE FROM search_docs WHERE service = :service AND node = :node"
-                                + (" AND item_id = :item_id" if with_id else "")) for with_id in (True, False)}
+#: a document and what hangs off it go with it (SQLite: triggers; PostgreSQL: ON DELETE CASCADE)
+_REMOVE = {with_id: text("DELETE FROM search_docs WHERE service = :service AND node = :node"
+                         + (" AND item_id = :item_id" if with_id else "")) for with_id in (True, False)}
+
+
+async def _remove(s: AsyncSession, ref: NodeRef, item_id: str | None) -> None:
+    params = {"service": ref.service, "node": ref.node}
+    if item_id is not None:
+        params["item_id"] = item_id
+    await s.execute(_REMOVE[item_id is not None], params)
 
 
 class SqliteSearch:
@@ -80,10 +88,7 @@ class SqliteSearch:
             await self.s.execute(_TERMS, [{"doc": doc_id, **t} for t in terms])
 
     async def remove(self, ref: NodeRef, item_id: str | None = None) -> None:
-        params = {"service": ref.service, "node": ref.node}
-        if item_id is not None:
-            params["item_id"] = item_id
-        await self.s.execute(_SQLITE_REMOVE[item_id is not None], params)
+        await _remove(self.s, ref, item_id)
 
 
 #: a document and its term rows in one statement; an edit's (False) also drops its old term rows
@@ -113,13 +118,7 @@ class PostgresSearch:
             "kinds": [t["kind"] for t in terms], "values": [t["value"] for t in terms]})
 
     async def remove(self, ref: NodeRef, item_id: str | None = None) -> None:
-        # search_terms rows go with their document (ON DELETE CASCADE)
-        sql = "DELETE FROM search_docs WHERE service = :service AND node = :node"
-        params: dict[str, Any] = {"service": ref.service, "node": ref.node}
-        if item_id is not None:
-            sql += " AND item_id = :item_id"
-            params["item_id"] = item_id
-        await self.s.execute(text(sql), params)
+        await _remove(self.s, ref, item_id)
 
 
 def for_session(s: AsyncSession) -> SqliteSearch | PostgresSearch:
