@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import signal
 
+from ..support import ports
 from ..support.component import Component
 
 
 def test_wrong_secret_is_named_and_retried(alpha, tmp_path):
     comp = Component(alpha, tmp_path)
+    # no HTTP listener: the session's component holds that port
     comp.config.write_text(comp.config.read_text().replace('secret = "blogsecret"', 'secret = "wrong"')
-                           .replace(f'listen = "{alpha.ip}:5281"', 'listen = ""'))  # the session's component has it
+                           .replace(f'listen = "{alpha.ip}:{ports.HTTP}"', 'listen = ""'))
     comp.start(wait=False)
     try:
         comp.wait_log("check [component] secret", timeout=20)
@@ -23,8 +25,8 @@ def test_wrong_secret_is_named_and_retried(alpha, tmp_path):
 
 def test_unreachable_server_is_named_and_retried(alpha, tmp_path):
     comp = Component(alpha, tmp_path)
-    comp.config.write_text(comp.config.read_text().replace("port = 5347", "port = 5399")
-                           .replace(f'listen = "{alpha.ip}:5281"', 'listen = ""'))
+    comp.config.write_text(comp.config.read_text().replace(f"port = {ports.COMPONENT}", "port = 5399")
+                           .replace(f'listen = "{alpha.ip}:{ports.HTTP}"', 'listen = ""'))
     comp.start(wait=False)
     try:
         comp.wait_log("cannot reach host server 127.0.10.2:5399", timeout=20)

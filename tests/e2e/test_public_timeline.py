@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ..support import ports
 from .test_pubsub import NODE, is_publish, is_retract
 
 SERVICE = "blog.alpha.test"
@@ -75,7 +76,7 @@ async def test_http_serves_what_xmpp_published_escaped(clients, component, alpha
     judy = await clients("judy")
     payload = "<script>alert(1)</script><img src=x onerror=alert(2)> http-visible"
     posted = (await judy.say(payload)).split("#")[1]
-    base = f"http://{alpha.ip}:5281"
+    base = f"http://{alpha.ip}:{ports.HTTP}"
     async with aiohttp.ClientSession() as http:
         for path in ("/", "/u/judy", "/search?q=visible"):
             async with http.get(base + path) as r:

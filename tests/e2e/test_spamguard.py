@@ -11,6 +11,7 @@ import slixmpp
 from slixmpp.xmlstream import ET
 
 from ..conftest import ADVERSARIAL
+from ..support import ports
 from ..support.prosody import SECRET
 from .test_im import greeted
 
@@ -29,7 +30,7 @@ class Rogue(slixmpp.ComponentXMPP):
 
     def __init__(self, ip: str, xmppblog_keys: str | None = None, rtbl: tuple[str, ...] = (),
                  jid: str = ROGUE) -> None:
-        super().__init__(jid, SECRET, ip, 5347)
+        super().__init__(jid, SECRET, ip, ports.COMPONENT)
         self.rtbl = rtbl
         #: pretend to be an xmppblog server publishing this (base64) key
         self.xmppblog_keys = xmppblog_keys

@@ -11,6 +11,8 @@ from typing import Any
 import slixmpp
 from slixmpp.exceptions import IqError
 
+from . import ports
+
 TIMEOUT = 10.0
 
 
@@ -101,7 +103,7 @@ class Client(slixmpp.ClientXMPP):
         raise AssertionError("request unexpectedly succeeded")
 
 
-async def connect(jid: str, ip: str, port: int = 5222, password: str = "password",
+async def connect(jid: str, ip: str, port: int = ports.C2S, password: str = "password",
                   presence: bool = True) -> Client:
     c = Client(jid, password)
     started: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

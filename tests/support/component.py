@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import ports
 from .prosody import SECRET, Prosody
 
 
@@ -33,7 +34,7 @@ class Component:
             f'[spamguard]\nim_commands_per_minute = 600\nlocal_publishes_per_minute = 600\n'
             # a real-time block list served by the rogue test component (tests/e2e/test_spamguard.py)
             f'rtbl_services = ["rogue.{server.domain.replace("alpha", "beta")}, rtbl"]\n'
-            f'[http]\nlisten = "{server.ip}:5281"\n'
+            f'[http]\nlisten = "{server.ip}:{ports.HTTP}"\n'
             f'[log]\nlevel = "debug"\n')
         self.proc: subprocess.Popen | None = None
         self._log_offset = 0
@@ -44,7 +45,7 @@ class Component:
         text = "\n".join(line for line in self.config.read_text().splitlines()
                          if not line.startswith("rtbl_services"))
         text = (text.replace('level = "debug"', 'level = "info"')
-                .replace(f'listen = "{self.server.ip}:5281"', 'listen = ""')
+                .replace(f'listen = "{self.server.ip}:{ports.HTTP}"', 'listen = ""')
                 .replace("im_commands_per_minute = 600", "im_commands_per_minute = 0")
                 .replace("local_publishes_per_minute = 600", "local_publishes_per_minute = 0")
                 .replace("[spamguard]\n", "[spamguard]\nremote_events_per_minute = 0\n"

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import ports
 from .prosody import PASSWORD, SECRET, port_open, wait_port
 
 HERE = Path(__file__).parent
@@ -38,8 +39,8 @@ class Ejabberd:
     base: Path
     users: list[str] = field(default_factory=list)
     extra_hosts: str = ""
-    c2s_port: int = 5222
-    component_port: int = 5347
+    c2s_port: int = ports.C2S
+    component_port: int = ports.COMPONENT
     proc: subprocess.Popen | None = None
 
     @property
@@ -59,12 +60,14 @@ class Ejabberd:
             shutil.rmtree(b)
         (b / "spool").mkdir(parents=True)
         (b / "logs").mkdir()
-        for port in (self.c2s_port, 5269, self.component_port, 5210):
+        for port in (self.c2s_port, ports.S2S, self.component_port, ports.ERL_DIST):
             if port_open(self.ip, port):
                 raise RuntimeError(f"{self.ip}:{port} already in use")
         text = (HERE / "ejabberd.yml.in").read_text()
         for k, v in {"DOMAIN": self.domain, "IP": self.ip, "COMPONENT_DOMAIN": self.component,
-                     "COMPONENT_SECRET": SECRET}.items():
+                     "COMPONENT_SECRET": SECRET,
+                     "C2S_PORT": str(self.c2s_port), "S2S_PORT": str(ports.S2S),
+                     "COMPONENT_PORT": str(self.component_port)}.items():
             text = text.replace(f"@{k}@", v)
         (b / "ejabberd.yml").write_text(text)
         (b / "inetrc").write_text('{lookup, [file, native]}.\n{resolv_conf, ""}.\n')
@@ -73,7 +76,7 @@ class Ejabberd:
         (b / "resolv.conf").write_text("options timeout:1 attempts:1\n")
         ip_tuple = "{" + self.ip.replace(".", ",") + "}"
         cfg = b / "ejabberdctl.cfg"
-        cfg.write_text(f'EXEC_CMD=as_current_user\nERL_DIST_PORT=5210\n'
+        cfg.write_text(f'EXEC_CMD=as_current_user\nERL_DIST_PORT={ports.ERL_DIST}\n'
                        f'ERL_OPTIONS="-setcookie {secrets.token_hex(16)} -kernel inet_dist_use_interface {ip_tuple}"\n'
                        f'EJABBERD_PID_PATH="{b}/ejabberd.pid"\nCONTRIB_MODULES_PATH="{b}/modules"\n'
                        f'EJABBERD_BYPASS_WARNINGS=true\n')
@@ -94,7 +97,7 @@ class Ejabberd:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ejabberd exited: {(b / 'console.log').read_text()[-2000:]}")
             if (b / "ejabberd.pid").exists() and all(
-                    port_open(self.ip, p) for p in (self.c2s_port, 5269, self.component_port)):
+                    port_open(self.ip, p) for p in (self.c2s_port, ports.S2S, self.component_port)):
                 break
             time.sleep(0.1)
         else:

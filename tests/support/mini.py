@@ -16,6 +16,8 @@ import re
 import time
 from collections import Counter
 
+from . import ports
+
 MARK = re.compile(rb"bench-(\d+)-")
 _IQ = re.compile(rb"<iq\b[^>]*>")
 _ATTR = re.compile(rb"""\b(id|type)=['"]([^'"]*)['"]""")
@@ -24,7 +26,7 @@ _STANZA = re.compile(rb"<(message|iq|presence)\b[^>]*?/>|<(message|iq|presence)\
 
 
 class Mini:
-    def __init__(self, ip: str, domain: str, user: str, password: str = "password", port: int = 5222) -> None:
+    def __init__(self, ip: str, domain: str, user: str, password: str = "password", port: int = ports.C2S) -> None:
         self.ip, self.domain, self.user, self.password, self.port = ip, domain, user, password, port
         self.jid = f"{user}@{domain}"
         self.first_seen: dict[int, float] = {}

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Real Prosody servers on loopback for the test suite.
 
-Each instance gets its own 127.x address (Prosody dials <A record>:5269 for
-s2s, so domains need distinct IPs), a private hosts file for name resolution
-and its own data directory. Follows shared/recipes/prosody-federation.
+Each instance gets its own 127.x address and data directory, on the suite's
+own ports (tests/support/ports.py). Names resolve through a DNS server of the
+suite's (tests/support/dns.py) that gives each domain an A record and the SRV
+records of its ports. Follows shared/recipes/prosody-federation.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import ports
+from .dns import DnsServer, Zone
 
 HERE = Path(__file__).parent
 TEMPLATE = HERE / "prosody.cfg.lua.in"
@@ -48,8 +52,8 @@ class Prosody:
     base: Path
     users: list[str] = field(default_factory=list)
     component_prefix: str = "blog"
-    c2s_port: int = 5222
-    component_port: int = 5347
+    c2s_port: int = ports.C2S
+    component_port: int = ports.COMPONENT
     proc: subprocess.Popen | None = None
 
     @property
@@ -67,15 +71,15 @@ class Prosody:
     def jid(self, user: str) -> str:
         return f"{user}@{self.domain}"
 
-    def render(self, hosts_file: Path, log_level: str = "info") -> None:
+    def render(self, dns: str, log_level: str = "info") -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "data").mkdir(exist_ok=True)
         (self.dir / "certs").mkdir(exist_ok=True)
         text = TEMPLATE.read_text()
         for key, value in {
             "DIR": str(self.dir), "LOG_LEVEL": log_level, "IP": self.ip,
-            "C2S_PORT": str(self.c2s_port), "COMPONENT_PORT": str(self.component_port),
-            "HOSTS_FILE": str(hosts_file), "DOMAIN": self.domain,
+            "C2S_PORT": str(self.c2s_port), "S2S_PORT": str(ports.S2S), "COMPONENT_PORT": str(self.component_port),
+            "DNS": dns, "DOMAIN": self.domain,
             "COMPONENT_DOMAIN": self.component, "COMPONENT_SECRET": SECRET,
         }.items():
             text = text.replace(f"@{key}@", value)
@@ -91,7 +95,7 @@ class Prosody:
                 raise RuntimeError(f"prosodyctl register {u}@{self.domain} failed: {err.decode()}")
 
     def start(self) -> None:
-        for port in (self.c2s_port, 5269, self.component_port):
+        for port in (self.c2s_port, ports.S2S, self.component_port):
             if port_open(self.ip, port):
                 raise RuntimeError(f"{self.ip}:{port} already in use")
         log = open(self.dir / "console.log", "ab")
@@ -103,7 +107,7 @@ class Prosody:
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"prosody {self.name} exited: {self.tail()}")
-            if all(port_open(self.ip, p) for p in (self.c2s_port, 5269, self.component_port)):
+            if all(port_open(self.ip, p) for p in (self.c2s_port, ports.S2S, self.component_port)):
                 return
             time.sleep(0.05)
         raise RuntimeError(f"prosody {self.name} did not open its ports: {self.tail()}")
@@ -135,29 +139,35 @@ class Prosody:
 
 
 class ProsodyNet:
-    """Several federating Prosody instances sharing one hosts file."""
+    """Several federating Prosody instances and the DNS server that names them."""
 
     def __init__(self, base: Path, servers: list[Prosody], log_level: str = "info",
                  extra_hosts: str = "") -> None:
+        """`extra_hosts`: more names, in hosts-file lines (`IP NAME…`), e.g. an ejabberd's."""
         self.base = base
         self.servers = {s.name: s for s in servers}
         self.log_level = log_level
         self.extra_hosts = extra_hosts
+        self.dns: DnsServer | None = None
 
     def __getitem__(self, name: str) -> Prosody:
         return self.servers[name]
 
+    def hosts(self) -> str:
+        return "".join(f"{s.ip} {s.domain} {s.component} rogue.{s.domain} pubsub.{s.domain}\n"
+                       for s in self.servers.values()) + self.extra_hosts
+
     def start(self) -> None:
         if shutil.which("prosody") is None:
-            raise RuntimeError("prosody is not installed (scripts/install-deps.sh installs it)")
+            raise RuntimeError("prosody is not installed (scripts/setup.sh installs it)")
         self.base.mkdir(parents=True, exist_ok=True)
-        hosts = self.base / "hosts"
-        hosts.write_text("".join(f"{s.ip} {s.domain} {s.component} rogue.{s.domain} pubsub.{s.domain}\n"
-                                 for s in self.servers.values()) + self.extra_hosts)
+        addresses = {name: line.split()[0] for line in self.hosts().splitlines() if line.strip()
+                     for name in line.split()[1:]}
+        self.dns = DnsServer(Zone(addresses, ports.S2S, ports.C2S)).start()
         for s in self.servers.values():
             if s.dir.exists():
                 shutil.rmtree(s.dir)
-            s.render(hosts, os.environ.get("PROSODY_LOG_LEVEL", self.log_level))
+            s.render(self.dns.address, os.environ.get("PROSODY_LOG_LEVEL", self.log_level))
             s.register(s.users)
         try:
             for s in self.servers.values():
@@ -169,3 +179,6 @@ class ProsodyNet:
     def stop(self) -> None:
         for s in self.servers.values():
             s.stop()
+        if self.dns is not None:
+            self.dns.stop()
+            self.dns = None
