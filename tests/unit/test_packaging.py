@@ -17,3 +17,17 @@ def test_every_package_is_listed():
     found |= {"xmppblog." + ".".join(p.parent.relative_to(ROOT).parts)
               for p in (ROOT / "migrations").rglob("__init__.py")}
     assert found == listed
+
+
+def test_every_data_file_is_installed():
+    """Templates and other non-Python files ship only if [options.package_data] names them."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    dirs = {"xmppblog.migrations": ROOT / "migrations"}
+    listed = set()
+    for package, globs in cfg["options.package_data"].items():
+        where = dirs.get(package, ROOT.joinpath(*package.split(".")))
+        listed |= {p for g in globs.split() for p in where.glob(g)}
+    data = {p for top in ("xmppblog", "migrations") for p in (ROOT / top).rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc")}
+    assert data - listed == set()

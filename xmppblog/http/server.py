@@ -4,9 +4,11 @@
 Every read goes through the core as an anonymous actor, so the visibility rule
 decides at serve time and protected posts never appear (T6). Posts are shown
 as from the author the core attributes them to; only local posts link to a
-page here. Everything users wrote is escaped: HTML with html.escape, Atom and
-JSON by their serialisers (T11); Atom feeds carry only sanitised markup and are
-served sandboxed (Content-Security-Policy, nosniff). Numbers in queries are
+page here. Everything users wrote is escaped: HTML by the templates'
+autoescaping (http/pages.py), Atom and JSON by their serialisers (T11); Atom
+feeds carry only sanitised markup and are served sandboxed
+(Content-Security-Policy, nosniff). Every page with a feed announces it
+(`<link rel="alternate">`). Numbers in queries are
 ASCII digits, bounded. Searches are limited per client address.
 Cursor paging: `cursor` is the id of the last item of the previous page (XEP-0059
 `after`), or an offset for search results (at most MAX_OFFSET).
@@ -14,7 +16,6 @@ Cursor paging: `cursor` is the id of the last item of the previous page (XEP-005
 
 from __future__ import annotations
 
-import html
 import ipaddress
 import logging
 import re
@@ -32,13 +33,16 @@ from ..core.model import NS_MICROBLOG, Actor, FoundPost, Item, Node, NodeRef, Pa
 from ..core.pubsub import PubsubService
 from ..core.search import MAX_OFFSET, SearchService
 from ..core.social import SocialService
+from ..core.text import hashtags, normal
 from ..core.uri import xmpp_uri
 from ..protocol import NS_ATOM, NS_XMPPBLOG
 from ..pubsub.sanitize import sanitize_entry
 from ..pubsub.xep_0277 import entry_of, plain_text
 from ..spamguard.buckets import TokenBuckets
 from .errors import public_text, status_of
+from .links import person_href
 from .openapi import OPENAPI
+from .pages import Pages, qr_svg
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +90,14 @@ class HttpApi:
         self._stats = stats
         self._directory = directory or social.directory
         self._searches = TokenBuckets(searches_per_minute, time.monotonic, max_keys=10_000)
+        self.pages = Pages(pubsub.addr)
         self.app = web.Application(middlewares=[self._errors])
         r = self.app.router
         r.add_get("/", self.page_timeline)
         r.add_get("/u/{user}", self.page_user)
         r.add_get("/u/{user}/{item}", self.page_post)
         r.add_get("/search", self.page_search)
+        r.add_get("/tags/{tag}", self.page_tag)
         r.add_get("/api/openapi.json", self.api_openapi)
         r.add_get("/api/users", self.api_users)
         r.add_get("/api/users/{user}/posts", self.api_user_posts)
@@ -116,8 +122,7 @@ class HttpApi:
             if request.path.startswith("/api/"):
                 response = web.json_response({"error": public_text(exc)}, status=status)
             else:
-                response = web.Response(text=_page("Not available", f"<p>{html.escape(public_text(exc))}</p>"),
-                                        status=status, content_type="text/html")
+                response = self._html("error.html", "Not available", status=status, message=public_text(exc))
         if request.path.startswith(("/api/", "/feeds/")):
             response.headers["Access-Control-Allow-Origin"] = "*"  # read-only and public: browser apps welcome
         if request.path.startswith("/feeds/"):
@@ -266,7 +271,7 @@ class HttpApi:
                           [(ref, i) for i in items])
 
     async def feed_tag(self, request: web.Request) -> web.Response:
-        tag = request.match_info["tag"]
+        tag = _tag(request.match_info["tag"])
         found, _, _ = await self._search(request, f"#{tag}")
         return self._feed(f"#{tag}", f"/feeds/tags/{quote(tag)}.atom", [(p.ref, p.item) for p in found])
 
@@ -278,73 +283,83 @@ class HttpApi:
 
     # ------------------------------------------------------------ HTML pages
 
-    def _posts_html(self, posts: list[tuple[NodeRef, Item]]) -> str:
-        out = []
-        for ref, item in posts:
-            p = self._post_json(ref, item)
-            link = f'<a href="{html.escape(p["url"])}">{_when(item)}</a>' if p["url"] else _when(item)
-            out.append(f'<article><p class="text">{html.escape(p["text"])}</p><p class="meta">'
-                       f'<a href="xmpp:{html.escape(p["author"])}">{html.escape(p["author"])}</a> · {link}'
-                       f' · <a href="{html.escape(p["xmpp_uri"])}">xmpp</a></p></article>')
-        return "\n".join(out) or "<p>Nothing here yet.</p>"
+    def _view(self, ref: NodeRef, item: Item) -> dict[str, Any]:
+        """What a template shows of a post the core let us read (plain data, escaped by the template)."""
+        p = self._post_json(ref, item)
+        return {"text": p["text"], "author": p["author"], "author_href": person_href(p["author"], self.blogs.addr),
+                "when": item.published.strftime("%Y-%m-%d %H:%M"), "url": p["url"], "xmpp_uri": p["xmpp_uri"]}
 
-    def _html(self, title: str, body: str) -> web.Response:
-        return web.Response(text=_page(title, body), content_type="text/html", charset="utf-8")
+    def _html(self, template: str, title: str, feed: tuple[str, str] | None = None,
+              status: int = 200, **context: Any) -> web.Response:
+        """A rendered page; `feed` is the (title, root-relative URL) of the Atom feed it announces."""
+        text = self.pages.render(template, title=title, feed=dict(zip(("title", "href"), feed, strict=True))
+                                 if feed else None, **context)
+        return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
 
     async def page_timeline(self, request: web.Request) -> web.Response:
         posts, cursor = await self._timeline(request)
-        more = f'<p><a href="/?cursor={quote(cursor)}">Older posts</a></p>' if cursor else ""
-        return self._html(f"Public timeline — {self.blogs.addr.service_jid}",
-                          _search_form("") + self._posts_html([(p.ref, p.item) for p in posts]) + more)
+        service = self.blogs.addr.service_jid
+        return self._html("timeline.html", f"Public timeline — {service}",
+                          (f"Public timeline of {service}", "/feeds/timeline.atom"),
+                          posts=[self._view(p.ref, p.item) for p in posts], paged="cursor" in request.query,
+                          next_href=f"/?cursor={quote(cursor, safe='')}" if cursor else None,
+                          chat_href=f"xmpp:{quote(service, safe='@')}?message")
 
     async def page_user(self, request: web.Request) -> web.Response:
         user = request.match_info["user"]
         ref = self._ref(user)
         items, cursor = await self._page(ref, request)
         jid = f"{user}@{self.blogs.addr.users_domain}"
-        follow = (f'<p>Follow from your chat client: <a href="xmpp:{html.escape(ref.service)}?roster">'
-                  f'add {html.escape(ref.service)}</a> · <a href="/feeds/users/{quote(user)}.atom">Atom feed</a></p>')
-        more = f'<p><a href="?cursor={quote(cursor)}">Older posts</a></p>' if cursor else ""
-        return self._html(jid, follow + self._posts_html([(ref, i) for i in items]) + more)
+        # RFC 5122 / XEP-0147: ?roster adds the blog as a contact (= follow); ?message opens a chat with the bot
+        roster = f"xmpp:{quote(ref.service, safe='@')}?roster"
+        follow = f"xmpp:{quote(self.blogs.addr.service_jid, safe='@')}?message;body={quote('follow ' + jid, safe='@')}"
+        return self._html("user.html", jid, (jid, f"/feeds/users/{quote(user, safe='')}.atom"),
+                          posts=[self._view(ref, i) for i in items], jid=jid, blog=ref.service,
+                          roster_href=roster, follow_href=follow, qr=qr_svg(roster),
+                          next_href=f"?cursor={quote(cursor, safe='')}" if cursor else None)
 
     async def page_post(self, request: web.Request) -> web.Response:
-        ref = self._ref(request.match_info["user"])
+        user = request.match_info["user"]
+        ref = self._ref(user)
         item_id = request.match_info["item"]
         item = (await self.blogs.get_items(ANON, ref, [item_id])).items[0]
         page = await self.blogs.get_items(ANON, ref.comments(item_id), page=PageRequest(max=100))
-        replies = [(ref.comments(item_id), c) for c in reversed(page.items)]
-        body = self._posts_html([(ref, item)]) + "<h2>Replies</h2>" + self._posts_html(replies)
-        return self._html(f"Post by {request.match_info['user']}", body)
+        replies = [self._view(ref.comments(item_id), c) for c in reversed(page.items)]
+        jid = f"{user}@{self.blogs.addr.users_domain}"
+        return self._html("post.html", f"Post by {user}", (jid, f"/feeds/users/{quote(user, safe='')}.atom"),
+                          post=self._view(ref, item), replies=replies)
 
     async def page_search(self, request: web.Request) -> web.Response:
         q = request.query.get("q", "")
         if not q.strip():
-            return self._html("Search", _search_form(""))
-        found, total, _ = await self._search(request, q)
-        return self._html(f"Search: {q}", _search_form(q) + f"<p>{total} public post(s)</p>"
-                          + self._posts_html([(p.ref, p.item) for p in found]))
+            return self._html("search.html", "Search", q="")
+        found, total, nxt = await self._search(request, q)
+        return self._html("search.html", f"Search: {q}", (f"Search: {q}", "/feeds/search.atom?" + urlencode({"q": q})),
+                          q=q, total=total, posts=[self._view(p.ref, p.item) for p in found],
+                          next_href="/search?" + urlencode({"q": q, "cursor": nxt}) if nxt is not None else None)
+
+    async def page_tag(self, request: web.Request) -> web.Response:
+        tag = _tag(request.match_info["tag"])
+        found, total, nxt = await self._search(request, f"#{tag}")
+        path = quote(tag, safe="")
+        return self._html("tag.html", f"#{tag}", (f"#{tag} on {self.blogs.addr.service_jid}",
+                                                   f"/feeds/tags/{path}.atom"),
+                          tag=tag, total=total, posts=[self._view(p.ref, p.item) for p in found],
+                          next_href=f"/tags/{path}?cursor={nxt}" if nxt is not None else None)
+
+
+def _tag(raw: str) -> str:
+    """A hashtag from a URL (without '#'), as the core reads tags. Raises BadRequest otherwise.
+
+    Only a whole tag is searched as one: "a b" would be the tag #a and the word b.
+    """
+    if hashtags(f"#{raw}") != [normal(raw)]:
+        raise errors.BadRequest("not a hashtag")
+    return raw
 
 
 def _iso(dt: datetime) -> str:
     return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _when(item: Item) -> str:
-    return html.escape(item.published.strftime("%Y-%m-%d %H:%M"))
-
-
-def _search_form(q: str) -> str:
-    return ('<form action="/search" method="get"><input name="q" value="' + html.escape(q, quote=True)
-            + '" placeholder="words, #tag, from:user@domain"><button>Search</button></form>')
-
-
-def _page(title: str, body: str) -> str:
-    t = html.escape(title)
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{t}</title>'
-            '<meta name="viewport" content="width=device-width,initial-scale=1">'
-            "<style>body{font-family:sans-serif;max-width:40em;margin:auto;padding:1em}"
-            "article{border-bottom:1px solid #ddd;padding:.5em 0}.meta{color:#555;font-size:.9em}</style>"
-            f'</head><body><header><a href="/">xmppblog</a></header><h1>{t}</h1>{body}</body></html>')
 
 
 async def start(api: HttpApi, listen: str) -> web.AppRunner:
