@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""OpenAPI 3.1 description of the read-only JSON API, served at /api/openapi.json."""
+"""OpenAPI 3.1 description of the read-only JSON API and the Atom feeds, served at /api/openapi.json.
+
+Every GET route under /api/ and /feeds/ has an entry here (tests/unit/test_openapi.py
+walks the router); the HTML pages are for people and are not described.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ _PAGE = {"type": "object", "properties": {
     "next_cursor": {"type": ["string", "null"], "description": "pass as ?cursor= for the next page"}}}
 _CURSOR = [{"name": "cursor", "in": "query", "schema": {"type": "string"}},
            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}]
+_LIMIT = _CURSOR[1]
 _ERR = {"description": "not found (or not public)",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
@@ -27,12 +32,27 @@ def _get(summary: str, schema: dict[str, Any], params: list[dict[str, Any]] | No
         "400": {"description": "bad request"}, "404": _ERR}}}
 
 
-_USER = {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}
+def _atom(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A feed: Atom (RFC 4287), at most `limit` entries, newest first; no cursor (readers poll the head)."""
+    return {"get": {"summary": summary, "parameters": [*(params or []), _LIMIT], "responses": {
+        "200": {"description": "an Atom feed (sanitised XHTML content; served sandboxed)",
+                "content": {"application/atom+xml": {"schema": {"type": "string"}}}},
+        "400": {"description": "bad request"}, "404": {"description": "not found (or not public)"},
+        "429": {"description": "too many searches from this address (search and tag feeds)"}}}}
+
+
+_USER = {"name": "user", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "local part of a user of this server"}
+_TAG = {"name": "tag", "in": "path", "required": True, "schema": {"type": "string"},
+        "description": "a hashtag without '#', e.g. xmpp"}
+_Q = {"name": "q", "in": "query", "required": True, "schema": {"type": "string"},
+      "description": 'words, "a phrase", #tag, @user@domain, from:user@domain'}
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "xmppblog public API", "version": __version__,
              "description": "Read-only access to the public posts of one xmppblog server. CORS enabled."},
     "paths": {
+        "/api/openapi.json": _get("This document", {"type": "object"}),
         "/api/users": _get("Users with a public blog", {"type": "object", "properties": {"users": {
             "type": "array", "items": {"type": "object"}}}}),
         "/api/users/{user}/posts": _get("A user's posts, newest first", {"$ref": "#/components/schemas/Page"},
@@ -42,10 +62,14 @@ OPENAPI: dict[str, Any] = {
                                                         "schema": {"type": "string"}}]),
         "/api/timeline": _get("The public timeline, newest first", {"$ref": "#/components/schemas/Page"}, _CURSOR),
         "/api/search": _get("Search public posts", {"$ref": "#/components/schemas/Page"}, [
-            {"name": "q", "in": "query", "required": True, "schema": {"type": "string"},
-             "description": 'words, "a phrase", #tag, @user@domain, from:user@domain'},
-            {"name": "order", "in": "query", "schema": {"enum": ["newest", "relevance"]}}, *_CURSOR]),
+            _Q, {"name": "order", "in": "query", "schema": {"enum": ["newest", "relevance"]}}, *_CURSOR]),
         "/api/stats": _get("Server statistics", {"type": "object"}),
+        # Atom feeds: what the HTML pages announce with <link rel="alternate">
+        "/feeds/timeline.atom": _atom("The public timeline"),
+        "/feeds/users/{user}.atom": _atom("A user's public posts", [_USER]),
+        "/feeds/tags/{tag}.atom": _atom("Public posts with a #hashtag", [_TAG]),
+        "/feeds/search.atom": _atom("Public posts matching a search", [_Q]),
+        # Operations: the entries of /metrics and /healthz (routes in http/health.py) go here.
     },
     "components": {"schemas": {"Post": _POST, "Page": _PAGE,
                                "Error": {"type": "object", "properties": {"error": {"type": "string"}}}}},
