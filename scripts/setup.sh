@@ -2,14 +2,21 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 # One entry point for a fresh Debian 12 machine (run as root):
 #
-#   scripts/setup.sh run    install everything, start a local Prosody on loopback
-#                           and xmppblog on its embedded defaults (SQLite)
-#   scripts/setup.sh test   install everything and run the whole test suite
-#   scripts/setup.sh deps   only install (Debian packages + Python venv in .venv)
+#   scripts/setup.sh run    install what the demo needs (Prosody, Python venv) and
+#                           run it: a Prosody of its own and xmppblog on its
+#                           embedded defaults (SQLite), on ports of their own
+#   scripts/setup.sh test   install everything the test suite needs and run it
+#   scripts/setup.sh deps   only install the test suite's dependencies
 #
-# Debian packages: prosody + lua-unbound (host server for the demo and the
-# end-to-end tests), ejabberd (interop tests), chromium (page tests),
-# postgresql (the PostgreSQL test lane), python3-venv.
+# Debian packages: prosody (host server of the demo and the tests), and for the
+# tests lua-unbound (Prosody's resolver, pointed at the suite's DNS server),
+# ejabberd (interop tests), chromium (page tests), postgresql (the PostgreSQL
+# lane), iproute2 and util-linux (the coexistence test's network namespace).
+#
+# Neither command stops a service or a process it did not start: packages are
+# installed with their services held back (policy-rc.d), and the demo and the
+# tests run their own server instances on their own ports, so a Prosody or an
+# ejabberd already serving this machine keeps serving.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${XMPPBLOG_VENV:-$ROOT/.venv}"
@@ -17,31 +24,43 @@ cd "$ROOT"
 
 say() { printf '\n==> %s\n' "$*"; }
 
-install_debian() {
+# The packages one command needs, missing from this machine.
+missing() {
 	local need=()
 	command -v prosody >/dev/null || need+=(prosody)
-	dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)
-	compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
-	command -v ejabberdctl >/dev/null || need+=(ejabberd)
-	command -v chromium >/dev/null || need+=(chromium)
-	command -v runuser >/dev/null || need+=(util-linux)
 	python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-	if ((${#need[@]})); then
-		[[ $EUID -eq 0 ]] || { echo "setup.sh: run as root to install: ${need[*]}" >&2; exit 1; }
-		say "installing Debian packages: ${need[*]}"
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	if [[ $1 == test ]]; then
+		dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)
+		compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+		command -v ejabberdctl >/dev/null || need+=(ejabberd)
+		command -v chromium >/dev/null || need+=(chromium)
+		command -v runuser >/dev/null && command -v unshare >/dev/null || need+=(util-linux)
+		command -v ip >/dev/null || need+=(iproute2)
 	fi
-	# A package installed just now starts its system service on the default ports;
-	# the demo and the tests run their own instances on loopback, so stop the
-	# services this run started. Anything that was there before is left alone.
-	local pkg
-	for pkg in "${need[@]}"; do
-		case "$pkg" in
-			prosody | ejabberd) service "$pkg" stop >/dev/null 2>&1 || true ;;
-		esac
-	done
+	echo "${need[@]}"
+}
+
+install_debian() {
+	local need
+	read -r -a need <<<"$(missing "$1")"
+	((${#need[@]})) || return 0
+	[[ $EUID -eq 0 ]] || { echo "setup.sh: run as root to install: ${need[*]}" >&2; exit 1; }
+	say "installing Debian packages: ${need[*]}"
+	# A package's maintainer scripts start its system service on the default ports.
+	# Hold that back (policy-rc.d exit 101: "action forbidden", honoured by invoke-rc.d
+	# and deb-systemd-invoke) so that nothing needs stopping afterwards. An existing
+	# policy-rc.d is the admin's: it is used as it is and left in place.
+	local policy=/usr/sbin/policy-rc.d own_policy=0
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\n# xmppblog setup.sh: installing packages, services held back\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		own_policy=1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	local rc=0
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } || rc=$?
+	((own_policy)) && rm -f "$policy"
+	((rc == 0)) || { echo "setup.sh: apt-get failed (exit $rc)" >&2; exit 1; }
 }
 
 install_python() {
@@ -60,15 +79,15 @@ install_python() {
 cmd="${1:-}"
 case "$cmd" in
 	deps)
-		install_debian; install_python ;;
+		install_debian test; install_python ;;
 	test)
-		install_debian; install_python
+		install_debian test; install_python
 		shift
 		say "running the test suite"
 		exec "$VENV/bin/python" -m pytest -p no:cacheprovider "$@" ;;
 	run)
-		install_debian; install_python
+		install_debian run; install_python
 		exec "$ROOT/scripts/demo.sh" ;;
 	*)
-		sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+		sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

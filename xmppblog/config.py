@@ -84,7 +84,7 @@ class SpamguardConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    listen: str = "127.0.0.1:5281"   # "" disables the HTTP server
+    listen: str = "127.0.0.1:8277"   # "" disables; not 5280/5281, which Prosody's HTTP server holds
     base_url: str = ""               # public URL when behind a reverse proxy; default http://<listen>
 
 
