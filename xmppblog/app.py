@@ -44,6 +44,7 @@ from .federation.iq import Requests, condition
 from .federation.receive import EntryPipeline
 from .federation.remote import RemoteBlogs
 from .federation.verify import Verifier
+from .http.health import Health, Probes
 from .http.server import HttpApi
 from .http.server import start as start_http
 from .http.snapshot import Snapshot
@@ -53,6 +54,8 @@ from .im.reports import BlockingAdapter
 from .im.roster import RosterAdapter
 from .im.text import im_body
 from .im.vcard import VCardAdapter
+from .http.metrics import Metrics
+from .protocol import NS_DISCO_INFO
 from .pubsub.errors import error_for
 from .pubsub.notify import OutboxSender
 from .pubsub.signing import Signer
@@ -63,7 +66,7 @@ from .pubsub.xep_0277 import AtomCodec
 from .spamguard.guard import Guard
 from .spamguard.guard import Limits as GuardLimits
 from .spamguard.rtbl import BlockLists
-from .storage import migrate
+from .storage import migrate, probe
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
 from .storage.search import SearchReader
@@ -136,7 +139,7 @@ class App:
         c, lim, sg, f = cfg.component, cfg.limits, cfg.spamguard, cfg.federation
         self.engine = create_engine(cfg.database.url, cfg.database.sqlite_synchronous.upper())
         self._clock = SystemClock()
-        addr = Addressing(c.jid, c.users_domain)
+        self.addr = addr = Addressing(c.jid, c.users_domain)
         self._uow = uow_factory(sessionmaker(self.engine), self._clock, local=addr.serves)
         self.search_index = SearchReader(self.engine, cfg.database.url)
         self.online = OnlineTracker()
@@ -169,8 +172,11 @@ class App:
                                    max_stanza_bytes=lim.max_stanza_bytes, im_body=im_body,
                                    is_remote=lambda jid: not addr.serves(jid),
                                    expire=core.deliveries.expire_sent, writable=self.component.writable,
-                                   processed=lambda: self.component.processed(c.users_domain))
+                                   processed=lambda: self.component.processed(c.users_domain),
+                                   delivered=lambda *args: self.metrics.delivered(*args))
         tx.on_commit(self.sender.wake)
+        self.metrics = Metrics(addr, lambda: self.guard.drops)
+        self.metrics.register(tx.projections)
         # The user directory and the statistics count every blog's posts: one count serves everyone
         # for a while, and a blog protected or deleted leaves them as soon as that is committed.
         self.directory = Snapshot(core.social.directory, SNAPSHOT_SECONDS, time.monotonic)
@@ -263,7 +269,45 @@ class App:
     async def _start_http(self) -> Any:
         if not self.cfg.http.listen:
             return None
-        return await start_http(self.http_api(), self.cfg.http.listen)
+        api = self.http_api()
+        self.health().register(api.app)
+        return await start_http(api, self.cfg.http.listen)
+
+    def health(self) -> Health:
+        """/healthz and /metrics over this process's parts."""
+        return Health(Probes(self.cfg.component.jid, self._host_problem, self._database_answers,
+                             self._disco_round_trip, self._multicast_service, self._refresh_metrics), self.metrics)
+
+    def _host_problem(self) -> str | None:
+        if self.component.online.is_set():
+            return None
+        c = self.cfg.component
+        return f"not connected to the host server {c.host}:{c.port}" + (
+            f" ({self.component.problem})" if self.component.problem else "")
+
+    async def _database_answers(self) -> None:
+        await probe.ping(self.engine)
+
+    async def _disco_round_trip(self) -> tuple[bool, dict[str, str]]:
+        """disco#info from the service JID to itself and to a blog JID: the host routes both
+        back to this process, which answers them, and the answers come back the same way."""
+        answers: dict[str, str] = {}
+        for jid in (self.addr.service_jid, self.addr.blog_of(f"xmppblog-doctor@{self.addr.users_domain}")):
+            if jid is None:
+                continue
+            started = time.monotonic()
+            query = await self.component.disco(jid, NS_DISCO_INFO, timeout=5.0)
+            identity = query.find(f"{{{NS_DISCO_INFO}}}identity") if query is not None else None
+            answers[jid] = ("no answer within 5 s, or an error" if identity is None else
+                            f"{identity.get('category')}/{identity.get('type')} in "
+                            f"{(time.monotonic() - started) * 1000:.0f} ms")
+        return all(not a.startswith("no answer") for a in answers.values()) and len(answers) == 2, answers
+
+    def _multicast_service(self) -> str | None:
+        return self.sender.multicast.service if self.sender.multicast is not None else None
+
+    async def _refresh_metrics(self) -> None:
+        await self.metrics.refresh(self._uow, self._clock.now())
 
     async def stats(self) -> dict[str, Any]:
         """Server statistics for /api/stats, as counted at most SNAPSHOT_SECONDS ago."""

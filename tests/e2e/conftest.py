@@ -21,6 +21,8 @@ ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi
                "uma", "vince", "wendy", "xavier", "yara", "zoe", "abe", "bea",
                # trust tests (tests/e2e/test_trust.py)
                "amy", "ben", "cleo", "dan", "eve", "fay", "gus", "hal", "ike", "jan",
+               # operations tests (tests/e2e/test_operations.py)
+               "opal", "otto",
                "admin"]  # [component] admins of the test component
 
 

@@ -243,6 +243,7 @@ class BulkDelivery:
 
     event_id: int
     event: OutboxEvent
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -57,8 +58,11 @@ class Projections:
 class Tx:
     """One open unit of work: repositories, domain events, one commit."""
 
-    def __init__(self, uow: UnitOfWork, projections: Projections, after_commit: list[Callable[[], None]]) -> None:
+    def __init__(self, uow: UnitOfWork, projections: Projections, after_commit: list[Callable[[], None]],
+                 opened_at: float = 0.0) -> None:
         self.uow = uow
+        #: when the use case began (Transactions.timer), for the time it took
+        self.opened_at = opened_at
         self.nodes: NodeRepo = uow.nodes
         self.items: ItemRepo = uow.items
         self.subs: SubscriptionRepo = uow.subs
@@ -98,9 +102,10 @@ class _Open:
         self._uow: UnitOfWork | None = None
 
     async def __aenter__(self) -> Tx:
+        opened_at = self._owner.timer()
         self._uow = self._owner.factory()
         uow = await self._uow.__aenter__()
-        return Tx(uow, self._owner.projections, self._owner.after_commit)
+        return Tx(uow, self._owner.projections, self._owner.after_commit, opened_at)
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._uow is not None
@@ -110,8 +115,10 @@ class _Open:
 class Transactions:
     """Opens units of work: `async with transactions() as tx: …; await tx.commit()`."""
 
-    def __init__(self, factory: UnitOfWorkFactory, projections: Projections | None = None) -> None:
+    def __init__(self, factory: UnitOfWorkFactory, projections: Projections | None = None,
+                 timer: Callable[[], float] = time.monotonic) -> None:
         self.factory = factory
+        self.timer = timer
         self.projections = projections if projections is not None else Projections()
         self.after_commit: list[Callable[[], None]] = []
 

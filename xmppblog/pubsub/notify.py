@@ -20,6 +20,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -147,8 +148,11 @@ class OutboxSender:
                  expire: Callable[[], Awaitable[int]] | None = None,
                  writable: Callable[[int], Awaitable[None]] | None = None,
                  processed: Callable[[], Awaitable[bool]] | None = None,
-                 bulk_events: int = 64, bulk_chunk: int = 1000) -> None:
+                 bulk_events: int = 64, bulk_chunk: int = 1000,
+                 delivered: Callable[[str, int, datetime | None, datetime], None] | None = None) -> None:
+        """`delivered(kind, count, planned_at, now)`: told of what the host confirmed (metrics)."""
         self._im_body = im_body
+        self._delivered = delivered
         self._writable = writable
         self._processed = processed
         self.bulk_events = bulk_events
@@ -243,6 +247,7 @@ class OutboxSender:
         handed: list[int] = []
         left: tuple[int, Sequence[str]] | None = None
         count = 0
+        confirmed: list[tuple[str, int, datetime | None]] = []
         multicast_before = self.multicast_stanzas
         for d in due:
             recipients = d.event.recipients
@@ -264,6 +269,7 @@ class OutboxSender:
                 if self._writable is not None:
                     await self._writable(4 * 1024 * 1024)  # let the host drain our writes before the next chunk
             count += done
+            confirmed.append((d.event.kind.value, done, d.created_at))
             if done < len(recipients):
                 left = (d.event_id, recipients[done:])  # the stream went away: resume here
                 break
@@ -275,6 +281,7 @@ class OutboxSender:
             if left is not None:
                 await uow.outbox.bulk_left(*left)
             await uow.commit()
+        self._tell_delivered(confirmed)
         self.sent += count
         log.debug("outbox: handed %d local notification(s) of %d event(s) to the stream%s", count, len(handed),
                   f" in {n} multicast stanza(s)" if (n := self.multicast_stanzas - multicast_before) else "")
@@ -323,6 +330,13 @@ class OutboxSender:
         log.warning("outbox: the host did not confirm the last batch; it is sent again")
         return False
 
+    def _tell_delivered(self, confirmed: list[tuple[str, int, datetime | None]]) -> None:
+        if self._delivered is None:
+            return
+        now = self._clock.now()
+        for kind, count, planned_at in confirmed:
+            self._delivered(kind, count, planned_at, now)
+
     def _size(self, stanza: str) -> int:
         return stanza_bytes(stanza, self.max_stanza_bytes)
 
@@ -334,6 +348,7 @@ class OutboxSender:
         self.more |= len(due) >= self.batch
         handed: list[int] = []
         remote: list[int] = []
+        confirmed: list[tuple[str, int, datetime | None]] = []
         cache: dict[int, Template] = {}
         for d in due:
             template = cache.get(d.event_id)
@@ -352,12 +367,14 @@ class OutboxSender:
                 break
             # Remote servers may bounce it later (federation/bounces.py): keep the row a while.
             (remote if self._is_remote(d.recipient) else handed).append(d.row_id)
+            confirmed.append((d.event.kind.value, 1, d.created_at))
         if not await self._confirmed():
             return 0
         async with self._uow() as uow:
             await uow.outbox.done(handed)
             await uow.outbox.mark_sent(remote, self._clock.now())
             await uow.commit()
+        self._tell_delivered(confirmed)
         self.sent += len(handed) + len(remote)
         handed += remote
         log.debug("outbox: handed %d notification(s) to the stream", len(handed))

@@ -122,7 +122,7 @@ _BLOCKERS_AMONG = _BLOCKERS.where(BlockRow.__table__.c.jid.in_(bindparam("among"
 _EVENT_INSERT = insert(_E).returning(_E.c.id)
 _OUTBOX_INSERT = insert(_O)
 _DUE_BULK = (select(_E.c.id, _E.c.kind, _E.c.sender, _E.c.node, _E.c.item_id, _E.c.payload, _E.c.publisher,
-                    _E.c.subject, _E.c.state, _E.c.recipients)
+                    _E.c.subject, _E.c.state, _E.c.recipients, _E.c.created_at)
              .where(_E.c.next_at <= bindparam("at")).order_by(_E.c.id).limit(bindparam("limit")))
 _EVENTS_HANDED = (update(_E).where(_E.c.id.in_(bindparam("ids", expanding=True)))
                   .values(recipients=None, next_at=None))
@@ -723,7 +723,7 @@ class OutboxRepo:
         rows = (await self.s.execute(_DUE_BULK, {"at": at, "limit": limit})).all()
         return [BulkDelivery(r.id, OutboxEvent(
             EventKind(r.kind), r.sender, r.node, tuple(r.recipients.split("\n")) if r.recipients else (),
-            r.item_id, r.payload, r.publisher, r.subject, r.state)) for r in rows]
+            r.item_id, r.payload, r.publisher, r.subject, r.state), utc(r.created_at)) for r in rows]
 
     async def bulk_handed(self, event_ids: Sequence[int]) -> None:
         """These events' local recipients all were handed to the stream."""
@@ -788,6 +788,20 @@ class OutboxRepo:
     async def retry(self, row_id: int, attempts: int, next_at: datetime) -> None:
         await self.s.execute(update(OutboxRow).where(OutboxRow.id == row_id)
                              .values(attempts=attempts, next_at=next_at, sent_at=None))
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """(notifications not yet handed to the host, when the oldest of them was planned):
+        rows not sent yet and the local recipients of events still to hand over."""
+        rows, oldest_row = (await self.s.execute(
+            select(func.count(), func.min(OutboxEventRow.created_at)).select_from(OutboxRow)
+            .join(OutboxEventRow, OutboxEventRow.id == OutboxRow.event_id)
+            .where(OutboxRow.sent_at.is_(None)))).one()
+        r = OutboxEventRow.recipients
+        bulk, oldest_bulk = (await self.s.execute(select(
+            func.sum(func.length(r) - func.length(func.replace(r, "\n", "")) + 1),
+            func.min(OutboxEventRow.created_at)).where(r.is_not(None)))).one()
+        oldest = [utc(t) for t in (oldest_row, oldest_bulk) if t is not None]
+        return int(rows or 0) + int(bulk or 0), min(oldest) if oldest else None
 
     async def pending_count(self) -> int:
         rows = int((await self.s.execute(select(func.count()).select_from(OutboxRow))).scalar_one())

@@ -217,6 +217,8 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self.enable_plaintext = True
         self.max_reconnect_delay = max_reconnect_delay
         self.online = asyncio.Event()
+        #: why the last connection attempt failed, in words an admin can act on (None once connected)
+        self.problem: str | None = None
         self.stopping = False
         self._iq: dict[tuple[str, str], IqHandler] = {}
         self._message: dict[str, list[StanzaHandler]] = {}
@@ -288,6 +290,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
 
     def _session_start(self, _event: object) -> None:
         self.last_stream_error = None
+        self.problem = None
         self._reconnect_delay = 1.0
         log.info("connected to %s:%s as component %s", self.server_host, self.server_port, self.boundjid)
         self.online.set()
@@ -305,9 +308,11 @@ class BlogComponent(slixmpp.ComponentXMPP):
         }.get(cond, "")
         log.error("stream error from host server: %s %s%s", cond, error["text"] or "",
                   f" ({hint})" if hint else "")
+        self.problem = f"stream error {cond}" + (f": {hint}" if hint else "")
 
     def _connection_failed(self, reason: Any) -> None:
         log.error("cannot reach host server %s:%s: %s; retrying", self.server_host, self.server_port, reason)
+        self.problem = f"cannot reach it: {reason}"
 
     def _disconnected(self, reason: Any) -> None:
         was_online = self.online.is_set()

@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""`GET /healthz` and `GET /metrics` (adapter layer).
+
+/healthz answers 200 when the host connection and the database are up, 503
+with the reason otherwise, as JSON. `?deep=1` adds a disco round trip through
+the host to the service JID and to a blog JID (what `xmppblog doctor` checks
+when the component is running: the host refuses it a connection of its own).
+A deep check sends two stanzas, so one result serves every caller for
+DEEP_CACHE_SECONDS.
+
+/metrics is the Prometheus text format of the process's registry
+(http/metrics.py), with the stored-state gauges read at scrape time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+DEEP_CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Probes:
+    """What /healthz asks; the composition root wires each to the real part."""
+
+    service: str
+    #: None when connected to the host, else why not
+    host_problem: Callable[[], str | None]
+    #: raises when the database cannot answer
+    database: Callable[[], Awaitable[None]]
+    #: a disco round trip through the host: {JID: identity or error text}, and whether all answered
+    round_trip: Callable[[], Awaitable[tuple[bool, dict[str, str]]]]
+    #: the host's XEP-0033 service as discovered, or None
+    multicast: Callable[[], str | None]
+    #: refresh the stored-state gauges before a scrape
+    refresh_metrics: Callable[[], Awaitable[None]]
+
+
+class Health:
+    def __init__(self, probes: Probes, metrics: Metrics, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.probes = probes
+        self.metrics = metrics
+        self._monotonic = monotonic
+        self._deep: tuple[float, tuple[bool, dict[str, str]]] | None = None
+        self._deep_lock = asyncio.Lock()
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.scrape)
+
+    async def _database_problem(self) -> str | None:
+        try:
+            await asyncio.wait_for(self.probes.database(), timeout=5)
+        except TimeoutError:
+            return "the database did not answer within 5 s"
+        except Exception as exc:  # whatever the driver raises is the reason
+            return f"the database is unavailable: {type(exc).__name__}: {exc}"
+        return None
+
+    async def _round_trip(self) -> tuple[bool, dict[str, str]]:
+        async with self._deep_lock:
+            now = self._monotonic()
+            if self._deep is None or now - self._deep[0] > DEEP_CACHE_SECONDS:
+                self._deep = (now, await self.probes.round_trip())
+            return self._deep[1]
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        host = self.probes.host_problem()
+        database = await self._database_problem()
+        body: dict[str, Any] = {"service": self.probes.service, "host": host or "connected",
+                                "database": database or "ok", "multicast": self.probes.multicast()}
+        problems = [p for p in (host, database) if p]
+        if request.query.get("deep") == "1" and host is None:
+            ok, answers = await self._round_trip()
+            body["disco"] = answers
+            if not ok:
+                problems.append("a disco round trip through the host failed: "
+                                + "; ".join(f"{jid}: {what}" for jid, what in answers.items()))
+        body["status"] = "ok" if not problems else "unavailable"
+        if problems:
+            body["reason"] = "; ".join(problems)
+            log.info("healthz: unavailable: %s", body["reason"])
+        return web.json_response(body, status=503 if problems else 200)
+
+    async def scrape(self, request: web.Request) -> web.Response:
+        try:
+            await self.probes.refresh_metrics()
+        except Exception:  # a scrape still reports what the process counts itself
+            log.warning("metrics: could not read the outbox and subscription gauges", exc_info=True)
+        return web.Response(body=generate_latest(self.metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
