@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .config import Config, safe_url
+from .core.accounts import Accounts
 from .core.addressing import Addressing
 from .core.delivery import Deliveries, DeliveryPolicy
 from .core.fanout import Notifications
@@ -34,6 +35,7 @@ from .core.remote_feeds import RemoteFeeds
 from .core.roster import PresenceGrants, RosterService
 from .core.search import SearchIndexer, SearchService
 from .core.social import SocialService
+from .core.status import DeliveryStatus
 from .core.timeline import PublicTimeline
 from .core.transactions import Transactions, Tx
 from .core.events import AccessChanged, NodeDeleted
@@ -98,6 +100,8 @@ class Core:
     search: SearchService
     moderation: Moderation
     deliveries: Deliveries
+    accounts: Accounts
+    status: DeliveryStatus
 
 
 def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCodec, online: OnlineView,
@@ -120,9 +124,12 @@ def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCod
     PublicTimeline(nodes, limits.max_items_per_node).register(tx.projections)
     Notifications(addr, online).register(tx.projections)
     PresenceGrants(roster).register(tx.projections)
-    return Core(tx, pubsub, remote, follows, PostingService(addr, tx, pubsub, codec, directory),
+    posting = PostingService(addr, tx, pubsub, codec, directory)
+    return Core(tx, pubsub, remote, follows, posting,
                 SocialService(addr, tx, pubsub, follows, moderation, roster), roster, SearchService(tx, search_index),
-                moderation, Deliveries(tx, clock, delivery))
+                moderation, Deliveries(tx, clock, delivery),
+                Accounts(addr, tx, pubsub, remote, directory, moderation, clock),
+                DeliveryStatus(tx, posting, moderation))
 
 
 def freeze_startup_objects() -> None:

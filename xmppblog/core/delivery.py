@@ -7,7 +7,9 @@ that names it is either temporary (the s2s link or the remote server is down:
 retry with backoff until `retry_for` has passed) or permanent (the subscriber
 is gone or refuses us). Only repeated permanent errors end a subscription:
 treating one 'recipient-unavailable' as an unsubscribe would drop real
-followers after a network blip (fact 8).
+followers after a network blip (fact 8). What became of each notification
+(delivered, or failed for good) is counted as the outbox forgets it, and those
+counts are kept `keep_counts_for` (core/status.py reads them).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class DeliveryPolicy:
     keep_sent_for: timedelta = timedelta(minutes=10)
     max_failures: int = 3
     first_retry: float = 30.0
+    #: how long `status ID` and `xmppblog stats` can tell what became of a notification
+    keep_counts_for: timedelta = timedelta(days=7)
 
 
 class Deliveries:
@@ -67,7 +71,7 @@ class Deliveries:
             ev = row.event
             if is_temporary(condition):
                 if row.created_at is not None and now - row.created_at > self.policy.retry_for:
-                    await uow.outbox.done([row_id])
+                    await uow.outbox.done([row_id], failed=True)
                     await uow.commit()
                     log.warning("delivery given up: to=%s node=%s item=%s after %s (%s)",
                                 row.recipient, ev.node, ev.item_id, now - row.created_at, condition)
@@ -79,7 +83,7 @@ class Deliveries:
                 log.info("delivery retry: to=%s node=%s item=%s attempt=%d in %s (%s)",
                          row.recipient, ev.node, ev.item_id, attempts, wait, condition)
                 return "retry"
-            await uow.outbox.done([row_id])
+            await uow.outbox.done([row_id], failed=True)
             failures = 0
             node = await uow.nodes.get(NodeRef(ev.sender, ev.node))
             if node is not None:
@@ -106,8 +110,11 @@ class Deliveries:
         return n
 
     async def expire_sent(self) -> int:
-        """Forget remote deliveries that did not bounce within `keep_sent_for`."""
+        """Forget remote deliveries that did not bounce within `keep_sent_for` (they count as
+        delivered), and delivery counts older than `keep_counts_for`."""
+        now = self._clock.now()
         async with self._uow() as uow:
-            n = await uow.outbox.expire_sent(self._clock.now() - self.policy.keep_sent_for)
+            n = await uow.outbox.expire_sent(now - self.policy.keep_sent_for)
+            await uow.outbox.forget_tallies(before=now - self.policy.keep_counts_for)
             await uow.commit()
         return n

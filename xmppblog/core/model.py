@@ -247,6 +247,19 @@ class BulkDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryTally:
+    """What became of notifications to one server: `server` is a recipient's domain, or '' for
+    this server's own users (core/status.py sums and judges these)."""
+
+    server: str
+    delivered: int = 0      # handed over (to another server: and not bounced since)
+    pending: int = 0        # not sent yet
+    retrying: int = 0       # bounced with a temporary error; sent again at `next_try`
+    failed: int = 0         # bounced for good, given up, or too large to send
+    next_try: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Actor:
     """Who asks. `jid` is the normalised bare JID stamped by the host server."""
 

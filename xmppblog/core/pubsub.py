@@ -338,14 +338,18 @@ class PubsubService:
             NodeNotFound, Forbidden.
         """
         async with self._tx() as tx:
-            node, access = await self._owned(tx, actor, ref, Action.DELETE)
-            await tx.emit(NodeDeleted(node, access))
-            if not ref.is_comments:
-                for other in await tx.nodes.list(ref.service):
-                    if other.ref.is_comments:
-                        await tx.nodes.delete(other)
-            await tx.nodes.delete(node)
+            await self.delete_node_in(tx, actor, ref)
             await tx.commit()
+
+    async def delete_node_in(self, tx: Tx, actor: Actor, ref: NodeRef) -> None:
+        """`delete_node` inside an open transaction (an account deletion)."""
+        node, access = await self._owned(tx, actor, ref, Action.DELETE)
+        await tx.emit(NodeDeleted(node, access))
+        if not ref.is_comments:
+            for other in await tx.nodes.list(ref.service):
+                if other.ref.is_comments:
+                    await tx.nodes.delete(other)
+        await tx.nodes.delete(node)
         log.info("node deleted: service=%s node=%s by=%s", ref.service, ref.node, actor.jid)
 
     # ------------------------------------------------------------ retrieval

@@ -104,13 +104,18 @@ class RemoteFeeds:
             NotSubscribed: the actor did not follow it.
         """
         async with self._tx() as tx:
-            node = await tx.nodes.get(ref)
-            if node is None or not node.remote or not await tx.subs.delete(node, actor.jid):
-                raise errors.NotSubscribed(f"you are not following {ref.service}")
-            last = not await tx.subs.for_node(node) and ref not in self.reserved
-            if last:
-                await tx.remote.delete(ref.service, ref.node, self.addr.service_jid)
+            last = await self.unfollow_in(tx, actor, ref)
             await tx.commit()
+        return last
+
+    async def unfollow_in(self, tx: Tx, actor: Actor, ref: NodeRef, jid: str | None = None) -> bool:
+        """`unfollow` inside an open transaction; `jid`: the subscription's JID if not the actor's."""
+        node = await tx.nodes.get(ref)
+        if node is None or not node.remote or not await tx.subs.delete(node, jid or actor.jid):
+            raise errors.NotSubscribed(f"you are not following {ref.service}")
+        last = not await tx.subs.for_node(node) and ref not in self.reserved
+        if last:
+            await tx.remote.delete(ref.service, ref.node, self.addr.service_jid)
         return last
 
     async def followed_by(self, actor: Actor) -> list[Node]:

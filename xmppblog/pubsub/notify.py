@@ -348,6 +348,7 @@ class OutboxSender:
         self.more |= len(due) >= self.batch
         handed: list[int] = []
         remote: list[int] = []
+        too_big: list[int] = []
         confirmed: list[tuple[str, int, datetime | None]] = []
         cache: dict[int, Template] = {}
         for d in due:
@@ -361,7 +362,7 @@ class OutboxSender:
                 log.error("outbox: notification too large, dropped: event=%s to=%s bytes=%d",
                           d.event_id, d.recipient, size)
                 self.dropped += 1
-                handed.append(d.row_id)
+                too_big.append(d.row_id)
                 continue
             if not self._send(stanza, size):
                 break
@@ -372,10 +373,12 @@ class OutboxSender:
             return 0
         async with self._uow() as uow:
             await uow.outbox.done(handed)
+            if too_big:
+                await uow.outbox.done(too_big, failed=True)  # counted as failed (`status ID`)
             await uow.outbox.mark_sent(remote, self._clock.now())
             await uow.commit()
         self._tell_delivered(confirmed)
         self.sent += len(handed) + len(remote)
-        handed += remote
+        handed += remote + too_big
         log.debug("outbox: handed %d notification(s) to the stream", len(handed))
         return len(handed)

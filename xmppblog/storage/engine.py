@@ -13,9 +13,10 @@ import os
 import sqlite3
 import weakref
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -136,6 +137,13 @@ def create_engine(url: str, synchronous: str = "NORMAL") -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+def upsert(dialect: str, table: Table) -> Any:
+    """`INSERT … ON CONFLICT` on `table`: the same construct in SQLite's (3.24+) and PostgreSQL's
+    dialect, each imported from its own module."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

@@ -15,13 +15,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (DateTime, Table, bindparam, delete, exists, func, insert, literal, literal_column, or_, select,
+                        update)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..core import errors
 from ..core.model import (
+    COMMENTS_PREFIX,
     NS_MICROBLOG,
     PAGE_COUNT_CAP,
     BulkDelivery,
@@ -29,6 +31,7 @@ from ..core.model import (
     Affiliation,
     Contact,
     Delivery,
+    DeliveryTally,
     EventKind,
     Item,
     Node,
@@ -44,12 +47,13 @@ from ..core.model import (
     SubState,
 )
 from ..core.ports import Clock
-from .engine import serial_lock
+from .engine import serial_lock, upsert
 from .search import for_session as search_for_session
 from .tables import (
     AffiliationRow,
     BlockRow,
     ContactRow,
+    DeliveryCountRow,
     DomainPolicyRow,
     ImUserRow,
     ItemRow,
@@ -135,6 +139,43 @@ _DUE = (select(*_DELIVERY_COLS).join_from(_O, _E, _E.c.id == _O.c.event_id)
         .where(_O.c.next_at <= bindparam("at"), _O.c.sent_at.is_(None)).order_by(_O.c.id).limit(bindparam("limit")))
 _DELIVERY_BY_ID = select(*_DELIVERY_COLS).join_from(_O, _E, _E.c.id == _O.c.event_id).where(
     _O.c.id == bindparam("row_id"))
+
+
+#: the notifications whose outcome counts for a post's `status` (the rest count per server only)
+_POST_KINDS = (EventKind.ITEM_PUBLISHED.value, EventKind.IM_POST.value)
+_D = cast(Table, DeliveryCountRow.__table__)
+_D_KEY = ["sender", "node", "item_id", "server"]
+_RECIPIENTS = func.length(_E.c.recipients) - func.length(func.replace(_E.c.recipients, "\n", "")) + 1
+#: the local recipients of post events, counted as delivered when handed over (one statement per batch)
+_HANDED_COUNTS = (select(_E.c.sender, _E.c.node, _E.c.item_id, literal(""), func.sum(_RECIPIENTS), literal(0),
+                         bindparam("at", type_=DateTime(timezone=True)))
+                  .where(_E.c.id.in_(bindparam("ids", expanding=True)), _E.c.kind.in_(_POST_KINDS),
+                         _E.c.item_id.is_not(None), _E.c.recipients.is_not(None))
+                  .group_by(_E.c.sender, _E.c.node, _E.c.item_id))
+_ROWS_FORGOTTEN = (select(_O.c.id, _O.c.event_id, _O.c.recipient, _E.c.kind, _E.c.sender, _E.c.node, _E.c.item_id)
+                   .join_from(_O, _E, _E.c.id == _O.c.event_id).where(_O.c.id.in_(bindparam("ids", expanding=True))))
+
+
+def server_of(recipient: str) -> str:
+    """The domain of a recipient JID: whose server a notification went to."""
+    return recipient.split("/", 1)[0].rpartition("@")[2]
+
+
+def _count_statements(dialect: str) -> tuple[Any, Any]:
+    """(add counted rows, add the handed local recipients of post events): both add to a row that
+    exists (INSERT … ON CONFLICT DO UPDATE, in SQLite's and PostgreSQL's own dialects)."""
+    found = _COUNTS.get(dialect)
+    if found is None:
+        ins = upsert(dialect, _D)
+        add = {"delivered": _D.c.delivered + ins.excluded.delivered, "failed": _D.c.failed + ins.excluded.failed}
+        rows = ins.on_conflict_do_update(index_elements=_D_KEY, set_=add)
+        handed = ins.from_select(_D_KEY + ["delivered", "failed", "created_at"], _HANDED_COUNTS) \
+            .on_conflict_do_update(index_elements=_D_KEY, set_=add)
+        found = _COUNTS[dialect] = (rows, handed)
+    return found
+
+
+_COUNTS: dict[str, tuple[Any, Any]] = {}
 
 
 _POSTS = (select(NodeRow, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
@@ -420,6 +461,12 @@ class ContactRepo:
     async def with_presence_from(self) -> Sequence[Contact]:
         return await self._where(ContactRow.subscribed)
 
+    async def of_contact(self, contact: str) -> Sequence[Contact]:
+        return await self._where(ContactRow.contact == contact)
+
+    async def forget(self, blog: str, contact: str) -> None:
+        await self.s.execute(delete(ContactRow).where(or_(ContactRow.blog == blog, ContactRow.contact == contact)))
+
     async def _where(self, cond: Any) -> Sequence[Contact]:
         rows = (await self.s.execute(select(ContactRow).where(cond).order_by(ContactRow.id))).scalars()
         return [Contact(r.blog, r.contact, r.subscribed, r.sub_to, r.pending_in, r.pending_out) for r in rows]
@@ -485,6 +532,10 @@ class ImRepo:
         if not among:
             return set()
         return set((await self.s.execute(_BLOCKERS_AMONG, {"author": author, "among": list(among)})).scalars())
+
+    async def forget(self, jid: str) -> None:
+        for row in (ImUserRow, TrackRow, BlockRow):
+            await self.s.execute(delete(row).where(row.jid == jid))
 
 
 class RemoteRepo:
@@ -684,6 +735,16 @@ class FeedRepo:
             .order_by(NodeRow.service))).all()
         return [(_node(n), int(c)) for n, c in rows]
 
+    async def comments_by(self, publisher: str) -> Sequence[tuple[NodeRef, Item]]:
+        # no index on the publisher: an export or a deletion (rare, and one user's) reads the items
+        # of comments nodes once
+        rows = (await self.s.execute(
+            select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
+            .where(ItemRow.publisher == publisher, NodeRow.remote.is_(False),
+                   NodeRow.node.startswith(COMMENTS_PREFIX, autoescape=True))
+            .order_by(ItemRow.id))).all()
+        return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
+
 
 class OutboxRepo:
     """Planned notifications.
@@ -730,14 +791,32 @@ class OutboxRepo:
         if not event_ids:
             return
         ids = {"ids": list(event_ids)}
+        # the local recipients of posts are counted before they are forgotten (`status ID`)
+        await self.s.execute(self._counts()[1], {"ids": ids["ids"], "at": self._now()})
         await self.s.execute(_EVENTS_HANDED, ids)
         await self.s.execute(_EVENTS_FINISHED, ids)
+
+    def _counts(self) -> tuple[Any, Any]:
+        return _count_statements(self.s.bind.dialect.name)
+
+    async def _add_counts(self, counts: dict[tuple[str, str, str, str], list[int]]) -> None:
+        if counts:
+            when = self._now()
+            await self.s.execute(self._counts()[0], [
+                {"sender": k[0], "node": k[1], "item_id": k[2], "server": k[3], "delivered": n[0],
+                 "failed": n[1], "created_at": when} for k, n in sorted(counts.items())])
 
     async def bulk_left(self, event_id: int, recipients: Sequence[str]) -> None:
         """Only these local recipients of the event are still to be handed over."""
         if not recipients:
             await self.bulk_handed([event_id])
             return
+        ev = (await self.s.execute(select(_E.c.kind, _E.c.sender, _E.c.node, _E.c.item_id, _E.c.recipients)
+                                   .where(_E.c.id == event_id))).one_or_none()
+        if ev is not None and ev.kind in _POST_KINDS and ev.item_id is not None and ev.recipients:
+            handed = ev.recipients.count("\n") + 1 - len(recipients)
+            if handed > 0:
+                await self._add_counts({(ev.sender, ev.node, ev.item_id, ""): [handed, 0]})
         await self.s.execute(update(OutboxEventRow).where(OutboxEventRow.id == event_id)
                              .values(recipients="\n".join(recipients)))
 
@@ -775,11 +854,16 @@ class OutboxRepo:
         await self.done(ids)
         return len(ids)
 
-    async def done(self, row_ids: Sequence[int]) -> None:
+    async def done(self, row_ids: Sequence[int], failed: bool = False) -> None:
         if not row_ids:
             return
-        event_ids = set((await self.s.execute(select(OutboxRow.event_id).where(
-            OutboxRow.id.in_(list(row_ids))))).scalars())
+        event_ids = set()
+        counts: dict[tuple[str, str, str, str], list[int]] = {}
+        for r in (await self.s.execute(_ROWS_FORGOTTEN, {"ids": list(row_ids)})).all():
+            event_ids.add(r.event_id)
+            item_id = r.item_id if r.kind in _POST_KINDS and r.item_id is not None else ""
+            counts.setdefault((r.sender, r.node, item_id, server_of(r.recipient)), [0, 0])[int(failed)] += 1
+        await self._add_counts(counts)
         await self.s.execute(delete(OutboxRow).where(OutboxRow.id.in_(list(row_ids))))
         await self.s.execute(delete(OutboxEventRow).where(
             OutboxEventRow.id.in_(event_ids), OutboxEventRow.next_at.is_(None),
@@ -788,6 +872,62 @@ class OutboxRepo:
     async def retry(self, row_id: int, attempts: int, next_at: datetime) -> None:
         await self.s.execute(update(OutboxRow).where(OutboxRow.id == row_id)
                              .values(attempts=attempts, next_at=next_at, sent_at=None))
+
+    async def tallies_of(self, sender: str, node: str, item_id: str) -> Sequence[DeliveryTally]:
+        counted = (await self.s.execute(select(_D.c.server, _D.c.delivered, _D.c.failed).where(
+            _D.c.sender == sender, _D.c.node == node, _D.c.item_id == item_id))).all()
+        post = (_E.c.sender == sender, _E.c.node == node, _E.c.item_id == item_id, _E.c.kind.in_(_POST_KINDS))
+        # the outbox is drained within seconds and keeps other servers' rows for minutes: reading
+        # its events without an index on the item (none is kept on the publish path) stays small
+        waiting = (await self.s.execute(select(_E.c.recipients).where(*post, _E.c.recipients.is_not(None))))
+        live = (await self.s.execute(select(_O.c.recipient, _O.c.attempts, _O.c.next_at, _O.c.sent_at)
+                                     .join_from(_O, _E, _E.c.id == _O.c.event_id).where(*post))).all()
+        tallies: dict[str, dict[str, Any]] = {}
+        for server, delivered, failed in counted:
+            t = tallies.setdefault(server, {})
+            t["delivered"], t["failed"] = int(delivered), int(failed)
+        for (recipients,) in waiting.all():
+            t = tallies.setdefault("", {})
+            t["pending"] = t.get("pending", 0) + recipients.count("\n") + 1
+        self._add_live(tallies, [(server_of(r.recipient), r.attempts, r.next_at, r.sent_at, 1) for r in live])
+        return [DeliveryTally(server, **t) for server, t in sorted(tallies.items())]
+
+    @staticmethod
+    def _add_live(tallies: dict[str, dict[str, Any]], rows: Sequence[tuple[str, int, Any, Any, int]]) -> None:
+        """Rows still in the outbox: sent and not bounced (yet) counts as delivered, bounced once or
+        more and waiting as retrying, the rest as pending."""
+        for server, attempts, next_at, sent_at, n in rows:
+            t = tallies.setdefault(server, {})
+            if sent_at is not None:
+                t["delivered"] = t.get("delivered", 0) + n
+            elif attempts:
+                t["retrying"] = t.get("retrying", 0) + n
+                nxt = utc(next_at)
+                t["next_try"] = min(t.get("next_try") or nxt, nxt)
+            else:
+                t["pending"] = t.get("pending", 0) + n
+
+    async def tallies_by_server(self) -> Sequence[DeliveryTally]:
+        counted = (await self.s.execute(
+            select(_D.c.server, func.sum(_D.c.delivered), func.sum(_D.c.failed))
+            .where(_D.c.server != "").group_by(_D.c.server))).all()
+        retried, sent = _O.c.attempts > literal_column("0"), _O.c.sent_at.is_not(None)
+        live = (await self.s.execute(
+            select(_O.c.recipient, retried, func.min(_O.c.next_at), sent, func.count())
+            .group_by(_O.c.recipient, retried, sent))).all()
+        tallies: dict[str, dict[str, Any]] = {}
+        for server, delivered, failed in counted:
+            tallies[server] = {"delivered": int(delivered or 0), "failed": int(failed or 0)}
+        self._add_live(tallies, [(server_of(r[0]), int(bool(r[1])), r[2], r[3] or None, int(r[4])) for r in live])
+        return [DeliveryTally(server, **t) for server, t in sorted(tallies.items())]
+
+    async def forget_tallies(self, before: datetime | None = None, sender: str | None = None) -> int:
+        q = delete(_D)
+        if before is not None:
+            q = q.where(_D.c.created_at < before)
+        if sender is not None:
+            q = q.where(_D.c.sender == sender)
+        return int((await self.s.execute(q)).rowcount or 0)
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """(notifications not yet handed to the host, when the oldest of them was planned):

@@ -189,6 +189,25 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class DeliveryCountRow(Base):
+    """What became of the notifications of one post (or, with item_id '', of everything else
+    one sender sent) to one recipient server ('' for this server's own users): written as the
+    outbox forgets them, so `status ID` and `xmppblog stats` can tell afterwards."""
+
+    __tablename__ = "delivery_counts"
+    __table_args__ = (UniqueConstraint("sender", "node", "item_id", "server", name="uq_delivery_counts_sender"),
+                      Index("ix_delivery_counts_created_at", "created_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sender: Mapped[str] = mapped_column(String(2047))
+    node: Mapped[str] = mapped_column(String(1024))
+    item_id: Mapped[str] = mapped_column(String(256))
+    server: Mapped[str] = mapped_column(String(1024))
+    delivered: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failed: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RemoteSubscriptionRow(Base):
     """A subscription this server holds at another pubsub service (consent record).
 
