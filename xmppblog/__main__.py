@@ -21,8 +21,15 @@ commands:
                  SIGINT/SIGTERM (applies pending migrations first unless --no-migrate)
   migrate        apply database migrations and exit
   check-config   validate the configuration and print the effective settings
-  stats          print spamguard drops per reason and domain, the outbox backlog
-                 and the subscriptions held at other servers
+  stats          print spamguard drops per reason and domain, the outbox backlog,
+                 the subscriptions held at other servers and what each other server
+                 received (delivered, pending, retrying, failed)
+  export USER    a user's posts and comments as an Atom feed (USER: local part or
+                 bare JID) on stdout, or into a file with -o FILE
+  delete-user USER
+                 delete a user's account: posts retracted wherever they were sent,
+                 followers told, follows ended (safe while `run` is running: it sends
+                 the queued notifications)
   rotate-key     make a new Ed25519 key to sign posts with (restart `run` to use it)
 
 The config path may also come from XMPPBLOG_CONFIG; any key can be overridden
@@ -47,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("check-config", help="validate and print the effective config")
     sub.add_parser("stats", help="print what spamguard dropped, the outbox backlog and remote subscriptions")
+    export = sub.add_parser("export", help="a user's posts and comments as an Atom feed")
+    export.add_argument("user", metavar="USER", help="local part or bare JID of a user of this server")
+    export.add_argument("-o", "--output", metavar="FILE", help="write the feed to FILE instead of stdout")
+    delete_user = sub.add_parser("delete-user", help="delete a user's account and tell everyone it reached")
+    delete_user.add_argument("user", metavar="USER", help="local part or bare JID of a user of this server")
     sub.add_parser("rotate-key", help="make a new signing key (old ones stay published)")
     return p
 
@@ -81,6 +93,7 @@ async def _migrate(cfg) -> int:  # type: ignore[no-untyped-def]
 
 
 async def _stats(cfg) -> int:  # type: ignore[no-untyped-def]
+    from .cli_accounts import delivery_lines
     from .storage import migrate
     from .storage.engine import create_engine, sessionmaker
     from .storage.repos import uow_factory
@@ -93,12 +106,14 @@ async def _stats(cfg) -> int:  # type: ignore[no-untyped-def]
             drops = await uow.stats.drops()
             pending = await uow.outbox.pending_count()
             remote = await uow.remote.all()
+            deliveries = await delivery_lines(uow, cfg)
     finally:
         await engine.dispose()
     print(f"outbox: {pending} notification(s) waiting")
     print(f"remote subscriptions held: {len(remote)}")
     for sub in remote:
         print(f"  {sub.service} {sub.node} [{sub.state.value}]")
+    print("\n".join(deliveries))
     total = sum(n for _, _, n, _ in drops)
     print(f"spamguard: {total} refused stanza(s)")
     if drops:
@@ -149,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_migrate(cfg))
         if args.command == "stats":
             return asyncio.run(_stats(cfg))
+        if args.command in ("export", "delete-user"):
+            from . import cli_accounts
+            if args.command == "export":
+                return asyncio.run(cli_accounts.export(cfg, args.user, args.output))
+            return asyncio.run(cli_accounts.delete_user(cfg, args.user))
         if args.command == "rotate-key":
             return asyncio.run(_rotate_key(cfg))
         return asyncio.run(_run(cfg, not args.no_migrate))

@@ -47,6 +47,7 @@ from .federation.receive import EntryPipeline
 from .federation.remote import RemoteBlogs
 from .federation.verify import Verifier
 from .http.health import Health, Probes
+from .http.export import ExportRoute
 from .http.server import HttpApi
 from .http.server import start as start_http
 from .http.snapshot import Snapshot
@@ -191,11 +192,14 @@ class App:
         for kind in (AccessChanged, NodeDeleted):
             tx.projections.on(kind, self._directory_changed)
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
-                        MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search),
+                        MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search,
+                                                       core.status),
                         VCardAdapter(core.pubsub), BlockingAdapter(core.social),
                         RosterAdapter(core.roster, core.follows, self.component, self.online),
                         ChatBot(self.component, core.follows, core.posting, core.social, core.search, core.roster,
-                                core.moderation, lim.max_payload_bytes),
+                                core.moderation, lim.max_payload_bytes, core.accounts, core.status,
+                                (cfg.http.base_url or f"http://{cfg.http.listen}") if cfg.http.listen else None,
+                                core.deliveries.policy.keep_counts_for.days),
                         InboundEvents(c.jid, self.guard, pipeline, core.remote, self.remote),
                         self.remote,
                         Bounces(core.deliveries)):
@@ -278,6 +282,7 @@ class App:
             return None
         api = self.http_api()
         self.health().register(api.app)
+        ExportRoute(self.core.accounts).register(api.app)
         return await start_http(api, self.cfg.http.listen)
 
     def health(self) -> Health:

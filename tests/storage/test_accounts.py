@@ -153,7 +153,10 @@ async def test_export_has_the_posts_and_the_comments_the_user_wrote(served):
         await core.accounts.export(Actor.SYSTEM, "alice@elsewhere.example")
     with pytest.raises(E.NoMicroblog, match="has no blog"):
         await core.accounts.export(Actor.SYSTEM, "nobody")
-    token = core.accounts.export_link(ALICE)
+    token, facts = await core.accounts.export_link(ALICE)
+    assert (facts.posts, facts.comments) == (2, 1)
+    with pytest.raises(E.NoMicroblog):
+        await core.accounts.export_link(CAROL)
     assert (await core.accounts.export_by_link(token.code)).posts == export.posts
     clock.advance(3601)
     with pytest.raises(E.ItemNotFound, match="expired"):

@@ -227,14 +227,18 @@ class Accounts:
         comments = [FoundPost(r, item) for r, item in await tx.feed.comments_by(user)]
         return Export(user, blog, tuple(reversed(posts)), tuple(reversed(comments)))
 
-    def export_link(self, actor: Actor) -> Issued:
-        """A token for the actor's own export (their earlier one is void).
+    async def export_link(self, actor: Actor) -> tuple[Issued, AccountFacts]:
+        """A token for the actor's own export (their earlier one is void), and what it holds.
 
         Raises:
-            Forbidden (not a user of this server).
+            Forbidden (not a user of this server), NoMicroblog (nothing of theirs is stored).
         """
         self._pubsub.nodes.own_blog(actor)
-        return self.links.issue(actor.jid)
+        async with self._tx() as tx:
+            if not await self._known_in(tx, actor.jid):
+                raise errors.NoMicroblog("you have no posts or comments here yet")
+            facts = await self._facts_in(tx, actor.jid)
+        return self.links.issue(actor.jid), facts
 
     async def export_by_link(self, token: str) -> Export:
         """The export a live link token names.

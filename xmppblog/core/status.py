@@ -102,6 +102,14 @@ def by_server(tallies: Iterable[DeliveryTally]) -> tuple[ServerView, ...]:
     return tuple(ServerView(t, state_of(t)) for t in sorted(tallies, key=lambda t: t.server))
 
 
+def server_line(v: ServerView) -> str:
+    """One remote server's deliveries in a line, for admins (ad-hoc command, `xmppblog stats`)."""
+    t = v.tally
+    line = (f"{v.server}: {v.state.value}, {t.delivered} delivered, {t.pending} pending, "
+            f"{t.retrying} retrying, {t.failed} failed")
+    return line + (f" (next try {t.next_try:%Y-%m-%d %H:%M} UTC)" if t.next_try else "")
+
+
 class DeliveryStatus:
     """`status ID` for authors and per-server delivery figures for admins (one read each)."""
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from xml.sax.saxutils import escape, quoteattr
 
 from ..core import errors
+from ..core.accounts import Accounts, CodeRefused, shown
 from ..core.following import FollowService
 from ..core.model import PAGE_COUNT_CAP, AccessModel, Actor, SubState
 from ..core.moderation import Moderation
@@ -23,6 +25,7 @@ from ..core.posting import PostingService
 from ..core.roster import RosterService
 from ..core.search import SearchService
 from ..core.social import SocialService
+from ..core.status import DeliveryStatus
 from ..protocol import NS_COMPONENT, REPORT_ABUSE
 from ..xmpp.component import CHAT, BlogComponent, Request
 from . import text as T
@@ -37,15 +40,17 @@ track WORD · untrack WORD · tracking · on · off (pause/resume chat delivery)
 approve JID · deny JID · requests · protect on|off · remove JID (a follower)
 search WORDS ("a phrase", #tag, @user@domain, from:JID) · whois JID · help
 block JID · unblock JID · blocked · report JID [why]
+status ID (how far your post got) · export (your posts and comments) · delete-account
 JID: a user (alice@example.org) or their blog (alice@blog.example.org). ID: the #id under a post
 (several posts with the same one: user/ID).
 To post text that starts with a command word, start it with "post "."""
 
 #: commands that are commands only when they are the whole message
-EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked"}
+EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked", "export"}
 #: commands that take arguments (the first word decides)
 WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track", "untrack",
-             "approve", "deny", "remove", "protect", "block", "unblock", "whois", "report", "search"}
+             "approve", "deny", "remove", "protect", "block", "unblock", "whois", "report", "search",
+             "delete-account"}
 MAX_BODY = 8000
 _COUNT = re.compile(r"[0-9]{1,6}")
 
@@ -53,7 +58,10 @@ _COUNT = re.compile(r"[0-9]{1,6}")
 class ChatBot:
     def __init__(self, component: BlogComponent, follows: FollowService, posting: PostingService,
                  social: SocialService, search: SearchService, roster: RosterService, moderation: Moderation,
-                 max_payload_bytes: int) -> None:
+                 max_payload_bytes: int, accounts: Accounts | None = None, status: DeliveryStatus | None = None,
+                 export_base: str | None = None, kept_days: int = 7) -> None:
+        """`export_base`: the web address export links start with (None: no HTTP listener, so
+        `export` says to ask an admin); `kept_days`: how long delivery counts are kept."""
         self.component = component
         self.follows = follows
         self.posting = posting
@@ -63,6 +71,10 @@ class ChatBot:
         self.moderation = moderation
         self.addr = social.addr
         self.max_payload_bytes = max_payload_bytes
+        self.accounts = accounts
+        self.status = status
+        self.export_base = export_base.rstrip("/") if export_base else None
+        self.kept_days = kept_days
         self._commands: dict[str, Callable[[Actor, str], Awaitable[str]]] = {
             "help": self.cmd_help, "post": self.cmd_post, "reply": self.cmd_reply,
             "repost": self.cmd_repost, "delete": self.cmd_delete, "follow": self.cmd_follow,
@@ -73,7 +85,8 @@ class ChatBot:
             "remove": self.cmd_remove,
             "requests": self.cmd_requests, "protect": self.cmd_protect, "block": self.cmd_block,
             "unblock": self.cmd_unblock, "blocked": self.cmd_blocked, "whois": self.cmd_whois,
-            "report": self.cmd_report, "search": self.cmd_search,
+            "report": self.cmd_report, "search": self.cmd_search, "status": self.cmd_status,
+            "export": self.cmd_export, "delete-account": self.cmd_delete_account,
         }
 
     def register(self, component: BlogComponent) -> None:
@@ -117,6 +130,8 @@ class ChatBot:
             handler = self._commands[cmd]
         elif cmd == "timeline" and (not rest or _COUNT.fullmatch(rest)):
             handler = self.cmd_timeline
+        elif cmd == "status" and " " not in rest:
+            handler = self.cmd_status  # "status: busy" or "status update today" stay posts
         elif cmd in WITH_ARGS:
             handler = self._commands[cmd]
         try:
@@ -127,7 +142,8 @@ class ChatBot:
             answer = _humane(exc)
         log.info("chat command: from=%s command=%s", req.actor.jid, cmd if handler else "post")
         self.reply(req, answer)
-        await self.roster.greet(req.actor.jid)
+        if cmd != "delete-account":  # someone leaving is not asked for their presence again
+            await self.roster.greet(req.actor.jid)
 
     # ------------------------------------------------------------ posting
 
@@ -311,6 +327,52 @@ class ChatBot:
 
     async def cmd_help(self, actor: Actor, rest: str) -> str:
         return HELP
+
+    # ------------------------------------------------------------ status and accounts
+
+    async def cmd_status(self, actor: Actor, rest: str) -> str:
+        if not rest:
+            return "Usage: status ID — ID is the #id under your post. To post this text: post status"
+        if self.status is None:
+            return "Delivery status is not available on this server."
+        st = await self.status.of_post(actor, rest)
+        return T.delivery_status(T.short_id(st.item_id), st, datetime.now(UTC), self.kept_days)
+
+    async def cmd_export(self, actor: Actor, rest: str) -> str:
+        # An Atom file behind a link, not the feed in chat messages: a blog can be megabytes
+        # (a stanza holds far less, THREATS.md fact 6), and a file is what a feed reader, a
+        # browser or another server reads back; chat clients would show XML in pieces.
+        if self.accounts is None or self.export_base is None:
+            return ("Export by chat needs this server's web address, which is not set up here; an "
+                    f"administrator can export your posts for you (xmppblog export {actor.jid}).")
+        link, facts = await self.accounts.export_link(actor)
+        return (f"Your {facts.posts} post(s) and {facts.comments} comment(s) as an Atom feed: "
+                f"{self.export_base}/export/{link.code} — the link works until "
+                f"{T.at(link.expires, datetime.now(UTC))} for whoever has it, so keep it to yourself.")
+
+    async def cmd_delete_account(self, actor: Actor, rest: str) -> str:
+        if self.accounts is None:
+            return "Deleting an account by chat is not available on this server; ask its administrators."
+        if not rest:
+            code, f = await self.accounts.ask_delete(actor)
+            minutes = round((code.expires - datetime.now(UTC)).total_seconds() / 60)
+            told = f"your {f.followers} follower(s)" + (f" (on {f.servers} other server(s))" if f.servers else "")
+            return (f"This deletes your blog for good: your {f.posts} post(s) and {f.comments} comment(s) are "
+                    f"retracted here and wherever they were sent, {told} are told it is gone, you stop "
+                    f"following {f.following} blog(s), and nothing is left in search, the public timeline, "
+                    "pages or feeds. It cannot be undone (send 'export' first to keep a copy). To go ahead, "
+                    f"send within {minutes} minutes: delete-account {shown(code.code)}")
+        try:
+            done = await self.accounts.delete(actor, rest)
+        except CodeRefused as exc:
+            again = "send 'delete-account' for a new code."
+            return {"none": "Nothing is waiting for a confirmation: send 'delete-account' first.",
+                    "expired": "That code has expired; nothing was deleted. To delete your account, " + again,
+                    "void": "Wrong code too many times; nothing was deleted and that code is void: " + again,
+                    }.get(exc.reason, "Wrong code; nothing was deleted. Check it, or " + again)
+        f = done.facts
+        return (f"Your account is deleted: {f.posts} post(s) and {f.comments} comment(s) retracted, "
+                f"{f.followers} follower(s) told, {f.following} follow(s) ended. Goodbye!")
 
 
 _PLAIN_WORD = re.compile(r"^[a-z]+\b(?![@.])")

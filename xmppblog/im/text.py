@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from datetime import datetime
 
 from ..core.model import FoundPost, Marker, OutboxEvent
+from ..core.status import PostStatus, ServerState, ServerView
 from ..core.text import hashtags, mentions
 from ..protocol import NS_ATOM, NS_THR
 from ..pubsub.xep_0277 import AtomDraft, parse_entry, summary
@@ -105,3 +107,41 @@ def within_budget(head: str, parts: Sequence[str], sep: str = "\n", budget: int 
     if head:
         body = head + ("\n" if sep == "\n" else " ") + body
     return body + tail
+
+
+def at(when: datetime, now: datetime) -> str:
+    """A time for a chat answer, in UTC (the server does not know the reader's zone)."""
+    return f"{when:%H:%M} UTC" if when.date() == now.date() else f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+def _named(views: Sequence[ServerView], limit: int = 3) -> str:
+    names = [v.server for v in views[:limit]] + (["…"] if len(views) > limit else [])
+    return ", ".join(names)
+
+
+def delivery_status(short: str, st: PostStatus, now: datetime, kept_days: int) -> str:
+    """`status ID` as one sentence: "#3f9a1c reached 37 people here, 4 of 5 servers,
+    1 retrying (blog.other.org, next try 14:05 UTC)"."""
+    if st.nothing_sent:
+        return (f"#{short} was sent to nobody: no follower was subscribed, or online for chat, when you "
+                f"posted (they see it in their timeline); delivery records are kept {kept_days} days.")
+    h = st.here
+    parts = [f"reached {h.delivered} {'person' if h.delivered == 1 else 'people'} here"
+             + (f" ({h.pending} more queued)" if h.pending else "")
+             + (f", {h.failed} failed" if h.failed else "")]
+    if st.servers:
+        reached, total = st.count(ServerState.REACHED), len(st.servers)
+        parts.append(f"{reached} of {total} server{'' if total == 1 else 's'}")
+        retrying = st.of(ServerState.RETRYING)
+        if retrying:
+            tries = [v.tally.next_try for v in retrying if v.tally.next_try is not None]
+            nxt = f", next try {at(min(tries), now)}" if tries else ""
+            parts.append(f"{len(retrying)} retrying ({_named(retrying)}{nxt})")
+        for state, word in ((ServerState.PENDING, "waiting"), (ServerState.FAILED, "failed")):
+            views = st.of(state)
+            if views:
+                parts.append(f"{len(views)} {word} ({_named(views)})")
+    else:
+        parts.append("no other server")
+    return f"#{short} " + ", ".join(parts) + "."
+

@@ -16,6 +16,7 @@ from ..core.model import NodeRef
 from ..core.moderation import Moderation
 from ..core.pubsub import PubsubService
 from ..core.search import SearchService
+from ..core.status import DeliveryStatus, server_line
 from ..core.uri import xmpp_uri
 from ..protocol import NS_COMMANDS, NS_DATA, NS_PUBSUB_GET_PENDING, NS_PUBSUB_SUB_AUTH
 from ..spamguard.guard import Guard
@@ -36,6 +37,7 @@ ADMIN_COMMANDS = {
     "xmppblog#domain-allow": "Add or remove an allowed domain (an allow list admits only those)",
     "xmppblog#domains": "List the run-time domain lists",
     "xmppblog#reports": "Recent abuse reports",
+    "xmppblog#deliveries": "Deliveries to other servers: delivered, pending, retrying, failed",
 }
 
 
@@ -43,7 +45,9 @@ SEARCH_COMMAND = "xmppblog#search"
 
 
 class CommandsAdapter:
-    def __init__(self, service: PubsubService, moderation: Moderation, guard: Guard, search: SearchService) -> None:
+    def __init__(self, service: PubsubService, moderation: Moderation, guard: Guard, search: SearchService,
+                 status: DeliveryStatus | None = None) -> None:
+        self.status = status
         self.service = service
         self.search = search
         self.moderation = moderation
@@ -126,6 +130,12 @@ class CommandsAdapter:
             lines = [f"{p}: {d}" for d, p in policies] or ["No run-time domain list entries."]
             allowed = sorted(self.guard.allowed) or "all"
             lines.append(f"in force: blocked {sorted(self.guard.blocked)}, allowed {allowed}")
+            return self._done(out, "\n".join(lines))
+        if node == "xmppblog#deliveries":
+            views = await self.status.servers(req.actor) if self.status is not None else ()
+            lines = [server_line(v) for v in views[:100]] or ["Nothing was sent to other servers lately."]
+            if len(views) > 100:
+                lines.append(f"… and {len(views) - 100} more servers (xmppblog stats lists them all)")
             return self._done(out, "\n".join(lines))
         if node == "xmppblog#reports":
             reporters = await self.moderation.reporters(req.actor)

@@ -16,9 +16,11 @@ from datetime import datetime
 from typing import Protocol
 
 from ..core import errors
+from ..core.accounts import Export
 from ..core.model import Stamp
+from ..core.uri import xmpp_uri
 from ..core.ports import EntryFacts
-from ..protocol import NS_ATOM, NS_THR
+from ..protocol import NS_ATOM, NS_MICROBLOG, NS_THR
 from .sanitize import sanitize_entry
 
 A = f"{{{NS_ATOM}}}"
@@ -190,3 +192,27 @@ class AtomCodec:
             return ET.tostring(entry, encoding="unicode", default_namespace=NS_ATOM)
         except ValueError:  # an element in no namespace: keep explicit prefixes
             return ET.tostring(entry, encoding="unicode")
+
+
+def export_feed(export: Export, generated: datetime) -> str:
+    """A user's export as one Atom feed document (RFC 4287): their posts, then the comments
+    they wrote, each newest first and each entry exactly as stored (signature included), so
+    the file is a faithful copy another server or a feed reader can read back."""
+    feed = ET.Element(A + "feed")
+    ET.SubElement(feed, A + "title").text = f"{export.user}: posts and comments"
+    ET.SubElement(feed, A + "id").text = xmpp_uri(export.blog, NS_MICROBLOG)
+    stamps = [p.item.updated for p in export.posts + export.comments]
+    ET.SubElement(feed, A + "updated").text = _iso(max(stamps, default=generated))
+    author = ET.SubElement(feed, A + "author")
+    ET.SubElement(author, A + "name").text = export.user
+    ET.SubElement(author, A + "uri").text = f"xmpp:{export.user}"
+    ET.SubElement(feed, A + "generator").text = "xmppblog export"
+    for post in export.posts + export.comments:
+        entry = entry_of(post.item.payload)
+        if entry is not None:
+            feed.append(entry)
+    try:
+        body = ET.tostring(feed, encoding="unicode", default_namespace=NS_ATOM)
+    except ValueError:  # an extension element in no namespace: keep explicit prefixes
+        body = ET.tostring(feed, encoding="unicode")
+    return "<?xml version='1.0' encoding='utf-8'?>\n" + body + "\n"
