@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""Command line: `xmppblog [-c PATH] run | migrate | check-config`."""
+"""Command line: `xmppblog [-c PATH] run | migrate | check-config | stats | rotate-key | doctor`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ commands:
                  followers told, follows ended (safe while `run` is running: it sends
                  the queued notifications)
   rotate-key     make a new Ed25519 key to sign posts with (restart `run` to use it)
+  doctor         check the installation from the outside in (config, database, host
+                 server, secret, disco routing, HTTP, XEP-0033, DNS and TLS for
+                 federation); one line per check; exit status 0 only if none failed
 
 The config path may also come from XMPPBLOG_CONFIG; any key can be overridden
 with XMPPBLOG_<SECTION>_<KEY> (e.g. XMPPBLOG_COMPONENT_SECRET).
@@ -60,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     delete_user = sub.add_parser("delete-user", help="delete a user's account and tell everyone it reached")
     delete_user.add_argument("user", metavar="USER", help="local part or bare JID of a user of this server")
     sub.add_parser("rotate-key", help="make a new signing key (old ones stay published)")
+    doctor = sub.add_parser("doctor", help="check the installation and say how to fix what is wrong")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object: each check's name, "
+                                                             "status (ok, warn, fail, skip) and message")
     return p
 
 
@@ -149,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         print("xmppblog: no config file: pass -c PATH or set XMPPBLOG_CONFIG "
               "(see conf/xmppblog.example.toml)", file=sys.stderr)
         return 2
+    if args.command == "doctor":  # reports a bad config as one of its checks
+        from .doctor import main as doctor
+        logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+        return doctor(args.config, args.json)
     try:
         cfg = load(args.config)
     except ConfigError as exc:

@@ -183,6 +183,11 @@ async def main() -> None:
             if port in DEFAULT_PORTS:
                 fail(f"the demo's client port is a default one: {port}")
             await follow_and_post(ip, port, web)
+            doctor = subprocess.run([sys.executable, "-m", "xmppblog", "-c", str(Path(tmp) / "demo/xmppblog.toml"),
+                                     "doctor"], capture_output=True, text=True, timeout=120)
+            if doctor.returncode != 0:
+                fail(f"doctor does not pass on the demo:\n{doctor.stdout}{doctor.stderr}")
+            print(f"doctor on the demo: {doctor.stdout.strip().splitlines()[-1]}", flush=True)
             await admins_prosody_serves()
             os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C
             if demo.wait(30) == 0:

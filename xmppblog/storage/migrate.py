@@ -52,6 +52,11 @@ def head_revision(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
+def known_revisions(url: str) -> set[str]:
+    """Every revision this version's migrations know (a database at another one is from a newer xmppblog)."""
+    return {s.revision for s in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
+
+
 async def upgrade(url: str) -> None:
     """Apply pending migrations to `url` (run in a thread: Alembic's env starts its own loop)."""
     before = await current_revision(url) if not _is_new_sqlite(url) else None
