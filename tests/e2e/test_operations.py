@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ..support import ports
 from .test_im import chat_follow, greeted
+from .test_pubsub import NODE, blog
 
 
 def scrape(alpha) -> dict[str, float]:
@@ -71,3 +72,17 @@ async def test_healthz_says_the_host_and_database_are_up_and_routes_a_disco_roun
     assert body["disco"]["blog.alpha.test"].startswith("pubsub/service")
     blog = next(j for j in body["disco"] if j != "blog.alpha.test")
     assert blog.endswith("@blog.alpha.test") and body["disco"][blog].startswith("pubsub/pep")
+
+
+async def test_metrics_show_deliveries_per_remote_server(clients, component, alpha):
+    opal, xena = await clients("opal"), await clients("xena@beta.test")
+    await xena.pubsub.subscribe(blog("opal"), NODE)
+    assert (await opal.say("for a reader on beta.test")).startswith("Posted #")
+    assert await xena.inbox.wait(lambda m: "for a reader on beta.test" in str(m))
+    key = 'xmppblog_server_notifications{server="beta.test",state="delivered"}'
+    for _ in range(50):
+        samples = scrape(alpha)
+        if samples.get(key, 0) >= 1:
+            break
+        await asyncio.sleep(0.1)
+    assert samples.get(key, 0) >= 1, {k: v for k, v in samples.items() if "server_notifications" in k}

@@ -28,6 +28,8 @@ from ..core.transactions import Projections, Tx
 #: publishing is a database transaction: milliseconds, up to seconds under load
 PUBLISH_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0)
 #: from planned to confirmed by the host: sub-second normally, minutes when a server is down
+#: the busiest servers get a series each: a scrape stays small whatever the network's size
+MAX_SERVERS = 200
 DELIVERY_BUCKETS = (.01, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 
 
@@ -79,6 +81,10 @@ class Metrics:
         self.remote_subscriptions = Gauge(
             "xmppblog_remote_subscriptions", "Subscriptions this server holds at other servers, by state",
             ["state"], registry=r)
+        self.server_notifications = Gauge(
+            "xmppblog_server_notifications", "Notifications to each other server still counted, by what became "
+            "of them (delivered, pending, retrying, failed; as `xmppblog stats` shows them)",
+            ["server", "state"], registry=r)
         r.register(_SpamguardRefusals(spamguard_drops))
 
     def register(self, projections: Projections) -> None:
@@ -108,8 +114,17 @@ class Metrics:
         async with uow() as u:
             depth, oldest = await u.outbox.backlog()
             remote = await u.remote.all()
+            tallies = await u.outbox.tallies_by_server()
         self.outbox_depth.set(depth)
         self.outbox_oldest_seconds.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
         states = Tally(sub.state.value for sub in remote)
         for state in SubState:
             self.remote_subscriptions.labels(state.value).set(states.get(state.value, 0))
+        here = ("", self.addr.users_domain, self.addr.service_jid)
+        servers = sorted((t for t in tallies if t.server not in here),
+                         key=lambda t: -(t.delivered + t.pending + t.retrying + t.failed))[:MAX_SERVERS]
+        self.server_notifications.clear()  # servers whose counts were forgotten leave the scrape
+        for t in servers:
+            for state, n in (("delivered", t.delivered), ("pending", t.pending), ("retrying", t.retrying),
+                             ("failed", t.failed)):
+                self.server_notifications.labels(t.server, state).set(n)
