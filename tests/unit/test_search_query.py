@@ -21,6 +21,14 @@ def test_query_syntax():
     assert q.author == "alice@example.org"
 
 
+@pytest.mark.parametrize("text", ["#foo-bar", "#Foo-Bar", "#日本語-タグ", "#x_1-2"])
+def test_a_hashtag_is_searched_as_it_is_indexed(text):
+    """Tag pages link #foo-bar to a search for it: the query must read the tag as the index does."""
+    doc = SearchDoc.of(NodeRef("a@blog.example.org", "urn:xmpp:microblog:0"), "1", "a@example.org",
+                       datetime(2026, 1, 1, tzinfo=UTC), f"post {text}")
+    assert parse_query(text).tags == doc.tags[:1]
+
+
 @pytest.mark.parametrize("bad", ["", "   ", "x" * 300, "#", '""', " ".join(["w"] * 13), "from:@@"])
 def test_bad_queries(bad):
     with pytest.raises((errors.BadRequest, errors.InvalidJid)):

@@ -89,7 +89,8 @@ def parse_query(q: str, by_relevance: bool = False) -> SearchQuery:
         elif token.casefold().startswith("from:"):
             author = bare(token[5:])
         elif token.startswith("#") and len(token) > 1:
-            tags += search_words(token[1:])[:1]
+            # the tag as posts are indexed (hashtags()), so `#foo-bar` finds what was tagged #foo-bar
+            tags += (hashtags(token) or search_words(token[1:]))[:1]
         elif token.startswith("@") and "@" in token[1:]:
             ments.append(bare(token[1:]))
         else:
