@@ -280,10 +280,14 @@ class App:
     async def _start_http(self) -> Any:
         if not self.cfg.http.listen:
             return None
+        return await start_http(self.http_site(), self.cfg.http.listen)
+
+    def http_site(self) -> HttpApi:
+        """Everything the HTTP listener serves: pages, API and feeds, /healthz and /metrics, exports."""
         api = self.http_api()
         self.health().register(api.app)
         ExportRoute(self.core.accounts).register(api.app)
-        return await start_http(api, self.cfg.http.listen)
+        return api
 
     def health(self) -> Health:
         """/healthz and /metrics over this process's parts."""

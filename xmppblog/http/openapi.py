@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """OpenAPI 3.1 description of the read-only JSON API and the Atom feeds, served at /api/openapi.json.
 
-Every GET route under /api/ and /feeds/ has an entry here (tests/unit/test_openapi.py
-walks the router); the HTML pages are for people and are not described.
+Every GET route that is not an HTML page has an entry here (tests/unit/test_openapi.py
+walks the router the composition root builds); the pages are for people and are not described.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ _POST = {"type": "object", "properties": {
 _PAGE = {"type": "object", "properties": {
     "posts": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
     "next_cursor": {"type": ["string", "null"], "description": "pass as ?cursor= for the next page"}}}
+_HEALTH = {"type": "object", "required": ["status", "service", "host", "database"], "properties": {
+    "status": {"enum": ["ok", "unavailable"]}, "service": {"type": "string", "description": "the component JID"},
+    "host": {"type": "string", "description": "'connected', or why not"},
+    "database": {"type": "string", "description": "'ok', or why not"},
+    "multicast": {"type": ["string", "null"], "description": "the host's XEP-0033 service, if found"},
+    "disco": {"type": "object", "additionalProperties": {"type": "string"},
+              "description": "with ?deep=1: each JID's answer through the host"},
+    "reason": {"type": "string", "description": "when unavailable: why"}}}
+_HEALTH_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}
 _CURSOR = [{"name": "cursor", "in": "query", "schema": {"type": "string"}},
            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}]
 _LIMIT = _CURSOR[1]
@@ -69,8 +78,26 @@ OPENAPI: dict[str, Any] = {
         "/feeds/users/{user}.atom": _atom("A user's public posts", [_USER]),
         "/feeds/tags/{tag}.atom": _atom("Public posts with a #hashtag", [_TAG]),
         "/feeds/search.atom": _atom("Public posts matching a search", [_Q]),
-        # Operations: the entries of /metrics and /healthz (routes in http/health.py) go here.
+        # Operations (http/health.py) and a user's export (http/export.py)
+        "/healthz": {"get": {"summary": "Whether this server is up: the host connection and the database",
+                             "parameters": [{"name": "deep", "in": "query", "schema": {"enum": ["1"]},
+                                             "description": "also a disco round trip through the host to the "
+                                                            "service JID and a blog JID (cached 10 s)"}],
+                             "responses": {"200": {"description": "up", "content": _HEALTH_JSON},
+                                           "503": {"description": "down; `reason` says why",
+                                                   "content": _HEALTH_JSON}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (text exposition format)", "parameters": [],
+                             "responses": {"200": {"description": "OK", "content": {
+                                 "text/plain": {"schema": {"type": "string"}}}}}}},
+        "/export/{token}": {"get": {
+            "summary": "A user's posts and comments as an Atom file, behind the link the chat bot's `export` gave",
+            "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "unguessable, valid for an hour"}],
+            "responses": {"200": {"description": "an Atom feed to download",
+                                  "content": {"application/atom+xml": {"schema": {"type": "string"}}}},
+                          "404": {"description": "no such export, or expired"},
+                          "429": {"description": "too many downloads of this export in a minute"}}}},
     },
-    "components": {"schemas": {"Post": _POST, "Page": _PAGE,
+    "components": {"schemas": {"Post": _POST, "Page": _PAGE, "Health": _HEALTH,
                                "Error": {"type": "object", "properties": {"error": {"type": "string"}}}}},
 }
