@@ -23,6 +23,8 @@ ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi
                "amy", "ben", "cleo", "dan", "eve", "fay", "gus", "hal", "ike", "jan",
                # operations tests (tests/e2e/test_operations.py)
                "opal", "otto",
+               # accounts and delivery status (tests/e2e/test_accounts.py)
+               "ada", "bert", "cora", "dora", "erik", "fern", "gwen",
                "admin"]  # [component] admins of the test component
 
 
@@ -40,7 +42,7 @@ def net(tmp_path_factory):
         pytest.skip("prosody is not installed (scripts/install-deps.sh installs it)")
     base = tmp_path_factory.mktemp("prosody")
     servers = [Prosody("alpha", "alpha.test", "127.0.10.2", base, ALPHA_USERS),
-               Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda", "xena"]),
+               Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda", "xena", "ulla"]),
                # a third server with no xmppblog: its users blog with Prosody's own PEP
                Prosody("gamma", "gamma.test", "127.0.10.4", base, ["pat"])]
     # delta.test is the ejabberd server of the interop tests (started only if they run)
