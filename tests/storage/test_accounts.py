@@ -118,6 +118,10 @@ async def test_only_the_author_or_an_admin_learns_anything(served):
     assert absent == "No such post: zzzzzz"
     assert await _refusal(core.status.of_post(BOB, item_id)) == f"No such post: {item_id}", \
         "someone else's post answers like a post that does not exist"
+    await core.posting.post(ALICE, draft("another, with a look-alike id"))
+    for qualified in (f"alice/{item_id}", f"alice@example.org/{item_id[:3]}", "alice/zzzzzz"):
+        assert await _refusal(core.status.of_post(BOB, qualified)) == f"No such post: {qualified}"
+    assert (await core.status.of_post(ALICE, f"alice/{item_id}")).item_id == item_id
     assert await _refusal(core.status.of_post(ALICE, comment)) == f"No such post: {comment}", \
         "a comment on the author's blog is its writer's, not the blog owner's"
     assert (await core.status.of_post(BOB, comment)).item_id == comment, "its writer may ask"

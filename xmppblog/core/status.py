@@ -132,6 +132,10 @@ class DeliveryStatus:
             ItemNotFound, BadRequest (ambiguous among the actor's own posts).
         """
         admin = self._moderation.is_admin(actor)
+        who = short.strip().lstrip("#").rpartition("/")[0]
+        if who and not admin and (who if "@" in who else f"{who}@{self.addr.users_domain}") != actor.jid:
+            # `user/id` would look beyond the actor's own posts (and list the matches when several)
+            raise errors.ItemNotFound(f"No such post: {short}")
         async with self._tx() as tx:
             try:
                 found = await self._posting.find_post_in(tx, actor, short, own_only=True)
