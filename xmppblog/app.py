@@ -292,7 +292,8 @@ class App:
     def health(self) -> Health:
         """/healthz and /metrics over this process's parts."""
         return Health(Probes(self.cfg.component.jid, self._host_problem, self._database_answers,
-                             self._disco_round_trip, self._multicast_service, self._refresh_metrics), self.metrics)
+                             self._disco_round_trip, self._multicast_service, self._refresh_metrics), self.metrics,
+                      self.cfg.http.operators_from)
 
     def _host_problem(self) -> str | None:
         if self.component.online.is_set():

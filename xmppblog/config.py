@@ -9,6 +9,7 @@ line naming the key (`ConfigError`). An environment variable
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import typing
@@ -86,6 +87,8 @@ class SpamguardConfig:
 class HttpConfig:
     listen: str = "127.0.0.1:8277"   # "" disables; not 5280/5281, which Prosody's HTTP server holds
     base_url: str = ""               # public URL when behind a reverse proxy; default http://<listen>
+    #: who may read /metrics and /healthz?deep=1 (addresses or networks), never through a proxy
+    operators_from: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,12 @@ def _validate(cfg: Config) -> Config:
         host, _, port = cfg.http.listen.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"[http] listen: expected HOST:PORT (or \"\" to disable), got {cfg.http.listen!r}")
+    for net in cfg.http.operators_from:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"[http] operators_from: {net!r} is not an address or network "
+                              "(e.g. \"10.0.0.0/8\")") from None
     if cfg.http.base_url and not cfg.http.base_url.startswith(("http://", "https://")):
         raise ConfigError("[http] base_url: must start with http:// or https://")
     if lim.max_payload_bytes > lim.max_stanza_bytes // 2:

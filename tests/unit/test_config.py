@@ -37,6 +37,7 @@ def test_example_config_is_valid():
     (GOOD + 'port = "5347"\n', "[component] port: expected an integer"),
     (GOOD + "[limits]\nmax_payload_bytes = true\n", "[limits] max_payload_bytes: expected an integer"),
     (GOOD + "[nonsense]\n", "[nonsense]: unknown section"),
+    (GOOD + '[http]\noperators_from = ["everyone"]\n', "[http] operators_from: 'everyone' is not an address"),
     (GOOD + 'admins = "admin@example.org"\n', "[component] admins: expected a list of strings"),
     ('[component]\njid = "alice@example.org"\nsecret = "s"\n', "[component] jid: must be a domain"),
     (GOOD + '[database]\nurl = "mysql://x"\n', "[database] url"),

@@ -152,6 +152,11 @@ def _through_running(cfg: Config, health: dict[str, Any], report: Report) -> Non
         return
     report.ok("host", f"the running xmppblog is connected to {c.host}:{c.port}")
     report.ok("handshake", "accepted (the running xmppblog holds the component connection)")
+    if "disco_refused" in health:
+        report.warn("disco", f"not checked: {health['disco_refused']}; run doctor on a machine in "
+                             "[http] operators_from")
+        _multicast(cfg, health.get("multicast"), report)
+        return
     disco = health.get("disco") or {}
     broken = {jid: what for jid, what in disco.items() if not str(what).startswith("pubsub/")}
     if len(disco) < 2 or broken:

@@ -8,6 +8,12 @@ when the component is running: the host refuses it a connection of its own).
 A deep check sends two stanzas, so one result serves every caller for
 DEEP_CACHE_SECONDS.
 
+/metrics and the deep check are for the server's operators: they name the
+other servers this server's users are read on, and make it send stanzas. Only
+addresses in `[http] operators_from` (loopback by default) get them, and never
+through a reverse proxy (a request carrying forwarding headers came from
+someone else), so putting the listener behind a public proxy exposes neither.
+
 /metrics is the Prometheus text format of the process's registry
 (http/metrics.py), with the stored-state gauges read at scrape time.
 """
@@ -15,6 +21,7 @@ DEEP_CACHE_SECONDS.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -48,10 +55,16 @@ class Probes:
     refresh_metrics: Callable[[], Awaitable[None]]
 
 
+#: headers a reverse proxy adds: the request came from someone other than the peer address
+FORWARDED = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
 class Health:
-    def __init__(self, probes: Probes, metrics: Metrics, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, probes: Probes, metrics: Metrics, operators_from: tuple[str, ...] = ("127.0.0.0/8", "::1/128"),
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.probes = probes
         self.metrics = metrics
+        self.operators = [ipaddress.ip_network(n, strict=False) for n in operators_from]
         self._monotonic = monotonic
         self._deep: tuple[float, tuple[bool, dict[str, str]]] | None = None
         self._deep_lock = asyncio.Lock()
@@ -59,6 +72,18 @@ class Health:
     def register(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.scrape)
+
+    def _operator(self, request: web.Request) -> bool:
+        """Whether the request comes straight from an address in [http] operators_from."""
+        if any(h in request.headers for h in FORWARDED):
+            return False
+        try:
+            address = ipaddress.ip_address((request.remote or "").split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in net for net in self.operators)
 
     async def _database_problem(self) -> str | None:
         try:
@@ -82,7 +107,10 @@ class Health:
         body: dict[str, Any] = {"service": self.probes.service, "host": host or "connected",
                                 "database": database or "ok", "multicast": self.probes.multicast()}
         problems = [p for p in (host, database) if p]
-        if request.query.get("deep") == "1" and host is None:
+        if request.query.get("deep") == "1" and not self._operator(request):
+            body["disco_refused"] = (f"a disco round trip is for this server's operators: {request.remote} is not "
+                                     "in [http] operators_from, or the request came through a proxy")
+        elif request.query.get("deep") == "1" and host is None:
             ok, answers = await self._round_trip()
             body["disco"] = answers
             if not ok:
@@ -95,6 +123,10 @@ class Health:
         return web.json_response(body, status=503 if problems else 200)
 
     async def scrape(self, request: web.Request) -> web.Response:
+        if not self._operator(request):
+            log.info("metrics refused: %s is not in [http] operators_from or came through a proxy", request.remote)
+            return web.Response(status=403, text="metrics are for this server's operators: scrape from an address "
+                                                 "in [http] operators_from, not through a proxy\n")
         try:
             await self.probes.refresh_metrics()
         except Exception:  # a scrape still reports what the process counts itself
