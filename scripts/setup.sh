@@ -50,17 +50,44 @@ install_debian() {
 	# Hold that back (policy-rc.d exit 101: "action forbidden", honoured by invoke-rc.d
 	# and deb-systemd-invoke) so that nothing needs stopping afterwards. An existing
 	# policy-rc.d is the admin's: it is used as it is and left in place.
-	local policy=/usr/sbin/policy-rc.d own_policy=0
+	local policy=/usr/sbin/policy-rc.d own_policy=""
 	if [[ ! -e $policy ]]; then
+		own_policy=1
 		printf '#!/bin/sh\n# xmppblog setup.sh: installing packages, services held back\nexit 101\n' >"$policy"
 		chmod 755 "$policy"
-		own_policy=1
+		# Removed however this ends (error, Ctrl-C, a dropped SSH session): left behind, it
+		# would keep every later package upgrade on this machine from restarting its service.
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+		trap 'exit 130' INT TERM HUP
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	local rc=0
-	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } || rc=$?
-	((own_policy)) && rm -f "$policy"
-	((rc == 0)) || { echo "setup.sh: apt-get failed (exit $rc)" >&2; exit 1; }
+	apt-get update -qq || { echo "setup.sh: apt-get update failed" >&2; exit 1; }
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+		|| { echo "setup.sh: apt-get install ${need[*]} failed" >&2; exit 1; }
+	if [[ -n $own_policy ]]; then  # now, not at exit: `run` and `test` end in exec, which skips EXIT traps
+		rm -f "$policy"
+		trap - EXIT INT TERM HUP
+	fi
+	hold_back_at_boot "${need[@]}"
+}
+
+# The services of packages installed just now would start at the next boot on the
+# default ports; they were not running before, so they stay off until the admin
+# enables them. Services that were already installed are not touched.
+hold_back_at_boot() {
+	local pkg unit held=()
+	for pkg in "$@"; do
+		case "$pkg" in prosody | ejabberd | postgresql) unit=$pkg ;; *) continue ;; esac
+		if [[ -d /run/systemd/system ]]; then
+			systemctl disable --quiet "$unit" 2>/dev/null && held+=("$unit")
+		elif command -v update-rc.d >/dev/null; then
+			update-rc.d "$unit" disable >/dev/null 2>&1 && held+=("$unit")
+		fi
+	done
+	if ((${#held[@]})); then
+		say "installed but not started, now or at boot: ${held[*]} (the demo and the tests run their own;" \
+			"enable one with: systemctl enable --now NAME)"
+	fi
 }
 
 install_python() {
