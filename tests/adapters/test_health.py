@@ -55,6 +55,12 @@ async def test_healthz_says_what_is_down():
         body = await r.json()
         assert r.status == 503 and body["status"] == "unavailable"
         assert "not-authorized" in body["reason"] and "disk I/O error" in body["reason"]
+        # through a proxy, anyone: down and why in general, not the deployment's details
+        r = await c.get("/healthz", headers={"X-Forwarded-For": "203.0.113.9"})
+        body = await r.json()
+        assert r.status == 503 and body["host"] == body["database"] == "down"
+        assert body["reason"] == "the host server connection is down; the database is unavailable"
+        assert "5347" not in str(body) and "disk" not in str(body) and "multicast" not in body
     finally:
         await c.close()
 

@@ -21,6 +21,7 @@ import asyncio
 import errno
 import json
 import socket
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from .component import ComponentProbe, ProbeError
 from .federation import check_tls, find_endpoints, special_use
 from .report import Report
 
+#: the longest a group of network checks may take
+DEADLINE_SECONDS = 60.0
 #: the blog JID the round trip asks about (any local part is a blog JID the component answers for)
 PROBE_USER = "xmppblog-doctor"
 
@@ -60,9 +63,18 @@ async def examine(config_path: str | None, env: dict[str, str] | None = None) ->
     if running is not None:
         _through_running(cfg, running, report)
     else:
-        await _own_connection(cfg, report)
-    await _federation(cfg, report)
+        await _within(_own_connection(cfg, report), "host", report)
+    await _within(_federation(cfg, report), "dns", report)
     return report
+
+
+async def _within(checks: Coroutine[Any, Any, None], name: str, report: Report) -> None:
+    """Each read has its own timeout; this bounds a group of checks whatever the peer trickles."""
+    try:
+        await asyncio.wait_for(checks, DEADLINE_SECONDS)
+    except TimeoutError:
+        report.fail(name, f"the checks took longer than {DEADLINE_SECONDS:.0f} s: the peer answers, but too slowly "
+                          "to be a working server")
 
 
 # ------------------------------------------------------------------ database

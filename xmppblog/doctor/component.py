@@ -24,6 +24,8 @@ NS_STREAM = "http://etherx.jabber.org/streams"
 NS_ACCEPT = "jabber:component:accept"
 NS_STANZA_ERRORS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
+#: more than a few checks could ever need: whatever sends more is not a host server to trust
+MAX_BYTES = 1024 * 1024
 
 
 class ProbeError(Exception):
@@ -54,6 +56,7 @@ class ComponentProbe:
         self._stanzas: list[ET.Element] = []
         self._stream_id: str | None = None
         self._ids = itertools.count(1)
+        self._received = 0
 
     async def connect(self, host: str, port: int) -> None:
         """Open the stream and complete the handshake; raises ProbeError saying why not."""
@@ -162,6 +165,9 @@ class ComponentProbe:
                 raise ProbeError(f"the connection failed: {exc}") from exc
             if not data:
                 raise ProbeError("the host closed the connection")
+            self._received += len(data)
+            if self._received > MAX_BYTES:
+                raise ProbeError(f"the host sent more than {MAX_BYTES // 1024} KiB during the checks")
             try:
                 self._parser.feed(data)
             except ET.ParseError as exc:

@@ -90,10 +90,14 @@ async def find_endpoints(domain: str, lifetime: float = 4.0, nameserver: tuple[s
     return Endpoints(targets, addresses, via_srv, None)
 
 
+#: a stream header and its features are a few KiB: more is not a server to keep reading
+MAX_BYTES = 256 * 1024
+
+
 async def _read_until(reader: asyncio.StreamReader, parser: ET.XMLPullParser, tag: str,
                       timeout: float) -> ET.Element:
     """Read the stream until a top-level element `tag` is complete (the stream header opens it)."""
-    depth = 0
+    depth = received = 0
     while True:
         for event, element in parser.read_events():
             depth += 1 if event == "start" else -1
@@ -106,6 +110,9 @@ async def _read_until(reader: asyncio.StreamReader, parser: ET.XMLPullParser, ta
         data = await asyncio.wait_for(reader.read(65536), timeout)
         if not data:
             raise ConnectionError("the server closed the connection")
+        received += len(data)
+        if received > MAX_BYTES:
+            raise ConnectionError(f"the server sent more than {MAX_BYTES // 1024} KiB before TLS")
         parser.feed(data)
 
 

@@ -2,7 +2,7 @@
 """`GET /healthz` and `GET /metrics` (adapter layer).
 
 /healthz answers 200 when the host connection and the database are up, 503
-with the reason otherwise, as JSON. `?deep=1` adds a disco round trip through
+with the reason otherwise, as JSON (the details only to operators, below). `?deep=1` adds a disco round trip through
 the host to the service JID and to a blog JID (what `xmppblog doctor` checks
 when the component is running: the host refuses it a connection of its own).
 A deep check sends two stanzas, so one result serves every caller for
@@ -102,12 +102,18 @@ class Health:
             return self._deep[1]
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """Up or down for anyone; the details (the driver's error, the host's address, the disco
+        round trip) for operators only: they would tell an outsider about the deployment."""
+        operator = self._operator(request)
         host = self.probes.host_problem()
         database = await self._database_problem()
-        body: dict[str, Any] = {"service": self.probes.service, "host": host or "connected",
-                                "database": database or "ok", "multicast": self.probes.multicast()}
         problems = [p for p in (host, database) if p]
-        if request.query.get("deep") == "1" and not self._operator(request):
+        body: dict[str, Any] = {"service": self.probes.service,
+                                "host": "connected" if host is None else "down",
+                                "database": "ok" if database is None else "down"}
+        if operator:
+            body.update(host=host or "connected", database=database or "ok", multicast=self.probes.multicast())
+        if request.query.get("deep") == "1" and not operator:
             body["disco_refused"] = (f"a disco round trip is for this server's operators: {request.remote} is not "
                                      "in [http] operators_from, or the request came through a proxy")
         elif request.query.get("deep") == "1" and host is None:
@@ -118,8 +124,10 @@ class Health:
                                 + "; ".join(f"{jid}: {what}" for jid, what in answers.items()))
         body["status"] = "ok" if not problems else "unavailable"
         if problems:
-            body["reason"] = "; ".join(problems)
-            log.info("healthz: unavailable: %s", body["reason"])
+            log.info("healthz: unavailable: %s", "; ".join(problems))
+            body["reason"] = "; ".join(problems) if operator else "; ".join(
+                what for what, down in (("the host server connection is down", host),
+                                        ("the database is unavailable", database)) if down)
         return web.json_response(body, status=503 if problems else 200)
 
     async def scrape(self, request: web.Request) -> web.Response:

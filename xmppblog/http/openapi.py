@@ -21,8 +21,8 @@ _PAGE = {"type": "object", "properties": {
     "next_cursor": {"type": ["string", "null"], "description": "pass as ?cursor= for the next page"}}}
 _HEALTH = {"type": "object", "required": ["status", "service", "host", "database"], "properties": {
     "status": {"enum": ["ok", "unavailable"]}, "service": {"type": "string", "description": "the component JID"},
-    "host": {"type": "string", "description": "'connected', or why not"},
-    "database": {"type": "string", "description": "'ok', or why not"},
+    "host": {"type": "string", "description": "'connected', else 'down' (to operators: why)"},
+    "database": {"type": "string", "description": "'ok', else 'down' (to operators: why)"},
     "multicast": {"type": ["string", "null"], "description": "the host's XEP-0033 service, if found"},
     "disco": {"type": "object", "additionalProperties": {"type": "string"},
               "description": "with ?deep=1: each JID's answer through the host"},
