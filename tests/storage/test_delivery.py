@@ -81,3 +81,28 @@ async def test_unconfirmed_rows_are_sent_again_after_a_restart(stack):
     assert await core.deliveries.requeue_after_restart() == 1
     async with uow() as u:
         assert [d.row_id for d in await u.outbox.due(clock.now(), 10)] == [row]
+
+
+async def test_a_retried_notification_is_counted_sent_once(stack):
+    """xmppblog_notifications_sent_total counts notifications, not attempts (http/metrics.py)."""
+    import asyncio
+
+    from xmppblog.pubsub.notify import OutboxSender
+
+    core, uow, clock = stack
+    counted: list[tuple[str, int]] = []
+    sender = OutboxSender(uow, lambda data, largest=None: True, asyncio.Event(), clock,
+                          is_remote=lambda jid: jid == PEER,
+                          delivered=lambda kind, n, planned, now: counted.append((kind, n)))
+    d = Deliveries(core.transactions, clock, DeliveryPolicy(retry_for=timedelta(hours=1)))
+    await core.pubsub.subscribe(Actor(PEER), REF, PEER)
+    counted.clear()
+    await core.pubsub.publish(ALICE, REF, "p1", draft("to a peer"))
+    async with uow() as u:
+        row = next(x.row_id for x in await u.outbox.due(clock.now(), 10) if x.recipient == PEER)
+    await sender.drain_once()
+    assert counted == [("item_published", 1)]
+    assert await d.bounced(row, PEER, "remote-server-timeout") == "retry"
+    clock.advance(31)
+    assert await sender.drain_once() == 1, "the retry went out"
+    assert counted == [("item_published", 1)], "and was not counted as another notification"

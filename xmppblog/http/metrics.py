@@ -94,11 +94,11 @@ class Metrics:
     async def _published(self, tx: Tx, event: ItemPublished) -> None:
         if not event.new or not event.notify or self.addr.owner_of(event.node.ref.service) is None:
             return
-        took = self._monotonic() - tx.opened_at
+        opened_at = tx.opened_at
 
-        def count() -> None:
+        def count() -> None:  # runs once committed: the commit is part of publishing
             self.posts_published.inc()
-            self.publish_seconds.observe(max(0.0, took))
+            self.publish_seconds.observe(max(0.0, self._monotonic() - opened_at))
         tx.call_after(count)
 
     def delivered(self, kind: str, count: int, planned_at: datetime | None, now: datetime) -> None:

@@ -368,7 +368,8 @@ class OutboxSender:
                 break
             # Remote servers may bounce it later (federation/bounces.py): keep the row a while.
             (remote if self._is_remote(d.recipient) else handed).append(d.row_id)
-            confirmed.append((d.event.kind.value, 1, d.created_at))
+            if d.attempts == 0:  # a retry is the same notification: counted once, timed from its planning
+                confirmed.append((d.event.kind.value, 1, d.created_at))
         if not await self._confirmed():
             return 0
         async with self._uow() as uow:
