@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import shutil
 import struct
 import subprocess
@@ -26,7 +29,7 @@ def chromium() -> str | None:
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     exe = chromium()
     assert exe, "chromium is not installed"
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         return subprocess.run([exe, *FLAGS, f"--user-data-dir={profile}", *args],
                               capture_output=True, text=True, timeout=60)
 
@@ -55,19 +58,32 @@ async def evaluate(url: str, expression: str, timeout: float = 60) -> Any:
     """
     exe = chromium()
     assert exe, "chromium is not installed"
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helpers (zygote, crash handler) may still write to the profile for a moment
+    # after the browser exits: stop the whole process group we started, and let a file they
+    # left behind not fail the test.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                                 "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
         try:
             port = await _devtools_port(Path(profile), proc, timeout)
             return await asyncio.wait_for(_evaluate_in_page(port, url, expression), timeout)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """End the browser we started and every helper process it forked (its own session)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with contextlib.suppress(ProcessLookupError):  # helpers outliving the browser
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def _devtools_port(profile: Path, proc: subprocess.Popen, timeout: float) -> int:
