@@ -12,6 +12,7 @@ process never connects to XMPP.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from .core.model import Actor, NodeRef, SubState
 from .core.ports import UnitOfWork
 from .core.pubsub import Limits
 from .core.remote_feeds import RemoteFeeds
-from .core.status import by_server, server_line
+from .core.status import by_server, other_servers, server_line
 from .core.transactions import Transactions
 from .pubsub.xep_0277 import AtomCodec, export_feed
 from .storage import migrate
@@ -111,7 +112,9 @@ async def export(cfg: Config, target: str, out: str | None) -> int:
     if out is None:
         sys.stdout.write(feed)
     else:
-        with open(out, "w", encoding="utf-8") as fh:
+        # readable by its owner only: an export holds protected posts too
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as fh:
             fh.write(feed)
     print(f"exported {found.user}: {len(found.posts)} post(s) and {len(found.comments)} comment(s)"
           + (f" to {out}" if out else ""), file=sys.stderr)
@@ -141,7 +144,7 @@ async def delete_user(cfg: Config, target: str) -> int:
 async def delivery_lines(uow: UnitOfWork, cfg: Config) -> list[str]:
     """`xmppblog stats`: what each other server received, as counted and still in the outbox."""
     c = cfg.component
-    views = by_server([t for t in await uow.outbox.tallies_by_server() if t.server not in (c.users_domain, c.jid)])
+    views = by_server(other_servers(await uow.outbox.tallies_by_server(), Addressing(c.jid, c.users_domain)))
     days = DeliveryPolicy().keep_counts_for.days
     return ([f"deliveries to other servers (last {days} days): {len(views)} server(s)"]
             + [f"  {server_line(v)}" for v in views])

@@ -88,7 +88,8 @@ async def test_status_tells_the_author_how_far_a_post_got_here_and_on_another_se
 
     # nobody else learns anything: someone else's post answers like one that does not exist
     assert await bert.say(f"status {short}") == f"No such post: {short}."
-    assert await bert.say("status zzzzzz") == "No such post: zzzzzz."
+    assert await bert.say("status #zzzzzz") == "No such post: zzzzzz."
+    assert (await bert.say("status update")).startswith("Posted #"), "a word that is no id is a post"
     assert (await ada.say("status")).startswith("Usage: status ID")
     assert (await ada.say("status update: all fine")).startswith("Posted #"), "a post may start with 'status'"
     # admins may ask about any post, and see every other server's share

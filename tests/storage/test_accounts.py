@@ -231,3 +231,39 @@ async def test_admins_delete_users_of_this_server_only(served):
     done = await core.accounts.delete_user(ADMIN, "bob@blog.example.org")
     assert done.facts.user == "bob@example.org" and done.facts.posts == 1
     assert await core.social.timeline(BOB, 5) == []
+
+
+async def test_a_deleted_account_loses_what_other_blogs_granted_it_but_not_their_bans(served):
+    """Whoever registers the JID again later must not inherit a protected blog's membership; a
+    ban stays, or deleting an account would be a way out of it."""
+    from xmppblog.core.model import AccessModel, Affiliation
+
+    core, uow, clock = served
+    await core.posting.post(BOB, draft("for members only"))
+    await core.pubsub.configure(BOB, BOB_REF, {"access_model": AccessModel.WHITELIST})
+    await core.pubsub.set_affiliations(BOB, BOB_REF, [(ALICE.jid, "member"), (CAROL.jid, "outcast")])
+    assert (await core.pubsub.get_items(ALICE, BOB_REF)).items
+    await core.posting.post(ALICE, draft("alice was here"))
+    await core.posting.post(CAROL, draft("carol was here"))
+    await core.accounts.delete_user(ADMIN, "alice")
+    await core.accounts.delete_user(ADMIN, "carol")
+    affs = await core.pubsub.get_affiliations(BOB, BOB_REF)
+    assert affs.get(ALICE.jid, Affiliation.NONE) is Affiliation.NONE
+    assert affs[CAROL.jid] is Affiliation.OUTCAST
+    with pytest.raises(E.BlogError):  # whatever the whitelist answers a stranger
+        await core.pubsub.get_items(ALICE, BOB_REF)
+
+
+async def test_reposts_of_a_deleted_users_posts_go_with_them(served):
+    """A repost carries the post's text credited to its author: nothing of it may stay."""
+    from xmppblog.im.text import draft_from_text, short_id
+
+    core, uow, clock = served
+    first = await core.posting.post(ALICE, draft("narwhals are real"))
+    await core.posting.repost(BOB, short_id(first), lambda text, **kw: draft_from_text(text, 4096, **kw))
+    own = await core.posting.post(BOB, draft("narwhals of my own"))
+    assert (await core.search.search(Actor.ANONYMOUS, "narwhals")).total == 3
+    await core.accounts.delete_user(ADMIN, "alice")
+    found = await core.search.search(Actor.ANONYMOUS, "narwhals")
+    assert [p.item.item_id for p in found.posts] == [own], "bob's own post stays, his repost of alice's goes"
+    assert [i.item_id for i in (await core.pubsub.get_items(Actor.ANONYMOUS, BOB_REF)).items] == [own]

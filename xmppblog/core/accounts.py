@@ -30,12 +30,13 @@ from datetime import datetime, timedelta
 from . import errors, roster
 from .addressing import Addressing
 from .jid import parse, stored_bare
-from .model import NS_MICROBLOG, Actor, FoundPost, NodeRef
+from .model import NS_MICROBLOG, Actor, Affiliation, FoundPost, NodeRef
 from .moderation import Moderation
 from .ports import Clock, RemoteDirectory
 from .pubsub import PubsubService
 from .remote_feeds import RemoteFeeds
 from .transactions import Transactions, Tx
+from .uri import xmpp_uri
 from .visibility import all_items
 
 log = logging.getLogger(__name__)
@@ -285,14 +286,12 @@ class Accounts:
         """
         if not actor.system and not self._moderation.is_admin(actor):
             raise errors.Forbidden("only the administrators of this server may do that")
-        user = self.user_of(target)
-        async with self._tx() as tx:
-            if not await self._known_in(tx, user):
-                raise errors.NoMicroblog(f"{user} has no blog, no comments and follows nobody here")
-        return await self._delete(user)
+        return await self._delete(self.user_of(target), must_exist=True)
 
-    async def _delete(self, user: str) -> Deleted:
+    async def _delete(self, user: str, must_exist: bool = False) -> Deleted:
         async with self._tx() as tx:
+            if must_exist and not await self._known_in(tx, user):
+                raise errors.NoMicroblog(f"{user} has no blog, no comments and follows nobody here")
             done = await self._delete_in(tx, user)
             await tx.commit()
         f = done.facts
@@ -307,6 +306,11 @@ class Accounts:
         blog = self.addr.blog_of(user) or ""
         ref = NodeRef(blog, NS_MICROBLOG)
         node = await tx.nodes.get(ref)
+        # reposts carry the post's text, credited to the user: they go with the posts (before the
+        # node, whose posts they point to; another blog's repost is retracted like its own post)
+        for rref, rid in await tx.items.quoting(xmpp_uri(ref.service, ref.node, ""), NS_MICROBLOG):
+            if rref != ref and self.addr.owner_of(rref.service) is not None:  # timeline copies follow
+                await self._pubsub.retract_in(tx, Actor.SYSTEM, rref, [rid], notify=True)
         if node is not None:
             # every post retracted (its comments node goes with it), then the node deleted:
             # retractions and the §8.4 deletion reach whoever each was sent to
@@ -316,6 +320,11 @@ class Accounts:
             await self._pubsub.delete_node_in(tx, Actor.SYSTEM, ref)
         for cref, item in await tx.feed.comments_by(user):
             await self._pubsub.retract_in(tx, Actor.SYSTEM, cref, [item.item_id], notify=True)
+        # what other blogs granted them ends with the account (a JID can be registered again by
+        # someone else); a ban stays, or deleting an account would be a way out of it
+        for aref, aff in await tx.affs.everywhere(user):
+            if aref.service != blog and aff in (Affiliation.MEMBER, Affiliation.PUBLISHER):
+                await self._pubsub.set_affiliations_in(tx, Actor.SYSTEM, aref, [(user, Affiliation.NONE)])
         unsubscribe = []
         for sub in await tx.subs.following(user):
             followed = await tx.nodes.get(sub.ref)
@@ -326,9 +335,6 @@ class Accounts:
                     unsubscribe.append(sub.ref)
             else:
                 await self._pubsub.unsubscribe_in(tx, Actor(user), sub.ref, sub.jid)
-        for held in await tx.remote.all():
-            if held.subscriber == user:
-                await tx.remote.delete(held.service, held.node, held.subscriber)
         # their followers' rosters lose the blog JID, theirs loses our JIDs
         for c in [*await tx.contacts.of_blog(blog), *await tx.contacts.of_contact(user)]:
             # RFC 6121 §3.3, §3.2: `unsubscribe` also cancels a request of ours still unanswered
@@ -345,7 +351,8 @@ class Accounts:
         blog = self.addr.blog_of(user) or ""
         return bool(await tx.nodes.get(NodeRef(blog, NS_MICROBLOG)) or await tx.feed.comments_by(user)
                     or await tx.subs.following(user) or await tx.contacts.of_contact(user)
-                    or await tx.im.tracked(user))
+                    or await tx.im.tracked(user)
+                    or any(a in (Affiliation.MEMBER, Affiliation.PUBLISHER) for _, a in await tx.affs.everywhere(user)))
 
     async def _facts_in(self, tx: Tx, user: str) -> AccountFacts:
         blog = self.addr.blog_of(user) or ""

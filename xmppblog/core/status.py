@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from . import errors
+from .addressing import Addressing
 from .model import Actor, DeliveryTally
 from .moderation import Moderation
 from .posting import PostingService
@@ -97,6 +98,11 @@ def summarize(item_id: str, tallies: Sequence[DeliveryTally], is_here: Callable[
     return PostStatus(item_id, here, by_server(servers.values()))
 
 
+def other_servers(tallies: Iterable[DeliveryTally], addr: Addressing) -> list[DeliveryTally]:
+    """The tallies of other servers: not this server's users ('') nor its own domains."""
+    return [t for t in tallies if t.server and not addr.serves(t.server)]
+
+
 def by_server(tallies: Iterable[DeliveryTally]) -> tuple[ServerView, ...]:
     """Tallies as judged server states, sorted by server name."""
     return tuple(ServerView(t, state_of(t)) for t in sorted(tallies, key=lambda t: t.server))
@@ -118,9 +124,6 @@ class DeliveryStatus:
         self._posting = posting
         self._moderation = moderation
         self.addr = posting.addr
-
-    def _here(self, server: str) -> bool:
-        return server in (self.addr.users_domain, self.addr.service_jid)
 
     async def of_post(self, actor: Actor, short: str) -> PostStatus:
         """How far the actor's post (short id as chat shows it) got.
@@ -146,7 +149,7 @@ class DeliveryStatus:
                     raise errors.ItemNotFound(f"No such post: {short}") from None
                 found = await self._posting.find_post_in(tx, Actor.SYSTEM, short)
             tallies = await tx.outbox.tallies_of(found.ref.service, found.ref.node, found.item.item_id)
-        return summarize(found.item.item_id, tallies, self._here)
+        return summarize(found.item.item_id, tallies, self.addr.serves)
 
     async def servers(self, actor: Actor) -> tuple[ServerView, ...]:
         """Every other server's delivered / pending / retrying / failed notifications (admins only).
@@ -158,4 +161,4 @@ class DeliveryStatus:
             raise errors.Forbidden("only the administrators of this server may see that")
         async with self._tx() as tx:
             tallies = await tx.outbox.tallies_by_server()
-        return by_server([t for t in tallies if not self._here(t.server)])
+        return by_server(other_servers(tallies, self.addr))

@@ -23,6 +23,7 @@ from ..core.addressing import Addressing
 from ..core.events import ItemPublished
 from ..core.model import EventKind, SubState
 from ..core.ports import UnitOfWorkFactory
+from ..core.status import other_servers
 from ..core.transactions import Projections, Tx
 
 #: publishing is a database transaction: milliseconds, up to seconds under load
@@ -120,8 +121,7 @@ class Metrics:
         states = Tally(sub.state.value for sub in remote)
         for state in SubState:
             self.remote_subscriptions.labels(state.value).set(states.get(state.value, 0))
-        here = ("", self.addr.users_domain, self.addr.service_jid)
-        servers = sorted((t for t in tallies if t.server not in here),
+        servers = sorted(other_servers(tallies, self.addr),
                          key=lambda t: -(t.delivered + t.pending + t.retrying + t.failed))[:MAX_SERVERS]
         self.server_notifications.clear()  # servers whose counts were forgotten leave the scrape
         for t in servers:

@@ -46,6 +46,8 @@ JID: a user (alice@example.org) or their blog (alice@blog.example.org). ID: the 
 To post text that starts with a command word, start it with "post "."""
 
 #: commands that are commands only when they are the whole message
+#: what `status` takes: the #id shown under a post (ours: 6 hex digits), or user/id; another word is a post
+_LOOKS_LIKE_ID = re.compile(r"#\S+|[0-9a-f]{6}|\S*[0-9/]\S*")
 EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked", "export"}
 #: commands that take arguments (the first word decides)
 WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track", "untrack",
@@ -130,8 +132,8 @@ class ChatBot:
             handler = self._commands[cmd]
         elif cmd == "timeline" and (not rest or _COUNT.fullmatch(rest)):
             handler = self.cmd_timeline
-        elif cmd == "status" and " " not in rest:
-            handler = self.cmd_status  # "status: busy" or "status update today" stay posts
+        elif cmd == "status" and (not rest or _LOOKS_LIKE_ID.fullmatch(rest)):
+            handler = self.cmd_status  # "status: busy", "status update" or "status update today" stay posts
         elif cmd in WITH_ARGS:
             handler = self._commands[cmd]
         try:
@@ -335,6 +337,7 @@ class ChatBot:
             return "Usage: status ID — ID is the #id under your post. To post this text: post status"
         if self.status is None:
             return "Delivery status is not available on this server."
+        rest = rest.removeprefix("#")
         st = await self.status.of_post(actor, rest)
         return T.delivery_status(T.short_id(st.item_id), st, datetime.now(UTC), self.kept_days)
 

@@ -237,6 +237,15 @@ class ItemRepo:
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
 
+    async def quoting(self, uri_prefix: str, node: str) -> Sequence[tuple[NodeRef, str]]:
+        """(node, item id) of the items on nodes named `node` whose entry contains `uri_prefix`
+        (reposts link what they repost): a scan, for the rare account deletion only."""
+        rows = (await self.s.execute(
+            select(NodeRow.service, NodeRow.node, ItemRow.item_id).join(NodeRow, NodeRow.id == ItemRow.node_id)
+            .where(NodeRow.node == node, ItemRow.payload.contains(uri_prefix, autoescape=True))
+            .order_by(ItemRow.id))).all()
+        return [(NodeRef(s, n), i) for s, n, i in rows]
+
     async def get(self, node: Node, item_id: str) -> Item | None:
         row = (await self.s.execute(_ITEM_BY_ID, {"node_id": node.db_id, "item_id": item_id})).first()
         return _item(row) if row else None
@@ -422,6 +431,13 @@ class AffiliationRepo:
             .join(NodeRow, NodeRow.id == AffiliationRow.node_id)
             .where(NodeRow.service == service, AffiliationRow.jid == jid))).all()
         return [(NodeRef(service, n), Affiliation(a)) for n, a in rows]
+
+    async def everywhere(self, jid: str) -> Sequence[tuple[NodeRef, Affiliation]]:
+        rows = (await self.s.execute(
+            select(NodeRow.service, NodeRow.node, AffiliationRow.affiliation)
+            .join(NodeRow, NodeRow.id == AffiliationRow.node_id)
+            .where(AffiliationRow.jid == jid).order_by(AffiliationRow.id))).all()
+        return [(NodeRef(s, n), Affiliation(a)) for s, n, a in rows]
 
 
 class ContactRepo:
