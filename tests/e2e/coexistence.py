@@ -164,15 +164,15 @@ async def follow_and_post(ip: str, port: int, web: str) -> None:
     bob.disconnect()
 
 
-def run_suite_sample() -> None:
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *SUITE_SAMPLE],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+def run_suite_sample(tests: tuple[str, ...] = SUITE_SAMPLE) -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *tests],
+                          cwd=ROOT, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0 or "skipped" in done.stdout:
         fail(f"tests beside the admin's Prosody: exit {done.returncode}\n{done.stdout[-3000:]}{done.stderr[-1000:]}")
     print(f"suite sample: {done.stdout.strip().splitlines()[-1]}", flush=True)
 
 
-async def main() -> None:
+async def main(tests: tuple[str, ...] = SUITE_SAMPLE) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     with tempfile.TemporaryDirectory(prefix="coexistence-") as tmp:
         admins = start_admins_prosody(Path(tmp) / "admins-prosody")
@@ -194,7 +194,7 @@ async def main() -> None:
                 fail("the demo exited 0 on Ctrl-C")  # it reports how it stopped; 130 expected
             demo = None
             await admins_prosody_serves()
-            run_suite_sample()
+            run_suite_sample(tests)
             await admins_prosody_serves()
             print("coexistence: the admin's Prosody kept all six default ports and served throughout", flush=True)
         finally:
@@ -206,4 +206,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # `--whole-suite`: every other test instead of the sample (about ten minutes), to measure
+    # that `setup.sh test` passes beside an admin's Prosody: unshare --net python -m tests.e2e.coexistence --whole-suite
+    whole = ("tests", "--deselect", "tests/e2e/test_coexistence.py::"
+             "test_the_demo_and_the_tests_leave_an_admins_prosody_on_the_default_ports_serving")
+    asyncio.run(main(whole if sys.argv[1:] == ["--whole-suite"] else SUITE_SAMPLE))
