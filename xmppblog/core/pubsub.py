@@ -317,6 +317,13 @@ class PubsubService:
             Forbidden, NodeNotFound (not a microblog node), Conflict (exists), InvalidOptions.
         """
         owner = self.owner_of(ref.service)
+        if ref.is_comments:
+            self.nodes.check_name(ref)
+            if actor.jid != owner and not actor.system:
+                raise errors.Forbidden(self._not_yours(actor, owner))
+            # A post's comments node exists with the post: clients that create it before they
+            # publish the post (Libervia does) carry on at `conflict` (XEP-0060 §8.1.2).
+            raise errors.Conflict("a post's comments node exists as soon as the post does")
         if ref.node != NS_MICROBLOG:
             raise errors.NodeNotFound(f"only {NS_MICROBLOG} can be created; comments nodes come with posts")
         if actor.jid != owner and not actor.system:
@@ -566,10 +573,19 @@ class PubsubService:
         return node, access
 
     async def get_config(self, actor: Actor, ref: NodeRef) -> NodeConfig:
-        """The node configuration (XEP-0060 §8.2); owner only."""
+        """The node configuration (XEP-0060 §8.2); owner only. A comments node's is its blog's,
+        whether or not anybody commented yet."""
         async with self._tx() as tx:
+            if ref.is_comments:
+                return (await self._comments_owned(tx, actor, ref)).config
             node, _ = await self._owned(tx, actor, ref, Action.CONFIGURE)
             return node.config
+
+    async def _comments_owned(self, tx: Tx, actor: Actor, ref: NodeRef) -> Node:
+        """The blog whose settings a comments node follows, for its owner; Forbidden for others."""
+        access = await self.nodes.access_node(tx, ref)
+        check(Action.CONFIGURE, access.config.access_model, await viewer_for(tx, access, actor))
+        return access
 
     async def configure(self, actor: Actor, ref: NodeRef, changes: dict[str, object]) -> NodeConfig:
         """Change the configuration (XEP-0060 §8.2.4); owner only.
@@ -581,7 +597,12 @@ class PubsubService:
             NodeNotFound, Forbidden, InvalidOptions, Unsupported.
         """
         if ref.is_comments:
-            raise errors.Unsupported("config-node", "comments nodes follow their post's blog settings")
+            async with self._tx() as tx:
+                blog = await self._comments_owned(tx, actor, ref)
+            if any(getattr(blog.config, k, object()) != v for k, v in changes.items()):
+                raise errors.Unsupported("config-node", "a comments node follows its blog's settings: "
+                                                        "configure the blog instead")
+            return blog.config  # the settings it already has: nothing to change
         if ref == self.timeline_ref:
             raise errors.Forbidden("the public timeline is configured by the server")
         async with self._tx() as tx:
