@@ -173,6 +173,24 @@ async def test_retract_notifies_and_checks_rights(clients):
     assert item_id not in await item_ids(heidi, "heidi")
 
 
+async def test_post_edit_and_retraction_arrive_with_distinct_stanza_ids(clients):
+    """Issue #15: clients and archives de-duplicate on (sender, id); the outbox empties in between."""
+    heidi, ivan = await clients("heidi"), await clients("ivan")
+    await ivan.pubsub.subscribe(blog("heidi"), NODE)
+    ids = []
+    for title in ("unique ids", "unique ids, edited"):
+        await publish(heidi, "heidi", title, item_id="unique-ids")
+        m = await ivan.inbox.wait(is_publish("unique-ids"))
+        assert m is not None and m.xml.find(f".//{{{ATOM}}}title").text == title
+        ids.append(m["id"])
+        await asyncio.sleep(0.5)  # the outbox is drained and empty before the next change
+    await heidi.pubsub.retract(blog("heidi"), NODE, "unique-ids", notify=True)
+    m = await ivan.inbox.wait(is_retract("unique-ids"))
+    assert m is not None, "no retract notification"
+    ids.append(m["id"])
+    assert all(ids) and len(set(ids)) == 3, ids
+
+
 async def test_purge_by_owner_only(clients):
     judy, ivan = await clients("judy"), await clients("ivan")
     await ivan.pubsub.subscribe(blog("judy"), NODE)

@@ -2,8 +2,8 @@
 """Bounced notifications from other servers -> retry or count a failure (adapter layer).
 
 Outbox stanzas carry the id `ob<row>`; an error reply naming that id is a
-bounce of that row. Its condition decides (core/delivery.py). Bounces are
-never answered.
+bounce of that row (row ids are never reused, so never of a newer row). Its
+condition decides (core/delivery.py). Bounces are never answered.
 """
 
 from __future__ import annotations

@@ -252,6 +252,7 @@ class OutboxSender:
         for d in due:
             recipients = d.event.recipients
             template = render(d.event, self._im_body)
+            # Outbox ids are never reused (migration 0012_outbox_ids.py): clients de-duplicate on (sender, id).
             sid = f"n{d.event_id}"
             largest = self._size(template.address(max(recipients, key=len), sid)) if recipients else 0
             if largest > self.max_stanza_bytes:

@@ -156,7 +156,8 @@ class OutboxEventRow(Base):
     """A planned notification, stored once; `outbox` rows address it."""
 
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_next_at", "next_at"),)
+    # AUTOINCREMENT: ids name notification stanzas (`n<id>`) and are never reused (0012_outbox_ids.py)
+    __table_args__ = (Index("ix_outbox_events_next_at", "next_at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -178,7 +179,8 @@ class OutboxRow(Base):
     """One recipient of one planned notification; deleted once handed to a live stream."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_next_at", "next_at"),)
+    # AUTOINCREMENT: a bounce names its row (`ob<id>`): never a newer row that took its id
+    __table_args__ = (Index("ix_outbox_next_at", "next_at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"))
