@@ -35,6 +35,7 @@ from .model import (
 )
 
 if TYPE_CHECKING:
+    from .archive import ArchiveRange, ArchiveRows
     from .search import SearchDoc, SearchQuery
 
 
@@ -127,6 +128,9 @@ class ItemRepo(Protocol):
     async def ids_with_prefix(self, node: Node, prefix: str) -> Sequence[str]: ...
     async def ids_oldest_first(self, node: Node) -> Sequence[str]: ...
     async def page(self, node: Node, req: PageRequest, limit: int) -> Page: ...
+    async def archive(self, node: Node, rng: ArchiveRange, size: int) -> ArchiveRows:
+        """At most `size` items in position order, filtered, oldest first (core/archive.py)."""
+        ...
     async def quoting(self, uri_prefix: str, node: str) -> Sequence[tuple[NodeRef, str]]:
         """Items on nodes named `node` whose entry contains `uri_prefix` (reposts of a blog's posts)."""
         ...

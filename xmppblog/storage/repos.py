@@ -17,11 +17,13 @@ from typing import Any, cast
 
 from sqlalchemy import (DateTime, Table, bindparam, delete, exists, func, insert, literal, literal_column, or_, select,
                         update)
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..core import errors
+from ..core.archive import ArchiveRange, ArchiveRows
 from ..core.model import (
     COMMENTS_PREFIX,
     NS_MICROBLOG,
@@ -48,6 +50,7 @@ from ..core.model import (
 )
 from ..core.ports import Clock
 from .engine import serial_lock, upsert
+from .search import archive_text_filter
 from .search import for_session as search_for_session
 from .tables import (
     AffiliationRow,
@@ -324,6 +327,41 @@ class ItemRepo:
         elif rows:
             first_index = req.index or 0  # the offset asked for: no second count
         return Page(tuple(_item(r) for r in rows), count, first_index, complete=len(rows) == count)
+
+    async def archive(self, node: Node, rng: ArchiveRange, size: int) -> ArchiveRows:
+        """At most `size` items of a node in position (row id) order, filtered by time (when
+        they took their current form) and full text (through the search index), oldest first:
+        the page after `after`, before `before`, or (`backwards`) the newest one. Counts stop
+        at PAGE_COUNT_CAP. The node holds at most max_items_per_node rows, which bounds the scan."""
+        conds: list[Any] = [_I.c.node_id == node.db_id]
+        if rng.start is not None:
+            conds.append(_I.c.updated >= rng.start)
+        if rng.end is not None:
+            conds.append(_I.c.updated <= rng.end)
+        if rng.text is not None:
+            params: dict[str, Any] = {}
+            where = archive_text_filter(self.s.bind.dialect.name, rng.text, "items.item_id", params,
+                                        node.ref, rng.copies_of)
+            conds.append(sql_text(where).bindparams(**params))
+        page = list(conds)
+        if rng.after is not None:
+            page.append(_I.c.id > rng.after)
+        if rng.before is not None:
+            page.append(_I.c.id < rng.before)
+        order = _I.c.id.desc() if rng.backwards else _I.c.id.asc()
+        rows = list((await self.s.execute(select(_I).where(*page).order_by(order).limit(size + 1))).all())
+        more = len(rows) > size
+        rows = rows[:size]
+        if rng.backwards:
+            rows.reverse()
+        count = await self._capped(conds)
+        first_index = await self._capped([*conds, _I.c.id < rows[0].id]) if rows else None
+        return ArchiveRows(tuple((int(r.id), _item(r)) for r in rows), more, count, first_index)
+
+    async def _capped(self, conds: list[Any]) -> int | None:
+        n = (await self.s.execute(select(func.count()).select_from(
+            select(_I.c.id).where(*conds).limit(PAGE_COUNT_CAP + 1).subquery()))).scalar_one()
+        return None if n > PAGE_COUNT_CAP else int(n)
 
 
 class SubscriptionRepo:

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from ..core.model import NodeRef
+from ..core.model import NS_MICROBLOG, NodeRef
 from ..core.search import SearchDoc, SearchQuery
 
 #: relevance is ranked among this many newest matches: bounded work for very common words
@@ -127,12 +127,29 @@ def for_session(s: AsyncSession) -> SqliteSearch | PostgresSearch:
 
 # ---------------------------------------------------------------- reads (core.ports.SearchIndex)
 
+def _fts5_match(q: SearchQuery) -> str:
+    """The FTS5 expression of the words and phrases ('' if none): each quoted \\w+ word (T12)."""
+    return " AND ".join([f'"{w}"' for w in q.words] + ['"' + " ".join(p) + '"' for p in q.phrases])
+
+
+def _tsquery(q: SearchQuery, params: dict[str, Any]) -> str:
+    """The PostgreSQL tsquery of the words and phrases ('' if none), its values in `params`."""
+    tsq = []
+    if q.words:
+        params["words"] = " ".join(q.words)
+        tsq.append("plainto_tsquery('simple', :words)")
+    for i, phrase in enumerate(q.phrases):
+        params[f"ph{i}"] = " ".join(phrase)
+        tsq.append(f"phraseto_tsquery('simple', :ph{i})")
+    return " && ".join(tsq)
+
+
 def _sqlite_sql(q: SearchQuery, limit: int, offset: int, cap: int) -> tuple[str, str, dict[str, Any]]:
     """(page query, capped count query, parameters) for SQLite."""
     params: dict[str, Any] = {"limit": limit, "offset": offset, "cap": cap + 1, "window": RELEVANCE_WINDOW}
-    terms = [f'"{w}"' for w in q.words] + ['"' + " ".join(p) + '"' for p in q.phrases]
-    if terms:
-        params["match"] = " AND ".join(terms)
+    match = _fts5_match(q)
+    if match:
+        params["match"] = match
         where = ["search_text MATCH :match"] + _filters(q, "search_text.rowid", params)
         cond = " AND ".join(where)
         if q.by_relevance:
@@ -155,14 +172,7 @@ def _sqlite_sql(q: SearchQuery, limit: int, offset: int, cap: int) -> tuple[str,
 
 def _postgres_sql(q: SearchQuery, limit: int, offset: int, cap: int) -> tuple[str, str, dict[str, Any]]:
     params: dict[str, Any] = {"limit": limit, "offset": offset, "cap": cap + 1, "window": RELEVANCE_WINDOW}
-    tsq = []
-    if q.words:
-        params["words"] = " ".join(q.words)
-        tsq.append("plainto_tsquery('simple', :words)")
-    for i, phrase in enumerate(q.phrases):
-        params[f"ph{i}"] = " ".join(phrase)
-        tsq.append(f"phraseto_tsquery('simple', :ph{i})")
-    query = " && ".join(tsq)
+    query = _tsquery(q, params)
     where = _filters(q, "id", params) + ([f"tsv @@ ({query})"] if query else [])
     cond = " AND ".join(where)
     if q.by_relevance and query:
@@ -174,6 +184,36 @@ def _postgres_sql(q: SearchQuery, limit: int, offset: int, cap: int) -> tuple[st
                 "LIMIT :limit OFFSET :offset")
     count = f"SELECT count(*) FROM (SELECT 1 FROM search_docs WHERE {cond} LIMIT :cap) AS c"
     return page, count, params
+
+
+def archive_text_filter(dialect: str, q: SearchQuery, item_id: str, params: dict[str, Any],
+                         ref: NodeRef | None = None, copies_of: str | None = None) -> str:
+    """A condition that the item whose id is the column `item_id` has an index entry matching
+    `q` (as a search finds it: words and phrases through the full-text index, then the exact
+    filters), for queries over another table (a node's archive, storage/repos.py). The entry
+    is the item's own on node `ref`, or, for public-timeline copies named `user/id`, the
+    original's on `user@copies_of`'s microblog node. Its values go to `params`."""
+    if dialect == "sqlite":
+        match = _fts5_match(q)
+        if match:
+            params["match"] = match
+        where = ["d.id IN (SELECT rowid FROM search_text WHERE search_text MATCH :match)"] if match else []
+        slash = f"instr({item_id}, '/')"
+        local = f"substr({item_id}, 1, {slash} - 1)"
+    else:
+        query = _tsquery(q, params)
+        where = [f"d.tsv @@ ({query})"] if query else []
+        slash = f"strpos({item_id}, '/')"
+        local = f"split_part({item_id}, '/', 1)"
+    if copies_of is not None:
+        params["doc_node"], params["doc_suffix"] = NS_MICROBLOG, "@" + copies_of
+        key = (f"d.node = :doc_node AND d.service = {local} || :doc_suffix "
+               f"AND d.item_id = substr({item_id}, {slash} + 1)")
+    else:
+        assert ref is not None
+        params["doc_service"], params["doc_node"] = ref.service, ref.node
+        key = f"d.service = :doc_service AND d.node = :doc_node AND d.item_id = {item_id}"
+    return f"EXISTS (SELECT 1 FROM search_docs d WHERE {' AND '.join([key] + where + _filters(q, 'd.id', params))})"
 
 
 class SearchReader:
