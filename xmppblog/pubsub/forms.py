@@ -55,8 +55,23 @@ def boolean(value: str, var: str) -> bool:
     raise errors.InvalidOptions(f"{var} must be a boolean, got {value[:32]!r}")
 
 
+def field_type(var: str, value: object = None, options: bool = False) -> str:
+    """The XEP-0004 type of a field we send that names none. The default of a field
+    without `type` is text-single (XEP-0004 §3.3), but wokkel, and so Libervia, fails on
+    such fields: every field we send carries its type."""
+    if var == "FORM_TYPE":
+        return "hidden"  # XEP-0068 §3
+    if isinstance(value, bool):
+        return "boolean"
+    if options:
+        return "list-single"
+    if value is not None and not isinstance(value, (str, int)):
+        return "text-multi"
+    return "text-single"
+
+
 class Form:
-    """Builds a form element field by field."""
+    """Builds a form element field by field; every field carries its type."""
 
     def __init__(self, form_type: str = "form", title: str | None = None,
                  instructions: str | None = None) -> None:
@@ -69,9 +84,9 @@ class Form:
     def field(self, var: str, value: str | Iterable[str] | bool | int | None = None,
               ftype: str | None = None, label: str | None = None,
               options: Iterable[tuple[str, str]] = ()) -> Form:
-        attrs = {"var": var}
-        if ftype:
-            attrs["type"] = ftype
+        """Adds a field; without `ftype`, the type its value implies (`field_type`)."""
+        options = list(options)
+        attrs = {"var": var, "type": ftype or field_type(var, value, bool(options))}
         if label:
             attrs["label"] = label
         f = ET.SubElement(self.el, f"{{{NS_DATA}}}field", attrs)

@@ -38,10 +38,8 @@ def _event(inner: str) -> str:
     return f"<event xmlns='{NS_PUBSUB_EVENT}'>{inner}</event>"
 
 
-def _field(var: str, value: str, ftype: str | None = None, label: str | None = None) -> str:
-    attrs = f" var={quoteattr(var)}"
-    if ftype:
-        attrs += f" type={quoteattr(ftype)}"
+def _field(var: str, value: str, ftype: str, label: str | None = None) -> str:
+    attrs = f" var={quoteattr(var)} type={quoteattr(ftype)}"  # always typed: wokkel fails without
     if label:
         attrs += f" label={quoteattr(label)}"
     return f"<field{attrs}><value>{escape(value)}</value></field>"

@@ -91,8 +91,8 @@ class DiscoAdapter:
             # XEP-0128: how this service maps users to blog JIDs (alice@<users_domain> -> alice@<service>).
             q.append(forms.Form("result")
                      .field("FORM_TYPE", NS_XMPPBLOG, "hidden")
-                     .field("users_domain", self.service.addr.users_domain)
-                     .field("version", __version__).el)
+                     .field("users_domain", self.service.addr.users_domain, "text-single")
+                     .field("version", __version__, "text-single").el)
             return q
         owner = self.service.owner_of(req.to)
         if not node:
@@ -106,11 +106,11 @@ class DiscoAdapter:
         q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB,), node)
         meta = (forms.Form("result")
                 .field("FORM_TYPE", NS_PUBSUB_META_DATA, "hidden")
-                .field("pubsub#type", "http://www.w3.org/2005/Atom", label="Payload type")
-                .field("pubsub#title", n.config.title, label="Title")
+                .field("pubsub#type", "http://www.w3.org/2005/Atom", "text-single", "Payload type")
+                .field("pubsub#title", n.config.title, "text-single", "Title")
                 .field("pubsub#owner", [n.owner], "jid-multi", "Node owner")
-                .field("pubsub#access_model", n.config.access_model.value, label="Access model")
-                .field("pubsub#max_items", n.config.max_items, label="Max items"))
+                .field("pubsub#access_model", n.config.access_model.value, "list-single", "Access model")
+                .field("pubsub#max_items", n.config.max_items, "text-single", "Max items"))
         q.append(meta.el)
         return q
 

@@ -178,9 +178,11 @@ class CommandsAdapter:
         result = ET.Element(forms.X, {"type": "result"})
         ET.SubElement(result, f"{{{NS_DATA}}}title").text = f"{found.total_text} public post(s)"
         reported = ET.SubElement(result, f"{{{NS_DATA}}}reported")
-        for var, label in (("author", "Author"), ("published", "Date"), ("id", "Post id"),
-                           ("text", "Text"), ("uri", "Link")):
-            ET.SubElement(reported, f"{{{NS_DATA}}}field", {"var": var, "label": label})
+        # XEP-0004 §3.4: the reported fields carry the type and label of the items' fields.
+        for var, label, ftype in (("author", "Author", "text-single"), ("published", "Date", "text-single"),
+                                  ("id", "Post id", "text-single"), ("text", "Text", "text-single"),
+                                  ("uri", "Link", "text-single")):
+            ET.SubElement(reported, f"{{{NS_DATA}}}field", {"var": var, "label": label, "type": ftype})
         used = 0
         for p in found.posts:
             text = summary(p.item.payload)
