@@ -242,17 +242,30 @@ async def test_block(clients):
     assert await bea.say("unblock kim@blog.alpha.test") == "Unblocked kim@alpha.test."
 
 
-async def test_one_delivery_per_person(clients):
+async def test_one_copy_per_channel_asked_for(clients):
+    """Followed by chat and subscribed with XEP-0060: one chat message an IM client shows (a body)
+    and one pubsub event for the XEP-0277 client (no body), whatever else would also reach them
+    (a tracked word); ending either channel leaves the other (issue #15)."""
     leo, max_ = await clients("leo"), await clients("max")
     await chat_follow(max_, "leo")
     await max_.pubsub.subscribe(blog("leo"), NODE)  # also a XEP-0060 subscription
     await max_.say("track dedup")
     max_.inbox.clear()
-    r = await leo.say("dedup test post")
-    item = posted_id(r)
+    item = posted_id(await leo.say("dedup test post"))
     await asyncio.sleep(1.0)
     got = [m for m in max_.inbox.items if item in ET.tostring(m.xml, encoding="unicode")]
-    assert len(got) == 1, [ET.tostring(m.xml) for m in got]
+    chats = [m for m in got if m["type"] == "chat" and m["body"]]
+    events = [m for m in got if m.xml.find(EVENT) is not None]
+    assert len(chats) == 1 and len(events) == 1 and len(got) == 2, [ET.tostring(m.xml) for m in got]
+    assert not events[0]["body"], "the event is for the XEP-0277 client: IM clients show no copy of it"
+
+    await max_.pubsub.unsubscribe(blog("leo"), NODE)  # the XEP-0060 channel ends, the chat follow stays
+    max_.inbox.clear()
+    item = posted_id(await leo.say("after the xep-0060 unsubscribe"))
+    await asyncio.sleep(1.0)
+    got = [m for m in max_.inbox.items if item in ET.tostring(m.xml, encoding="unicode")]
+    assert [m["type"] for m in got] == ["chat"], [ET.tostring(m.xml) for m in got]
+    assert await max_.say("untrack dedup")
     assert await max_.say("unfollow leo@alpha.test") == "You no longer follow leo@alpha.test"
 
 

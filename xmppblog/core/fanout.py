@@ -59,7 +59,7 @@ async def allowed_subscribers(tx: Tx, node: Node, access: Node) -> list[tuple[st
 
 
 async def event_subscribers(tx: Tx, node: Node, access: Node) -> tuple[str, ...]:
-    return tuple(j for j, d in await allowed_subscribers(tx, node, access) if d is Delivery.EVENT)
+    return tuple(j for j, d in await allowed_subscribers(tx, node, access) if d.events)
 
 
 async def ask_owner(tx: Tx, node: Node, subscriber: str) -> None:
@@ -100,11 +100,11 @@ class Notifications:
         im_candidates: dict[str, Marker] = {}
         event_jids: list[str] = []
         for jid, delivery in subs:
-            if delivery is Delivery.IM:
+            if delivery.im:
                 b = stored_bare(jid)
                 if b != author:
                     im_candidates.setdefault(b, Marker.FOLLOW)
-            else:
+            if delivery.events:
                 event_jids.append(jid)
         if ev.parent_owner and ev.parent_owner != author:
             im_candidates.setdefault(ev.parent_owner, Marker.REPLY)
@@ -132,12 +132,11 @@ class Notifications:
             if marker is not Marker.FOLLOW and not await may_see(tx, access, b):
                 continue  # replies, mentions and tracked words reach only those who may read the node
             im_by_marker.setdefault((marker, tracked.get(b, "")), []).append(b)
-        # One delivery per post per person: IM followers get no event copy.
-        im_people = {b for group in im_by_marker.values() for b in group} | {
-            b for b in im_candidates if im_candidates[b] is Marker.FOLLOW}
-        skip = im_people | blockers if event_jids else im_people
-        if skip:
-            event_jids = [j for j in event_jids if stored_bare(j) not in skip]
+        # One copy per channel a person asked for: an event to whoever subscribed with XEP-0060
+        # (their XEP-0277 client shows it), whatever chat message they also get; never to
+        # someone who blocked the author.
+        if event_jids and blockers:
+            event_jids = [j for j in event_jids if stored_bare(j) not in blockers]
         log.debug("fan-out: node=%s item=%s subscribers=%d im_candidates=%d online=%d excluded=%d events_to=%d",
                   ref, item.item_id, len(subs), len(im_candidates), len(candidates), len(excluded),
                   len(event_jids))

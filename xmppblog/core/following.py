@@ -112,7 +112,7 @@ class FollowService:
         user, blog = local
         ref = NodeRef(blog, NS_MICROBLOG)
         async with self._tx() as tx:
-            removed = await self._pubsub.unsubscribe_all_in(tx, actor, ref)
+            removed = await self._pubsub.unsubscribe_all_in(tx, actor, ref, Delivery.IM)
             contact, events = roster.farewell(await tx.contacts.get(blog, actor.jid))
             await roster.save(tx, contact, events)
             await tx.commit()

@@ -40,10 +40,32 @@ class SubState(enum.StrEnum):
 
 
 class Delivery(enum.StrEnum):
-    """How a subscriber receives posts: XEP-0060 events or chat messages (IM followers)."""
+    """How a subscriber receives posts: XEP-0060 events, chat messages (IM followers), or both
+    when they asked for each (a chat or roster follow and a XEP-0060 subscription): one copy
+    per channel asked for, each of which they can end on its own."""
 
     EVENT = "event"
     IM = "im"
+    BOTH = "both"
+
+    @property
+    def im(self) -> bool:
+        return self is not Delivery.EVENT
+
+    @property
+    def events(self) -> bool:
+        return self is not Delivery.IM
+
+    def plus(self, asked: Delivery) -> Delivery:
+        """The channels once `asked` is added."""
+        return self if self is asked else Delivery.BOTH
+
+    def minus(self, ended: Delivery) -> Delivery | None:
+        """The channel left once `ended` is withdrawn; None when the subscription ends (its only
+        channel, or every one)."""
+        if self is Delivery.BOTH and ended is not Delivery.BOTH:
+            return Delivery.IM if ended is Delivery.EVENT else Delivery.EVENT
+        return None
 
 
 @dataclass(frozen=True, slots=True)

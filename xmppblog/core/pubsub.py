@@ -492,11 +492,15 @@ class PubsubService:
             state = subscribe_state(model, viewer)
         existing = await tx.subs.get(node, subscriber)
         if existing is not None and existing.state is not SubState.NONE:
-            if delivery is Delivery.IM and existing.delivery is not Delivery.IM:
-                # An IM follow of someone already subscribed by a pubsub client:
-                # one delivery per person, as chat (DESIGN: IM follow by chat/roster).
-                await tx.subs.put(node, subscriber, existing.state, Delivery.IM)
-            return replace(existing, delivery=Delivery.IM if delivery is Delivery.IM else existing.delivery)
+            # Following by chat or roster and subscribing with a XEP-0060 client are two channels
+            # a person may ask for each: they get a copy on each (a chat client shows the message,
+            # a XEP-0277 client needs the event).
+            channels = existing.delivery.plus(delivery)
+            if channels is not existing.delivery:
+                await tx.subs.put(node, subscriber, existing.state, channels)
+                log.info("subscribed: service=%s node=%s jid=%s channels=%s", ref.service, ref.node, subscriber,
+                         channels)
+            return replace(existing, delivery=channels)
         if ref.is_comments and state is SubState.PENDING:
             # Comments follow their post's blog: approval happens there.
             raise errors.NotSubscribedAccess("subscribe to the blog first and wait for approval")
@@ -515,12 +519,14 @@ class PubsubService:
         """
         subscriber = str(parse(jid))
         async with self._tx() as tx:
-            if not await self.unsubscribe_in(tx, actor, ref, subscriber):
+            # a chat or roster follow of the same JID stays (it is another channel, ended by chat)
+            if not await self.unsubscribe_in(tx, actor, ref, subscriber, Delivery.EVENT):
                 raise errors.NotSubscribed(f"{subscriber} is not subscribed to this node")
             await tx.commit()
 
-    async def unsubscribe_in(self, tx: Tx, actor: Actor, ref: NodeRef, subscriber: str) -> bool:
-        """End one subscription if it exists; False if there was none."""
+    async def unsubscribe_in(self, tx: Tx, actor: Actor, ref: NodeRef, subscriber: str,
+                             channel: Delivery = Delivery.BOTH) -> bool:
+        """End one subscription, or only its `channel` when it has both; False if there was none."""
         access = await self.nodes.access_node(tx, ref)
         node = await tx.nodes.get(ref) if ref.is_comments else access
         own = bare(subscriber) == actor.jid
@@ -529,18 +535,26 @@ class PubsubService:
         current = await tx.subs.get(node, subscriber) if node is not None and node.db_id else None
         if current is None or node is None:
             return False
+        left = current.delivery.minus(channel)
+        if left is not None:
+            await tx.subs.put(node, subscriber, current.state, left)
+            log.info("unsubscribed: service=%s node=%s jid=%s channel=%s (still %s)", ref.service, ref.node,
+                     subscriber, channel, left)
+            return True
         await tx.subs.delete(node, subscriber)
         await tx.emit(SubscriptionChanged(node, access, subscriber, current.state, SubState.NONE,
                                           Cause.SUBSCRIBER if own else Cause.OWNER))
         log.info("unsubscribed: service=%s node=%s jid=%s by=%s", ref.service, ref.node, subscriber, actor.jid)
         return True
 
-    async def unsubscribe_all_in(self, tx: Tx, actor: Actor, ref: NodeRef) -> bool:
-        """End every subscription of the actor (any resource) to `ref`; False if there was none."""
+    async def unsubscribe_all_in(self, tx: Tx, actor: Actor, ref: NodeRef,
+                                 channel: Delivery = Delivery.BOTH) -> bool:
+        """End every subscription of the actor (any resource) to `ref`, or only their `channel`
+        where they have both; False if there was none."""
         removed = False
         for sub in await tx.subs.for_jid(ref.service, actor.jid):
             if sub.ref == ref:
-                removed |= await self.unsubscribe_in(tx, actor, ref, sub.jid)
+                removed |= await self.unsubscribe_in(tx, actor, ref, sub.jid, channel)
         return removed
 
     async def subscriptions_of(self, actor: Actor, service: str, node: str | None = None) -> list[Subscription]:

@@ -89,7 +89,8 @@ class RemoteFeeds:
             elif not node.remote:
                 raise errors.BadRequest("that is a blog on this server")
             existing = await tx.subs.get(node, actor.jid)
-            await tx.subs.put(node, actor.jid, SubState.SUBSCRIBED, Delivery.IM)
+            await tx.subs.put(node, actor.jid, SubState.SUBSCRIBED,
+                              existing.delivery.plus(Delivery.IM) if existing is not None else Delivery.IM)
             held = await tx.remote.get(ref.service, ref.node, self.addr.service_jid)
             if held is None:
                 await tx.remote.put(RemoteSub(ref.service, ref.node, self.addr.service_jid, SubState.PENDING))

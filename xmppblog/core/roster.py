@@ -175,7 +175,7 @@ class RosterService:
             await tx.commit()
 
     async def _drop_follow(self, tx: Tx, blog: str, who: str) -> None:
-        if await self._pubsub.unsubscribe_all_in(tx, Actor(who), NodeRef(blog, NS_MICROBLOG)):
+        if await self._pubsub.unsubscribe_all_in(tx, Actor(who), NodeRef(blog, NS_MICROBLOG), Delivery.IM):
             log.info("roster unfollow: blog=%s contact=%s", blog, who)
 
     async def withdraw_in(self, tx: Tx, blog: str, who: str) -> bool:
@@ -248,7 +248,7 @@ class PresenceGrants:
             sub = await tx.subs.get(ev.node, ev.jid)
             if ev.after is SubState.SUBSCRIBED and contact.pending_in:
                 await save(tx, *welcome(contact, await self.roster.status_for(tx, contact.blog, ev.jid)))
-            elif ev.after is SubState.SUBSCRIBED and sub is not None and sub.delivery is Delivery.IM:
+            elif ev.after is SubState.SUBSCRIBED and sub is not None and sub.delivery.im:
                 await save(tx, *ask_presence(contact, force=True))
             elif ev.after is SubState.NONE:
                 await save(tx, *refuse(contact))
