@@ -23,6 +23,7 @@ from typing import Any
 from .config import Config, safe_url
 from .core.accounts import Accounts
 from .core.addressing import Addressing
+from .core.archive import Archive
 from .core.delivery import Deliveries, DeliveryPolicy
 from .core.fanout import Notifications
 from .core.following import FollowService
@@ -66,6 +67,7 @@ from .pubsub.xep_0030 import DiscoAdapter, MiscAdapter
 from .pubsub.xep_0050 import CommandsAdapter
 from .pubsub.xep_0060 import PubsubAdapter
 from .pubsub.xep_0277 import AtomCodec
+from .pubsub.xep_0313 import ArchiveAdapter
 from .spamguard.guard import Guard
 from .spamguard.guard import Limits as GuardLimits
 from .spamguard.rtbl import BlockLists
@@ -192,6 +194,7 @@ class App:
         for kind in (AccessChanged, NodeDeleted):
             tx.projections.on(kind, self._directory_changed)
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
+                        ArchiveAdapter(Archive(core.transactions, core.pubsub)),
                         MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search,
                                                        core.status),
                         VCardAdapter(core.pubsub), BlockingAdapter(core.social),

@@ -35,6 +35,12 @@ NS_BLOCKING = "urn:xmpp:blocking"                             # XEP-0191
 NS_REPORTING = "urn:xmpp:reporting:1"                         # XEP-0377
 REPORT_ABUSE = "urn:xmpp:reporting:abuse"
 NS_XHTML = "http://www.w3.org/1999/xhtml"
+NS_MAM = "urn:xmpp:mam:2"                                     # XEP-0313
+NS_FORWARD = "urn:xmpp:forward:0"                             # XEP-0297
+NS_DELAY = "urn:xmpp:delay"                                   # XEP-0203
+NS_FULLTEXT = "urn:xmpp:fulltext:0"                           # XEP-0431
+NS_ORDER_BY = "urn:xmpp:order-by:0"                           # XEP-0413
+NS_CLIENT = "jabber:client"
 
 # Atom (RFC 4287) and XEP-0277
 NS_ATOM = "http://www.w3.org/2005/Atom"

@@ -14,13 +14,16 @@ from .. import __version__
 from ..core import errors
 from ..core.model import NS_MICROBLOG, NodeRef, PageRequest
 from ..core.pubsub import PubsubService
+from ..core.visibility import is_public
 from ..xmpp.component import BlogComponent, Request
 from ..protocol import (
     NS_BLOCKING,
     NS_COMMANDS,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    NS_FULLTEXT,
     NS_KEYS_NODE,
+    NS_MAM,
     NS_PING,
     NS_PUBSUB,
     NS_PUBSUB_GET_PENDING,
@@ -48,11 +51,11 @@ PUBSUB_FEATURES = (
     "subscription-notifications",
 )
 BLOG_FEATURES = (
-    NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_COMMANDS, NS_PING, NS_VERSION,
+    NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_COMMANDS, NS_PING, NS_VERSION, NS_MAM, NS_FULLTEXT,
     *(f"{NS_PUBSUB}#{f}" for f in PUBSUB_FEATURES),
 )
 SERVICE_FEATURES = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PING, NS_VERSION, NS_XMPPBLOG, NS_COMMANDS,
-                    NS_BLOCKING, NS_REPORTING)
+                    NS_BLOCKING, NS_REPORTING, NS_MAM, NS_FULLTEXT)
 
 
 def _info(identities: list[tuple[str, str, str]], features: tuple[str, ...],
@@ -82,7 +85,7 @@ class DiscoAdapter:
         node = query.get("node")
         if req.to == self.service_jid and node == NS_MICROBLOG:
             await self.service.visible_node(req.actor, self.service.timeline_ref)
-            return _info([("pubsub", "leaf", "Public timeline")], (NS_PUBSUB,), node)
+            return _info([("pubsub", "leaf", "Public timeline")], (NS_PUBSUB, NS_MAM, NS_FULLTEXT), node)
         if req.to == self.service_jid:
             if node:
                 raise errors.NodeNotFound("no such node on the service JID")
@@ -103,7 +106,9 @@ class DiscoAdapter:
             return _info([("automation", "command-node", "Get pending subscriptions")],
                          (NS_COMMANDS, "jabber:x:data"), node)
         n = await self.service.visible_node(req.actor, NodeRef(req.to, node))
-        q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB,), node)
+        # XEP-0313 on every node; full text where the search index holds it (core/archive.py)
+        text = (NS_FULLTEXT,) if not n.ref.is_comments and is_public(n) else ()
+        q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB, NS_MAM, *text), node)
         meta = (forms.Form("result")
                 .field("FORM_TYPE", NS_PUBSUB_META_DATA, "hidden")
                 .field("pubsub#type", "http://www.w3.org/2005/Atom", "text-single", "Payload type")

@@ -40,6 +40,7 @@ from ..protocol import (
     NS_COMMANDS,
     NS_COMPONENT,
     NS_DATA,
+    NS_MAM,
     NS_PUBSUB,
     NS_PUBSUB_EVENT,
     NS_PUBSUB_OWNER,
@@ -152,6 +153,10 @@ def iq_action(ns: str, payload: ET.Element, iq_type: str) -> str:
         return "report"
     if ns == NS_COMMANDS and payload.get("node", "").endswith("#search"):
         return "search"
+    if ns == NS_MAM and iq_type == "set" and any(
+            f.get("var", "").endswith("fulltext") and "".join(f.itertext()).strip()
+            for f in payload.iter(f"{{{NS_DATA}}}field")):
+        return "search"  # a full-text archive query reads the search index: a search's limit
     return "iq"
 
 
