@@ -76,6 +76,10 @@ class NodeIdRequired(BlogError):
     """A request that needs a node name came without one."""
 
 
+class InstantNodesUnsupported(NodeIdRequired):
+    """A create without a node name: this service makes no instant nodes (XEP-0060 §8.1.3)."""
+
+
 class InvalidOptions(BlogError):
     """A submitted configuration form carries an unknown field or a bad value."""
 

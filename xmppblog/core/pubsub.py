@@ -314,7 +314,8 @@ class PubsubService:
         """Create the microblog node explicitly (XEP-0060 §8.1); its owner only.
 
         Raises:
-            Forbidden, NodeNotFound (not a microblog node), Conflict (exists), InvalidOptions.
+            Forbidden (not the owner, or not a node that may be created), Conflict (exists),
+            InvalidOptions.
         """
         owner = self.owner_of(ref.service)
         if ref.is_comments:
@@ -325,7 +326,9 @@ class PubsubService:
             # publish the post (Libervia does) carry on at `conflict` (XEP-0060 §8.1.2).
             raise errors.Conflict("a post's comments node exists as soon as the post does")
         if ref.node != NS_MICROBLOG:
-            raise errors.NodeNotFound(f"only {NS_MICROBLOG} can be created; comments nodes come with posts")
+            # XEP-0060 §8.1.3: nobody may create other nodes here (forbidden); item-not-found
+            # is not a create error, and clients took it for a missing blog.
+            raise errors.Forbidden(f"only {NS_MICROBLOG} can be created here; comments nodes come with posts")
         if actor.jid != owner and not actor.system:
             raise errors.Forbidden(self._not_yours(actor, owner))
         async with self._tx() as tx:

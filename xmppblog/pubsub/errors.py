@@ -32,6 +32,8 @@ ERRORS: dict[type[E.BlogError], tuple[str, str, str | None]] = {
     E.BadRequest: ("modify", "bad-request", None),
     E.ItemRequired: ("modify", "bad-request", "item-required"),
     E.NodeIdRequired: ("modify", "bad-request", "nodeid-required"),
+    # XEP-0060 §8.1.3: a create without a node, where instant nodes are not supported
+    E.InstantNodesUnsupported: ("modify", "not-acceptable", "nodeid-required"),
     E.InvalidOptions: ("modify", "not-acceptable", "invalid-options"),
     E.Conflict: ("cancel", "conflict", None),
     E.PreconditionNotMet: ("cancel", "conflict", "precondition-not-met"),

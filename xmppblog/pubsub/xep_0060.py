@@ -54,15 +54,52 @@ def _node(el: ET.Element, required: bool = True) -> str:
     return node
 
 
-def config_changes(values: dict[str, list[str]], limits: Limits, strict: bool) -> dict[str, object]:
+#: Standard node_config fields (XEP-0060 §16.4.4) whose value is the same on every node here.
+#: Clients send them whole (Libervia: persist_items, deliver_payloads, send_item_subscribe,
+#: publish_model): that value is accepted as a no-op, another one refused, since the node would
+#: not do what was asked. Booleans are compared as "true"/"false".
+FIXED: dict[str, str] = {
+    "pubsub#persist_items": "true",
+    "pubsub#deliver_payloads": "true",
+    "pubsub#deliver_notifications": "true",
+    "pubsub#subscribe": "true",
+    "pubsub#presence_based_delivery": "false",
+    "pubsub#purge_offline": "false",
+    "pubsub#tempsub": "false",
+    "pubsub#node_type": "leaf",
+    "pubsub#notification_type": "headline",
+    "pubsub#publish_model": "publishers",  # the owner and publisher affiliates
+}
+#: On a post's comments node whoever may read the post may comment (what Libervia asks for).
+FIXED_COMMENTS: dict[str, str] = {**FIXED, "pubsub#publish_model": "open"}
+#: Standard fields that describe a node or ask for an extra the service does not send (last item
+#: at subscription, configuration and subscription notices, XSLTs): ignored, as XEP-0004 lets a
+#: form processor ignore fields it does not understand, so a client that sends them carries on.
+IGNORED = frozenset({
+    "pubsub#send_item_subscribe", "pubsub#send_last_published_item", "pubsub#notify_config",
+    "pubsub#notify_sub", "pubsub#notify_delete", "pubsub#description", "pubsub#language",
+    "pubsub#contact", "pubsub#type", "pubsub#body_xslt", "pubsub#dataform_xslt", "pubsub#itemreply",
+    "pubsub#max_payload_size", "pubsub#roster_groups_allowed", "pubsub#item_expire", "pubsub#collection",
+    "pubsub#children", "pubsub#children_association_policy", "pubsub#children_association_whitelist",
+    "pubsub#children_max",
+})
+_BOOLEAN_FIXED = {var for var, value in FIXED.items() if value in ("true", "false")}
+
+
+def config_changes(values: dict[str, list[str]], limits: Limits, strict: bool,
+                   comments: bool = False) -> dict[str, object]:
     """NodeConfig changes from node_config / publish-options fields.
 
     Args:
         strict: unknown fields are an error (configure); publish-options ignores them.
+        comments: the form is for a post's comments node (its fixed values differ).
 
     Raises:
-        InvalidOptions: an unknown field (strict) or a bad value.
+        InvalidOptions: an unknown field (strict), a bad value, or a fixed field asked
+            for another value (configure).
+        PreconditionNotMet: a fixed field asked for another value (publish-options, §7.1.5).
     """
+    fixed = FIXED_COMMENTS if comments else FIXED
     out: dict[str, object] = {}
     for var, vals in values.items():
         if var == "FORM_TYPE":
@@ -85,9 +122,15 @@ def config_changes(values: dict[str, list[str]], limits: Limits, strict: bool) -
             out["notify_retract"] = forms.boolean(v, var)
         elif var == "pubsub#title":
             out["title"] = v[:256]
-        elif var in ("pubsub#persist_items", "pubsub#deliver_payloads", "pubsub#deliver_notifications"):
-            if not forms.boolean(v, var):
-                raise errors.InvalidOptions(f"{var} is always true on this service")
+        elif var in fixed:
+            given = ("true" if forms.boolean(v, var) else "false") if var in _BOOLEAN_FIXED else v
+            if given != fixed[var]:
+                text = f"{var} is always {fixed[var]!r} on this {'comments ' if comments else ''}node"
+                if strict:
+                    raise errors.InvalidOptions(text)
+                raise errors.PreconditionNotMet(var, text)
+        elif var in IGNORED:
+            log.debug("configuration field ignored: %s", var)
         elif strict:
             raise errors.InvalidOptions(f"unsupported configuration field {var[:64]!r}")
         else:
@@ -174,6 +217,10 @@ class PubsubAdapter:
             items = pubsub.find(P + "items")
             if req.stanza["type"] == "get" and items is not None and items.get("node") == NS_KEYS_NODE:
                 return self._keys()
+            if ns == P and pubsub.find(P + "create") is not None:
+                # XEP-0060 §8.1.3: the service's nodes are its own; nobody creates one here
+                raise errors.Forbidden(f"nodes are created on blogs (user@{self.service.addr.service_jid}), "
+                                       "not on the service JID")
             if not any(c.get("node") == NS_MICROBLOG for c in pubsub) and pubsub.find(P + "subscriptions") is None:
                 raise errors.NodeNotFound(
                     f"the service JID hosts the public timeline ({NS_MICROBLOG}); "
@@ -207,7 +254,7 @@ class PubsubAdapter:
             ftype, values = forms.parse(po.find(forms.X))
             if forms.single(values, "FORM_TYPE") not in (None, NS_PUBSUB_PUBLISH_OPTIONS):
                 raise errors.BadRequest("publish-options must use FORM_TYPE " + NS_PUBSUB_PUBLISH_OPTIONS)
-            options = config_changes(values, self.limits, strict=False)
+            options = config_changes(values, self.limits, strict=False, comments=ref.is_comments)
         new_id = await self.service.publish(req.actor, ref, item_id, draft, options)
         ps = ET.Element(P + "pubsub")
         ET.SubElement(ET.SubElement(ps, P + "publish", {"node": ref.node}), P + "item", {"id": new_id})
@@ -246,13 +293,13 @@ class PubsubAdapter:
 
     async def set_create(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element | None:
         if not el.get("node"):
-            raise errors.NodeIdRequired("instant nodes are not supported: name the node")
+            raise errors.InstantNodesUnsupported("instant nodes are not supported: name the node")
         ref = self._ref(req, el)
         options: dict[str, object] = {}
         conf = pubsub.find(P + "configure")
         if conf is not None and conf.find(forms.X) is not None:
             _, values = forms.parse(conf.find(forms.X))
-            options = config_changes(values, self.limits, strict=True)
+            options = config_changes(values, self.limits, strict=True, comments=ref.is_comments)
         await self.service.create(req.actor, ref, options)
         return None
 
@@ -324,7 +371,8 @@ class PubsubAdapter:
             raise errors.BadRequest("submit the configuration form with type='submit'")
         if forms.single(values, "FORM_TYPE") not in (None, NS_PUBSUB_NODE_CONFIG):
             raise errors.InvalidOptions("FORM_TYPE must be " + NS_PUBSUB_NODE_CONFIG)
-        await self.service.configure(req.actor, ref, config_changes(values, self.limits, strict=True))
+        await self.service.configure(req.actor, ref, config_changes(values, self.limits, strict=True,
+                                                                     comments=ref.is_comments))
         return None
 
     async def owner_get_default(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
