@@ -11,7 +11,8 @@
 # Debian packages: prosody (host server of the demo and the tests), and for the
 # tests lua-unbound (Prosody's resolver, pointed at the suite's DNS server),
 # ejabberd (interop tests), chromium (page tests), postgresql (the PostgreSQL
-# lane), iproute2 and util-linux (the coexistence test's network namespace).
+# lane), iproute2 and util-linux (the coexistence test's network namespace),
+# libervia-cli and dbus-daemon (a real XEP-0277 client, on a D-Bus bus of its own).
 #
 # Neither command stops a service or a process it did not start: packages are
 # installed with their services held back (policy-rc.d), and the demo and the
@@ -36,6 +37,8 @@ missing() {
 		command -v chromium >/dev/null || need+=(chromium)
 		command -v runuser >/dev/null && command -v unshare >/dev/null || need+=(util-linux)
 		command -v ip >/dev/null || need+=(iproute2)
+		[[ -x /usr/bin/libervia-cli ]] || need+=(libervia-cli)  # brings libervia-backend
+		command -v dbus-daemon >/dev/null || need+=(dbus-daemon)  # Libervia's private D-Bus session
 	fi
 	echo "${need[@]}"
 }
@@ -116,5 +119,5 @@ case "$cmd" in
 		install_debian run; install_python
 		exec "$ROOT/scripts/demo.sh" ;;
 	*)
-		sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+		sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

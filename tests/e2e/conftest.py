@@ -25,6 +25,8 @@ ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi
                "opal", "otto",
                # accounts and delivery status (tests/e2e/test_accounts.py)
                "ada", "bert", "cora", "dora", "erik", "fern", "gwen",
+               # Libervia's CLI (tests/e2e/test_libervia.py)
+               "liv", "lou",
                # archives (tests/e2e/test_mam.py)
                "mae", "ned",
                "admin"]  # [component] admins of the test component
