@@ -180,6 +180,7 @@ class Scope:
     follower: str | None = None    # on nodes this bare JID is subscribed to
     publisher: str | None = None   # published by this bare JID
     open_only: bool = False        # posts and comments of open blogs, and remote caches
+    exact: bool = False            # the whole id, not a prefix
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,9 @@ carries; a repost copies only what is public.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import errors
 from .addressing import Addressing
@@ -27,6 +28,10 @@ from .uri import parse_uri, xmpp_uri
 from .visibility import is_public, may_read_ref
 
 MIN_SHORT = 3
+#: the ids this server (and other xmppblog servers) choose (secrets.token_hex(6), core/pubsub.py);
+#: chat shows their first characters, every other id whole (im/text.py short_id)
+OUR_ID = re.compile(r"[0-9a-f]{12}")
+_PREFIX_OF_OURS = re.compile(r"[0-9a-f]{1,11}")
 #: candidates read per scope: a flood of look-alike ids elsewhere cannot push a match out
 CANDIDATES = 21
 
@@ -61,14 +66,30 @@ class PostingService:
     async def find_post_in(self, tx: Tx, actor: Actor, short: str, own_only: bool = False) -> FoundPost:
         """The post a short id (`3f9a1c`, or `alice/3f9a1c` to choose among several) names.
 
+        A whole id names its post too, however short or long, and may hold a '/' of its own
+        (clients choose ids). A short id of ours is a prefix of at least MIN_SHORT characters.
+
         Raises:
-            ItemNotFound: none. BadRequest: ambiguous (the answer lists the qualified ids).
+            ItemNotFound: none. BadRequest: ambiguous (the answer lists ids that each name one).
         """
-        who, _, s = short.strip().lstrip("#").rpartition("/")
-        if len(s) < MIN_SHORT or len(s) > 256:
-            raise errors.ItemNotFound(f"No such post: {short}")
+        text = short.strip().lstrip("#")
+        who, slash, s = text.partition("/")
+        try:
+            if slash and who and s:
+                try:
+                    return await self._find_in(tx, actor, who, s, own_only)
+                except errors.ItemNotFound:
+                    pass  # not user/id: an id with a '/' of its own
+            return await self._find_in(tx, actor, "", text, own_only)
+        except errors.ItemNotFound:
+            raise errors.ItemNotFound(f"No such post: {short}") from None
+
+    async def _find_in(self, tx: Tx, actor: Actor, who: str, s: str, own_only: bool) -> FoundPost:
+        if not s or len(s) > 256:
+            raise errors.ItemNotFound(s)
         blog = self.addr.blog_of(actor.jid)
         scopes: list[Scope]
+        author = ""
         if who:
             author = who if "@" in who else f"{who}@{self.addr.users_domain}"
             scopes = [Scope(service=self.addr.blog_of(author)) if self.addr.is_local_user(author) else Scope()]
@@ -81,19 +102,38 @@ class PostingService:
                 Scope(follower=actor.jid), Scope(open_only=True)]
         readable: dict[NodeRef, bool] = {}
         for scope in scopes:
-            found = [FoundPost(ref, item) for ref, item in await tx.feed.find(s, CANDIDATES, scope)
+            # the whole id always, however many longer ids share it; a prefix only from MIN_SHORT
+            rows = list(await tx.feed.find(s, CANDIDATES, replace(scope, exact=True)))
+            if len(s) >= MIN_SHORT:
+                rows += [r for r in await tx.feed.find(s, CANDIDATES, scope) if r not in rows]
+            found = [FoundPost(ref, item) for ref, item in rows
                      if (not who or item.publisher == author) and await may_read_ref(tx, actor, ref, readable)]
             if not found:
                 continue
             exact = [p for p in found if p.item.item_id == s]
             if len(found) == 1:
                 return found[0]
-            if len(exact) == 1 and all(p.ref == exact[0].ref for p in found):
-                return exact[0]  # the whole id, among longer ones of the same node
-            names = ", ".join(sorted({f"{p.item.publisher.split('@')[0]}/{s}" for p in found}))
-            raise errors.BadRequest(f"{short} matches {len(found)} posts; give more of its id, or one of: "
-                                    f"{names}")
-        raise errors.ItemNotFound(f"No such post: {short}")
+            if len(exact) == 1 and (who or not _PREFIX_OF_OURS.fullmatch(s)
+                                    or all(p.ref == exact[0].ref for p in found)):
+                # The whole id, among longer ones: of the author named, or one no short form of
+                # ours can be (a planted exact id never wins over the post a prefix of ours names).
+                return exact[0]
+            names = ", ".join(self._unambiguous(found, s)) or "none: give the post's whole id"
+            raise errors.BadRequest(f"{s} matches {len(found)} posts; give more of its id, or one of: {names}")
+        raise errors.ItemNotFound(s)
+
+    def _unambiguous(self, found: list[FoundPost], s: str) -> list[str]:
+        """For each post found, a qualified id that names it alone (`find_post_in` resolves it)."""
+        names = set()
+        for p in found:
+            publisher = p.item.publisher
+            who = publisher.split("@")[0] if self.addr.is_local_user(publisher) else publisher
+            same_author = [q for q in found if q.item.publisher == publisher]
+            if len(same_author) == 1:
+                names.add(f"{who}/{s}")
+            elif sum(q.item.item_id == p.item.item_id for q in same_author) == 1:
+                names.add(f"{who}/{p.item.item_id}")
+        return sorted(names)
 
     # ------------------------------------------------------------ reply, repost, delete
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ..core.model import FoundPost, Marker, OutboxEvent
+from ..core.posting import OUR_ID
 from ..core.status import PostStatus, ServerState, ServerView
 from ..core.text import hashtags, mentions
 from ..protocol import NS_ATOM, NS_THR
@@ -31,8 +32,10 @@ REPLY_BYTES = 16 * 1024
 
 
 def short_id(item_id: str) -> str:
-    """What users type to `reply`/`repost`: the whole id if short, else its first characters."""
-    return item_id if len(item_id) <= SHORT + 2 else item_id[:SHORT]
+    """What users type to `reply`/`repost`: the first characters of an id of ours, else the
+    whole id. Ids a client chose ('paging-1', 'paging-10', …) share prefixes that would name
+    several posts; `find_post_in` resolves a whole id however short or long."""
+    return item_id[:SHORT] if OUR_ID.fullmatch(item_id) else item_id
 
 
 def draft_from_text(text: str, max_bytes: int, in_reply_to: tuple[str, str] | None = None,

@@ -742,6 +742,8 @@ class FeedRepo:
             # SQLite's LIKE is case-insensitive and cannot use the BINARY index on item_id: a range
             # can (the LIKE above still decides)
             q = q.where(ItemRow.item_id >= prefix, ItemRow.item_id < prefix + "\U0010ffff")
+        if scope.exact:
+            q = q.where(ItemRow.item_id == prefix)
         if scope.service is not None:
             q = q.where(NodeRow.service == scope.service)
         if scope.node is not None:
