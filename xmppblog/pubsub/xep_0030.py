@@ -109,11 +109,13 @@ class DiscoAdapter:
         # XEP-0313 on every node; full text where the search index holds it (core/archive.py)
         text = (NS_FULLTEXT,) if not n.ref.is_comments and is_public(n) else ()
         q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB, NS_MAM, *text), node)
+        # No pubsub#owner (jid-multi; optional in XEP-0060 §5.4, and the blog JID names its owner
+        # anyway): Libervia 0.9 turns jid fields into JID objects its D-Bus bridge cannot carry,
+        # and fails the whole disco (tests/e2e/test_libervia.py). Prosody sends none either.
         meta = (forms.Form("result")
                 .field("FORM_TYPE", NS_PUBSUB_META_DATA, "hidden")
                 .field("pubsub#type", "http://www.w3.org/2005/Atom", "text-single", "Payload type")
                 .field("pubsub#title", n.config.title, "text-single", "Title")
-                .field("pubsub#owner", [n.owner], "jid-multi", "Node owner")
                 .field("pubsub#access_model", n.config.access_model.value, "list-single", "Access model")
                 .field("pubsub#max_items", n.config.max_items, "text-single", "Max items"))
         q.append(meta.el)
