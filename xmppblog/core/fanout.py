@@ -30,7 +30,7 @@ from .events import (
     SubscriptionChanged,
 )
 from .jid import stored_bare
-from .model import AccessModel, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
+from .model import EDITED, AccessModel, Delivery, EventKind, Marker, Node, OutboxEvent, SubState
 from .ports import OnlineView
 from .text import MAX_MENTIONS, MAX_TRACK_WORDS, mentions, words
 from .transactions import Projections, Tx
@@ -148,7 +148,8 @@ class Notifications:
         for (marker, word), people in im_by_marker.items():
             events.append(OutboxEvent(EventKind.IM_POST, sender, ref.node, tuple(people), item_id=item.item_id,
                                       payload=item.payload, publisher=author,
-                                      subject=f"{marker.value}:{word}" if word else marker.value))
+                                      subject=f"{marker.value}:{word}" if word else marker.value,
+                                      state=None if ev.new else EDITED))
         return events
 
     async def _timeline_copy(self, tx: Tx, ev: ItemPublished) -> list[OutboxEvent]:

@@ -241,7 +241,11 @@ class OutboxEvent:
     payload: str | None = None
     publisher: str | None = None
     subject: str | None = None  # the subscriber JID for subscription events
-    state: str | None = None
+    state: str | None = None    # a subscription state, a presence type, or EDITED (an IM_POST)
+
+
+#: `OutboxEvent.state` of a chat copy of an edited post: the copy says so (im/text.py im_body)
+EDITED = "edited"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..core.model import FoundPost, Marker, OutboxEvent
+from ..core.model import EDITED, FoundPost, Marker, OutboxEvent
 from ..core.posting import OUR_ID
 from ..core.status import PostStatus, ServerState, ServerView
 from ..core.text import hashtags, mentions
 from ..protocol import NS_ATOM, NS_THR
-from ..pubsub.xep_0277 import AtomDraft, parse_entry, summary
+from ..pubsub.xep_0277 import AtomDraft, entry_of, parse_entry, summary, title_and_text
 
 A = f"{{{NS_ATOM}}}"
 SHORT = 6
@@ -65,9 +65,22 @@ def draft_from_text(text: str, max_bytes: int, in_reply_to: tuple[str, str] | No
     return parse_entry(item, max_bytes)
 
 
+def written(payload: str) -> str:
+    """A stored entry as a chat shows it: its own title (if any) on a line, then its text as
+    written, line breaks kept ('' if it is unreadable)."""
+    entry = entry_of(payload)
+    if entry is None:
+        return ""
+    title, text = title_and_text(entry)
+    return f"{title}\n{text}" if title else text
+
+
 def im_body(ev: OutboxEvent) -> str:
-    """The chat body of an IM_POST: who, why, the text and the short id."""
-    text = summary(ev.payload or "")
+    """The chat body of an IM_POST: who, why, whether it is an edit, the title and text, and
+    the short id."""
+    text = written(ev.payload or "")
+    if ev.state == EDITED:
+        text = f"✎ edited: {text}"
     author = ev.publisher or ""
     marker, _, word = (ev.subject or Marker.FOLLOW.value).partition(":")
     sid = f"#{short_id(ev.item_id or '')}"

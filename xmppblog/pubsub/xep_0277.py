@@ -13,6 +13,7 @@ import copy
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
+from html.parser import HTMLParser
 from typing import Protocol
 
 from ..core import errors
@@ -94,6 +95,86 @@ def plain_text(entry: ET.Element) -> str:
     """The readable text of an entry: its content, else its title."""
     text = _text(entry.find(A + "content")) or _text(entry.find(A + "title"))
     return " ".join(text.split())
+
+
+#: XHTML elements that end a line of the text they hold (XEP-0071's block elements)
+_BLOCKS = frozenset({"p", "div", "li", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol",
+                     "dl", "dt", "dd"})
+
+
+class _HtmlText(HTMLParser):
+    """The text of escaped HTML (an Atom `html` construct), its lines kept."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br" or tag in _BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(data)
+
+
+def _xhtml_lines(el: ET.Element, out: list[str]) -> None:
+    name = el.tag.rsplit("}", 1)[-1]
+    if name == "br" or name in _BLOCKS:
+        out.append("\n")
+    out.append(el.text or "")
+    for child in el:
+        _xhtml_lines(child, out)
+        out.append(child.tail or "")
+    if name in _BLOCKS:
+        out.append("\n")
+
+
+def _written(el: ET.Element) -> str:
+    """The text of an Atom text construct with its line breaks (RFC 4287 §3.1): spaces within a
+    line and blank lines beyond one collapse, as a reader sees them."""
+    kind = el.get("type", "text")
+    if kind == "xhtml":
+        parts: list[str] = []
+        for child in el:
+            _xhtml_lines(child, parts)
+            parts.append(child.tail or "")
+        raw = (el.text or "") + "".join(parts) if len(el) else (el.text or "")
+    elif kind == "html":
+        parser = _HtmlText()
+        parser.feed(el.text or "")
+        parser.close()
+        raw = "".join(parser.out)
+    else:
+        raw = el.text or ""
+    lines = [" ".join(line.split()) for line in raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    text = "\n".join(lines).strip("\n")
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text
+
+
+def title_and_text(entry: ET.Element) -> tuple[str | None, str]:
+    """(title, text) of an entry as its author wrote them, line breaks kept.
+
+    The title is None when the entry has none of its own: XEP-0277 puts a post of one text in
+    <title/>, and a title derived from the content (ours, `AtomCodec.render`, or a client's)
+    only repeats its start. Of several <content/> (Libervia sends text and xhtml), the text one.
+    """
+    contents = {c.get("type", "text"): c for c in entry.findall(A + "content")}
+    content = next((contents[k] for k in ("text", "xhtml", "html") if k in contents), None)
+    title_el = entry.find(A + "title")
+    title = _written(title_el) if title_el is not None else ""
+    text = _written(content) if content is not None else ""
+    if not text:
+        return None, title
+    flat_title, flat_text = " ".join(title.split()), " ".join(text.split())
+    if not flat_title or flat_text.startswith(flat_title.rstrip("…")):
+        return None, text
+    return title, text
 
 
 def entry_of(payload: str) -> ET.Element | None:
