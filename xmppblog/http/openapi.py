@@ -13,7 +13,9 @@ from .. import __version__
 
 _POST = {"type": "object", "properties": {
     "id": {"type": "string"}, "author": {"type": "string", "description": "bare JID"},
-    "text": {"type": "string"}, "published": {"type": "string", "format": "date-time"},
+    "title": {"type": ["string", "null"], "description": "the post's own title; null when it has none"},
+    "text": {"type": "string", "description": "as written, line breaks kept"},
+    "published": {"type": "string", "format": "date-time"},
     "updated": {"type": "string", "format": "date-time"}, "xmpp_uri": {"type": "string"},
     "url": {"type": ["string", "null"]}, "tags": {"type": "array", "items": {"type": "string"}}}}
 _PAGE = {"type": "object", "properties": {

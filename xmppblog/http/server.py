@@ -37,7 +37,7 @@ from ..core.text import hashtags, normal
 from ..core.uri import xmpp_uri
 from ..protocol import NS_ATOM, NS_XMPPBLOG
 from ..pubsub.sanitize import sanitize_entry
-from ..pubsub.xep_0277 import entry_of, plain_text
+from ..pubsub.xep_0277 import entry_of, title_and_text
 from ..spamguard.buckets import TokenBuckets
 from .errors import public_text, status_of
 from .links import person_href
@@ -190,7 +190,8 @@ class HttpApi:
 
     def _post_json(self, ref: NodeRef, item: Item) -> dict[str, Any]:
         entry = entry_of(item.payload)
-        return {"id": item.item_id, "author": item.publisher, "text": plain_text(entry) if entry is not None else "",
+        title, text = title_and_text(entry) if entry is not None else (None, "")
+        return {"id": item.item_id, "author": item.publisher, "title": title, "text": text,
                 "published": item.published.isoformat(), "updated": item.updated.isoformat(),
                 "xmpp_uri": xmpp_uri(ref.service, ref.node, item.item_id), "url": self._post_url(ref, item),
                 "tags": [c.get("term", "") for c in entry.findall(A + "category")] if entry is not None else []}
@@ -240,6 +241,7 @@ class HttpApi:
             if entry is None:
                 continue
             sanitize_entry(entry)  # stored entries were sanitised; older ones, and remote ones, again
+            _one_content(entry)
             for old in entry.findall(A + "author"):
                 entry.remove(old)
             author = ET.SubElement(entry, A + "author")  # whom the post is attributed to, nothing else
@@ -286,7 +288,8 @@ class HttpApi:
     def _view(self, ref: NodeRef, item: Item) -> dict[str, Any]:
         """What a template shows of a post the core let us read (plain data, escaped by the template)."""
         p = self._post_json(ref, item)
-        return {"text": p["text"], "author": p["author"], "author_href": person_href(p["author"], self.blogs.addr),
+        return {"title": p["title"], "text": p["text"], "author": p["author"],
+                "author_href": person_href(p["author"], self.blogs.addr),
                 "when": item.published.strftime("%Y-%m-%d %H:%M"), "url": p["url"], "xmpp_uri": p["xmpp_uri"]}
 
     def _html(self, template: str, title: str, feed: tuple[str, str] | None = None,
@@ -326,8 +329,10 @@ class HttpApi:
         page = await self.blogs.get_items(ANON, ref.comments(item_id), page=PageRequest(max=100))
         replies = [self._view(ref.comments(item_id), c) for c in reversed(page.items)]
         jid = f"{user}@{self.blogs.addr.users_domain}"
-        return self._html("post.html", f"Post by {user}", (jid, f"/feeds/users/{quote(user, safe='')}.atom"),
-                          post=self._view(ref, item), replies=replies)
+        post = self._view(ref, item)
+        title = f"{post['title']} — {user}" if post["title"] else f"Post by {user}"
+        return self._html("post.html", title, (jid, f"/feeds/users/{quote(user, safe='')}.atom"),
+                          post=post, replies=replies)
 
     async def page_search(self, request: web.Request) -> web.Response:
         q = request.query.get("q", "")
@@ -356,6 +361,19 @@ def _tag(raw: str) -> str:
     if hashtags(f"#{raw}") != [normal(raw)]:
         raise errors.BadRequest("not a hashtag")
     return raw
+
+
+def _one_content(entry: ET.Element) -> None:
+    """At most one <content/> per entry (RFC 4287 §4.1.1; Libervia sends text and xhtml): the
+    xhtml one (sanitised), else html, else text."""
+    contents = entry.findall(A + "content")
+    if len(contents) < 2:
+        return
+    rank = {"xhtml": 0, "html": 1, "text": 2}
+    keep = min(contents, key=lambda c: rank.get(c.get("type", "text"), 3))
+    for c in contents:
+        if c is not keep:
+            entry.remove(c)
 
 
 def _iso(dt: datetime) -> str:
