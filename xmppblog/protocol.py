@@ -47,6 +47,9 @@ NS_ATOM = "http://www.w3.org/2005/Atom"
 NS_THR = "http://purl.org/syndication/thread/1.0"
 NS_MICROBLOG = "urn:xmpp:microblog:0"
 COMMENTS_PREFIX = NS_MICROBLOG + ":comments/"
+#: XEP-0470 Pubsub Attachments: a post's attachments node is this prefix and the post's xmpp: URI
+NS_PUBSUB_ATTACHMENTS = "urn:xmpp:pubsub-attachments:1"
+ATTACHMENTS_PREFIX = NS_PUBSUB_ATTACHMENTS + "/"
 
 #: xmppblog's own disco#info feature ("this service is an xmppblog server") and the
 #: namespace of its signatures and keys; README.md "Federation" and "Signed posts".

@@ -89,7 +89,7 @@ class Deliveries:
             if node is not None:
                 failures = await uow.subs.add_failure(node, row.recipient)
                 if failures >= self.policy.max_failures and await uow.subs.delete(node, row.recipient):
-                    access = await uow.nodes.get(node.ref.parent()) if node.ref.is_comments else node
+                    access = await uow.nodes.get(node.ref.parent()) if node.ref.of_post else node
                     await uow.emit(SubscriptionChanged(node, access or node, row.recipient, SubState.SUBSCRIBED,
                                                        SubState.NONE, Cause.SYSTEM))
                     log.warning("subscription ended after %d permanent errors: node=%s jid=%s (%s)",

@@ -9,10 +9,13 @@ reach across nodes (T3).
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
+from urllib.parse import quote_plus, unquote_plus
 
+from ..protocol import ATTACHMENTS_PREFIX as ATTACHMENTS_PREFIX
 from ..protocol import COMMENTS_PREFIX as COMMENTS_PREFIX
 from ..protocol import NS_MICROBLOG as NS_MICROBLOG
 
@@ -68,6 +71,10 @@ class Delivery(enum.StrEnum):
         return None
 
 
+#: the rest of an attachments node name: xmpp:SERVICE?;node=NODE;item=ITEM
+_ATTACHED = re.compile(r"xmpp:([^?;]+)\?;node=([^;]+);item=([^;]+)")
+
+
 @dataclass(frozen=True, slots=True)
 class NodeRef:
     service: str
@@ -84,6 +91,44 @@ class NodeRef:
 
     def comments(self, item_id: str) -> NodeRef:
         return NodeRef(self.service, COMMENTS_PREFIX + item_id)
+
+    @property
+    def is_attachments(self) -> bool:
+        """A XEP-0470 attachments node name (whether it names a post of this blog: `attached_item`)."""
+        return self.node.startswith(ATTACHMENTS_PREFIX)
+
+    @property
+    def attached_item(self) -> str | None:
+        """For the attachments node of a post of this JID's microblog node, the post's id; None for
+        any other name. One name per post: the form Libervia builds (`attachments`), so no other
+        spelling of the same URI makes a second node."""
+        if not self.is_attachments:
+            return None
+        m = _ATTACHED.fullmatch(self.node, len(ATTACHMENTS_PREFIX))
+        if m is None:
+            return None
+        service, node, item = (unquote_plus(g) for g in m.groups())
+        if service != self.service or node != NS_MICROBLOG or self.attachments(item) != self:
+            return None
+        return item
+
+    def attachments(self, item_id: str) -> NodeRef:
+        """The XEP-0470 attachments node of a post of this JID's microblog node: the prefix and the
+        post's xmpp: URI as Libervia 0.9 builds it (sat.tools.common.uri.buildXMPPUri: each part
+        quote_plus'd, '@' kept)."""
+        uri = (f"xmpp:{quote_plus(self.service).replace('%40', '@')}?;node={quote_plus(NS_MICROBLOG)}"
+               f";item={quote_plus(item_id)}")
+        return NodeRef(self.service, ATTACHMENTS_PREFIX + uri)
+
+    @property
+    def of_post(self) -> bool:
+        """A node of one post (its comments or its attachments), under its blog's rules."""
+        return self.is_comments or self.is_attachments
+
+    @property
+    def post_item(self) -> str | None:
+        """For a node of one post, the post's id (None: not such a node, or not a valid name)."""
+        return self.parent_item if self.is_comments else self.attached_item
 
     def parent(self) -> NodeRef:
         return NodeRef(self.service, NS_MICROBLOG)

@@ -106,8 +106,9 @@ class PostingService:
             rows = list(await tx.feed.find(s, CANDIDATES, replace(scope, exact=True)))
             if len(s) >= MIN_SHORT:
                 rows += [r for r in await tx.feed.find(s, CANDIDATES, scope) if r not in rows]
-            found = [FoundPost(ref, item) for ref, item in rows
-                     if (not who or item.publisher == author) and await may_read_ref(tx, actor, ref, readable)]
+            found = [FoundPost(ref, item) for ref, item in rows  # attachments (XEP-0470) are no posts
+                     if (not who or item.publisher == author) and not ref.is_attachments
+                     and await may_read_ref(tx, actor, ref, readable)]
             if not found:
                 continue
             exact = [p for p in found if p.item.item_id == s]

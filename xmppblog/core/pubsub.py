@@ -141,9 +141,9 @@ class PubsubService:
         return await self._create(tx, ref, owner, self._config(self.default_config(), options or {}))
 
     async def _comments_node(self, tx: Tx, ref: NodeRef, access: Node) -> tuple[Node, Item]:
-        """A post's comments node, created with its first comment (it exists, empty, before),
-        and the post."""
-        post = await tx.items.get(access, ref.parent_item or "")
+        """A post's comments (or attachments) node, created with its first item (it exists, empty,
+        before), and the post."""
+        post = await tx.items.get(access, ref.post_item or "")
         if post is None:
             raise errors.NodeNotFound("no such post")
         node = await tx.nodes.get(ref)
@@ -181,6 +181,8 @@ class PubsubService:
         """`publish` inside an open transaction."""
         if ref == self.timeline_ref:
             raise errors.Forbidden("the public timeline is read-only: it carries every public post here")
+        if ref.is_attachments:
+            raise errors.InvalidPayload("an attachments node holds <attachments/> items (XEP-0470), not entries")
         owner = self.owner_of(ref.service)
         if item_id is not None:
             validate_item_id(item_id)
@@ -247,6 +249,42 @@ class PubsubService:
             raise errors.Forbidden(self._not_yours(actor, owner))
         return found, found, standing, None
 
+    @retry_contended
+    async def attach(self, actor: Actor, ref: NodeRef, item_id: str | None, payload: str) -> str:
+        """Publish one's attachments to a post (XEP-0470): on the post's attachments node, by
+        whoever may read the post, as the one item whose id is their own bare JID (a new one
+        replaces it). Its subscribers hear of it; it is no post (no timeline, search or chat copy).
+
+        Args:
+            item_id: must be the actor's bare JID; None: it is.
+            payload: the serialised <attachments/> element (the adapter checked it).
+
+        Raises:
+            NodeNotFound (no such post), the read refusals of `policy.check`, BadRequest (an
+            item id that is not the publisher's bare JID), Forbidden (blocked), PayloadTooBig.
+        """
+        if ref.attached_item is None:
+            raise errors.InvalidPayload("<attachments/> items go to a post's attachments node (XEP-0470)")
+        if len(payload.encode("utf-8")) > self.limits.max_payload_bytes:
+            raise errors.PayloadTooBig(f"items are limited to {self.limits.max_payload_bytes} bytes")
+        async with self._tx() as tx:
+            _, access, _ = await self.nodes.readable(tx, actor, ref)
+            if actor.anonymous or actor.system:
+                raise errors.Forbidden("attachments are published by a person, under their own JID")
+            if (item_id or actor.jid) != actor.jid:
+                raise errors.BadRequest("the id of an attachments item is its publisher's bare JID (XEP-0470)")
+            if access.owner in await tx.im.blockers_of(actor.jid, [access.owner]):
+                raise errors.Forbidden(f"{access.owner} does not accept attachments from you")
+            node, _ = await self._comments_node(tx, ref, access)
+            existing = await tx.items.get(node, actor.jid)
+            now = self._clock.now()
+            item = Item(actor.jid, actor.jid, payload, existing.published if existing else now, now)
+            await tx.items.put(node, item, new=existing is None)
+            await tx.emit(ItemPublished(node, access, item, "", existing is None))
+            await tx.commit()
+        log.info("attachments published: service=%s node=%s by=%s", ref.service, ref.node, actor.jid)
+        return actor.jid
+
     def _not_yours(self, actor: Actor, owner: str) -> str:
         if not self.addr.is_local_user(actor.jid):
             return f"only users of {self.addr.users_domain} have a blog here; this one belongs to {owner}"
@@ -257,11 +295,13 @@ class PubsubService:
             await self._gone(tx, node, access, dropped, notify=False)
 
     async def _gone(self, tx: Tx, node: Node, access: Node, item_id: str, notify: bool) -> None:
-        """An item left its node: its comments node goes with it, and its projections hear of it."""
-        if not node.ref.is_comments and node.ref != self.timeline_ref:
-            comments = await tx.nodes.get(node.ref.comments(item_id))
-            if comments is not None:
-                await tx.nodes.delete(comments)
+        """An item left its node: its comments and attachments nodes go with it, and its
+        projections hear of it."""
+        if not node.ref.of_post and node.ref != self.timeline_ref:
+            for ref in (node.ref.comments(item_id), node.ref.attachments(item_id)):
+                of_post = await tx.nodes.get(ref)
+                if of_post is not None:
+                    await tx.nodes.delete(of_post)
         await tx.emit(ItemRetracted(node, access, item_id, notify))
 
     async def retract(self, actor: Actor, ref: NodeRef, item_ids: Sequence[str], notify: bool | None) -> None:
@@ -300,9 +340,9 @@ class PubsubService:
         """
         async with self._tx() as tx:
             node, access = await self._owned(tx, actor, ref, Action.PURGE)
-            if not ref.is_comments:
+            if not ref.of_post:
                 for other in await tx.nodes.list(ref.service):
-                    if other.ref.is_comments:
+                    if other.ref.of_post:
                         await tx.nodes.delete(other)
             count = await tx.items.purge(node)
             await tx.emit(NodePurged(node, access))
@@ -318,13 +358,14 @@ class PubsubService:
             InvalidOptions.
         """
         owner = self.owner_of(ref.service)
-        if ref.is_comments:
+        if ref.of_post:
             self.nodes.check_name(ref)
             if actor.jid != owner and not actor.system:
                 raise errors.Forbidden(self._not_yours(actor, owner))
-            # A post's comments node exists with the post: clients that create it before they
-            # publish the post (Libervia does) carry on at `conflict` (XEP-0060 §8.1.2).
-            raise errors.Conflict("a post's comments node exists as soon as the post does")
+            # A post's comments and attachments (XEP-0470) nodes exist with the post: clients
+            # that create them before they publish the post (Libervia does, with
+            # createIfNewNode) carry on at `conflict` (XEP-0060 §8.1.2).
+            raise errors.Conflict("a post's comments and attachments nodes exist as soon as the post does")
         if ref.node != NS_MICROBLOG:
             # XEP-0060 §8.1.3: nobody may create other nodes here (forbidden); item-not-found
             # is not a create error, and clients took it for a missing blog.
@@ -355,9 +396,9 @@ class PubsubService:
         """`delete_node` inside an open transaction (an account deletion)."""
         node, access = await self._owned(tx, actor, ref, Action.DELETE)
         await tx.emit(NodeDeleted(node, access))
-        if not ref.is_comments:
+        if not ref.of_post:
             for other in await tx.nodes.list(ref.service):
-                if other.ref.is_comments:
+                if other.ref.of_post:
                     await tx.nodes.delete(other)
         await tx.nodes.delete(node)
         log.info("node deleted: service=%s node=%s by=%s", ref.service, ref.node, actor.jid)
@@ -474,7 +515,7 @@ class PubsubService:
         """
         self.nodes.check_name(ref)
         who = stored_bare(subscriber)
-        if ref.is_comments:
+        if ref.of_post:
             # read access to the blog first: whether a post exists is its business (no oracle)
             _, access, _ = await self.nodes.readable(tx, Actor(who), ref)
             node, _ = await self._comments_node(tx, ref, access)
@@ -504,7 +545,7 @@ class PubsubService:
                 log.info("subscribed: service=%s node=%s jid=%s channels=%s", ref.service, ref.node, subscriber,
                          channels)
             return replace(existing, delivery=channels)
-        if ref.is_comments and state is SubState.PENDING:
+        if ref.of_post and state is SubState.PENDING:
             # Comments follow their post's blog: approval happens there.
             raise errors.NotSubscribedAccess("subscribe to the blog first and wait for approval")
         if state is SubState.PENDING and await tx.subs.count(node, SubState.PENDING) >= MAX_PENDING_PER_NODE:
@@ -531,7 +572,7 @@ class PubsubService:
                              channel: Delivery = Delivery.BOTH) -> bool:
         """End one subscription, or only its `channel` when it has both; False if there was none."""
         access = await self.nodes.access_node(tx, ref)
-        node = await tx.nodes.get(ref) if ref.is_comments else access
+        node = await tx.nodes.get(ref) if ref.of_post else access
         own = bare(subscriber) == actor.jid
         if not own and not actor.system:
             check(Action.UNSUBSCRIBE_OTHER, access.config.access_model, await viewer_for(tx, access, actor))
@@ -584,7 +625,7 @@ class PubsubService:
     async def _owned(self, tx: Tx, actor: Actor, ref: NodeRef, action: Action) -> tuple[Node, Node]:
         access = await self.nodes.access_node(tx, ref)
         check(action, access.config.access_model, await viewer_for(tx, access, actor))
-        node = await tx.nodes.get(ref) if ref.is_comments else access
+        node = await tx.nodes.get(ref) if ref.of_post else access
         if node is None or not node.db_id:
             raise errors.NodeNotFound("nobody has commented on this post yet")
         return node, access
@@ -593,7 +634,7 @@ class PubsubService:
         """The node configuration (XEP-0060 §8.2); owner only. A comments node's is its blog's,
         whether or not anybody commented yet."""
         async with self._tx() as tx:
-            if ref.is_comments:
+            if ref.of_post:
                 return (await self._comments_owned(tx, actor, ref)).config
             node, _ = await self._owned(tx, actor, ref, Action.CONFIGURE)
             return node.config
@@ -613,7 +654,7 @@ class PubsubService:
         Raises:
             NodeNotFound, Forbidden, InvalidOptions, Unsupported.
         """
-        if ref.is_comments:
+        if ref.of_post:
             async with self._tx() as tx:
                 blog = await self._comments_owned(tx, actor, ref)
             if any(getattr(blog.config, k, object()) != v for k, v in changes.items()):
@@ -651,7 +692,7 @@ class PubsubService:
         `jids`: only these bare JIDs' (their affiliation changed, nothing else did)."""
         removed = 0
         model = access.config.access_model
-        for node in [access] + [n for n in await tx.nodes.list(access.ref.service) if n.ref.is_comments]:
+        for node in [access] + [n for n in await tx.nodes.list(access.ref.service) if n.ref.of_post]:
             for sub in await tx.subs.for_node(node):
                 if jids is not None and stored_bare(sub.jid) not in jids:
                     continue

@@ -130,7 +130,7 @@ class SearchIndexer:
 
     def indexed(self, node: Node) -> bool:
         """Blog posts and cached remote posts are indexed; comments and timeline copies are not."""
-        return not node.ref.is_comments and node.ref != self.nodes.timeline_ref
+        return not node.ref.of_post and node.ref != self.nodes.timeline_ref
 
     async def published(self, tx: Tx, ev: ItemPublished) -> None:
         if self.indexed(ev.node) and is_public(ev.access):

@@ -81,7 +81,7 @@ class SocialService:
             readable: dict[NodeRef, bool] = {}
             out = []
             for ref, item in sorted(rows, key=lambda r: r[1].updated, reverse=True):
-                if ((ref, item.item_id) in seen or bare(item.publisher) in blocked or ref.is_comments
+                if ((ref, item.item_id) in seen or bare(item.publisher) in blocked or ref.of_post
                         or ref.service == self.addr.service_jid):
                     continue
                 if not await may_read_ref(tx, actor, ref, readable):

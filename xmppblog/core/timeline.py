@@ -56,7 +56,7 @@ class PublicTimeline:
         projections.on(AccessChanged, self.access_changed)
 
     def _is_blog(self, node: Node) -> bool:
-        return not node.remote and not node.ref.is_comments and node.ref != self.nodes.timeline_ref
+        return not node.remote and not node.ref.of_post and node.ref != self.nodes.timeline_ref
 
     async def timeline(self, tx: Tx) -> Node:
         """The timeline node, created with the first public post (it is never deleted nor reconfigured,

@@ -77,7 +77,7 @@ async def may_read_ref(tx: Repos, actor: Actor, ref: NodeRef, seen: dict[NodeRef
     """The visibility rule for a node of a list across nodes (a comments node follows its
     blog; an unknown node is unreadable), decided once per node in `seen`."""
     if ref not in seen:
-        access = await tx.nodes.get(ref.parent() if ref.is_comments else ref)
+        access = await tx.nodes.get(ref.parent() if ref.of_post else ref)
         seen[ref] = access is not None and may_read(access, await viewer_for(tx, access, actor))
     return seen[ref]
 
@@ -94,8 +94,8 @@ def validate_item_id(item_id: str) -> str:
 class NodeMap:
     """Which nodes this server hosts, and whose rules apply to each.
 
-    A blog JID hosts its owner's microblog node and one comments node per post
-    (comments follow their post's blog); the service JID hosts the public
+    A blog JID hosts its owner's microblog node and one comments node and one attachments
+    node (XEP-0470) per post (both follow their post's blog); the service JID hosts the public
     timeline; remote caches are keyed by their origin's JID.
     """
 
@@ -131,16 +131,20 @@ class NodeMap:
         if ref.is_comments:
             validate_item_id(ref.parent_item or "")
             return
-        raise NodeNotFound(f"only {NS_MICROBLOG} and its comments nodes are hosted on blog JIDs")
+        if ref.is_attachments and ref.attached_item is not None:
+            validate_item_id(ref.attached_item)
+            return
+        raise NodeNotFound(f"only {NS_MICROBLOG} and the comments and attachments nodes (XEP-0470) of its posts "
+                           "are hosted on blog JIDs")
 
     async def access_node(self, tx: Repos, ref: NodeRef) -> Node:
-        """The node whose access rules apply to `ref` (the blog's for a comments node).
+        """The node whose access rules apply to `ref` (the blog's for a post's comments or attachments node).
 
         Raises:
             NodeNotFound: the blog has no node (its owner never posted).
         """
         self.check_name(ref)
-        blog = await tx.nodes.get(ref.parent() if ref.is_comments else ref)
+        blog = await tx.nodes.get(ref.parent() if ref.of_post else ref)
         if blog is None:
             if ref == self.timeline_ref:
                 return Node(ref, self.addr.service_jid, NodeConfig())
@@ -152,8 +156,8 @@ class NodeMap:
 
         Read access to the blog is decided first, so nobody who may not read it
         learns whether a post or a comments node exists (no existence oracle).
-        A post's comments node exists, empty, as soon as the post does: the node is
-        None until somebody comments.
+        A post's comments and attachments nodes exist, empty, as soon as the post does: the node
+        is None until somebody comments or attaches something.
 
         Raises:
             NodeNotFound, and the read refusals of `policy.check`.
@@ -161,9 +165,9 @@ class NodeMap:
         access = await self.access_node(tx, ref)
         viewer = await viewer_for(tx, access, actor)
         check_read(access, viewer)
-        if not ref.is_comments:
+        if not ref.of_post:
             return (access if access.db_id else None), access, viewer
-        if await tx.items.get(access, ref.parent_item or "") is None:
+        if await tx.items.get(access, ref.post_item or "") is None:
             raise NodeNotFound("no such post")
         return await tx.nodes.get(ref), access, viewer
 

@@ -93,7 +93,8 @@ class Metrics:
         projections.on(ItemPublished, self._published)
 
     async def _published(self, tx: Tx, event: ItemPublished) -> None:
-        if not event.new or not event.notify or self.addr.owner_of(event.node.ref.service) is None:
+        if (not event.new or not event.notify or event.node.ref.is_attachments
+                or self.addr.owner_of(event.node.ref.service) is None):
             return
         opened_at = tx.opened_at
 

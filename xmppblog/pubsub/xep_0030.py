@@ -26,6 +26,7 @@ from ..protocol import (
     NS_MAM,
     NS_PING,
     NS_PUBSUB,
+    NS_PUBSUB_ATTACHMENTS,
     NS_PUBSUB_GET_PENDING,
     NS_PUBSUB_META_DATA,
     NS_REPORTING,
@@ -52,6 +53,7 @@ PUBSUB_FEATURES = (
 )
 BLOG_FEATURES = (
     NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_COMMANDS, NS_PING, NS_VERSION, NS_MAM, NS_FULLTEXT,
+    NS_PUBSUB_ATTACHMENTS,  # XEP-0470: each post has its attachments node
     *(f"{NS_PUBSUB}#{f}" for f in PUBSUB_FEATURES),
 )
 SERVICE_FEATURES = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PING, NS_VERSION, NS_XMPPBLOG, NS_COMMANDS,
@@ -173,6 +175,3 @@ class MiscAdapter:
         ET.SubElement(q, f"{{{NS_VERSION}}}name").text = "xmppblog"
         ET.SubElement(q, f"{{{NS_VERSION}}}version").text = __version__
         return q
-
-
-

@@ -31,6 +31,7 @@ from ..xmpp.component import FORM, BlogComponent, RawXml, Request, pubsub_action
 from . import forms, xep_0059
 from .signing import Signer
 from .xep_0277 import parse_entry
+from .xep_0470 import parse_attachments
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,17 @@ class PubsubAdapter:
             raise errors.InvalidPayload("publish exactly one <item/>")
         item = items[0]
         item_id = item.get("id") or None
+        if ref.is_attachments:  # XEP-0470: one <attachments/> per reader of the post
+            payload = parse_attachments(item, self.limits.max_payload_bytes)
+            new_id = await self.service.attach(req.actor, ref, item_id, payload)
+        else:
+            new_id = await self._publish_entry(req, pubsub, ref, item, item_id)
+        ps = ET.Element(P + "pubsub")
+        ET.SubElement(ET.SubElement(ps, P + "publish", {"node": ref.node}), P + "item", {"id": new_id})
+        return ps
+
+    async def _publish_entry(self, req: Request, pubsub: ET.Element, ref: NodeRef, item: ET.Element,
+                             item_id: str | None) -> str:
         draft = parse_entry(item, self.limits.max_payload_bytes)
         options = None
         po = pubsub.find(P + "publish-options")
@@ -255,10 +267,7 @@ class PubsubAdapter:
             if forms.single(values, "FORM_TYPE") not in (None, NS_PUBSUB_PUBLISH_OPTIONS):
                 raise errors.BadRequest("publish-options must use FORM_TYPE " + NS_PUBSUB_PUBLISH_OPTIONS)
             options = config_changes(values, self.limits, strict=False, comments=ref.is_comments)
-        new_id = await self.service.publish(req.actor, ref, item_id, draft, options)
-        ps = ET.Element(P + "pubsub")
-        ET.SubElement(ET.SubElement(ps, P + "publish", {"node": ref.node}), P + "item", {"id": new_id})
-        return ps
+        return await self.service.publish(req.actor, ref, item_id, draft, options)
 
     async def set_retract(self, req: Request, pubsub: ET.Element, el: ET.Element) -> None:
         ref = self._ref(req, el)
@@ -299,7 +308,7 @@ class PubsubAdapter:
         conf = pubsub.find(P + "configure")
         if conf is not None and conf.find(forms.X) is not None:
             _, values = forms.parse(conf.find(forms.X))
-            options = config_changes(values, self.limits, strict=True, comments=ref.is_comments)
+            options = config_changes(values, self.limits, strict=True, comments=ref.of_post)
         await self.service.create(req.actor, ref, options)
         return None
 
@@ -372,7 +381,7 @@ class PubsubAdapter:
         if forms.single(values, "FORM_TYPE") not in (None, NS_PUBSUB_NODE_CONFIG):
             raise errors.InvalidOptions("FORM_TYPE must be " + NS_PUBSUB_NODE_CONFIG)
         await self.service.configure(req.actor, ref, config_changes(values, self.limits, strict=True,
-                                                                     comments=ref.is_comments))
+                                                                     comments=ref.of_post))
         return None
 
     async def owner_get_default(self, req: Request, pubsub: ET.Element, el: ET.Element) -> ET.Element:
