@@ -39,6 +39,7 @@ NS_MAM = "urn:xmpp:mam:2"                                     # XEP-0313
 NS_FORWARD = "urn:xmpp:forward:0"                             # XEP-0297
 NS_DELAY = "urn:xmpp:delay"                                   # XEP-0203
 NS_FULLTEXT = "urn:xmpp:fulltext:0"                           # XEP-0431
+NS_SOCIAL_FEED = "urn:xmpp:pubsub-social-feed:1"              # XEP-0472
 NS_ORDER_BY = "urn:xmpp:order-by:0"                           # XEP-0413
 NS_CLIENT = "jabber:client"
 

@@ -30,6 +30,7 @@ from ..protocol import (
     NS_PUBSUB_GET_PENDING,
     NS_PUBSUB_META_DATA,
     NS_REPORTING,
+    NS_SOCIAL_FEED,
     NS_RSM,
     NS_VERSION,
     NS_XMPPBLOG,
@@ -54,10 +55,10 @@ PUBSUB_FEATURES = (
 BLOG_FEATURES = (
     NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM, NS_COMMANDS, NS_PING, NS_VERSION, NS_MAM, NS_FULLTEXT,
     NS_PUBSUB_ATTACHMENTS,  # XEP-0470: each post has its attachments node
-    *(f"{NS_PUBSUB}#{f}" for f in PUBSUB_FEATURES),
+    NS_SOCIAL_FEED, *(f"{NS_PUBSUB}#{f}" for f in PUBSUB_FEATURES),
 )
 SERVICE_FEATURES = (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, NS_PING, NS_VERSION, NS_XMPPBLOG, NS_COMMANDS,
-                    NS_BLOCKING, NS_REPORTING, NS_MAM, NS_FULLTEXT)
+                    NS_BLOCKING, NS_REPORTING, NS_MAM, NS_FULLTEXT, NS_SOCIAL_FEED)
 
 
 def _info(identities: list[tuple[str, str, str]], features: tuple[str, ...],
@@ -110,16 +111,20 @@ class DiscoAdapter:
         n = await self.service.visible_node(req.actor, NodeRef(req.to, node))
         # XEP-0313 on every node; full text where the search index holds it (core/archive.py)
         text = (NS_FULLTEXT,) if not n.ref.is_comments and is_public(n) else ()
-        q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB, NS_MAM, *text), node)
+        q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB, NS_MAM, NS_SOCIAL_FEED, *text), node)
         # No pubsub#owner (jid-multi; optional in XEP-0060 §5.4, and the blog JID names its owner
         # anyway): Libervia 0.9 turns jid fields into JID objects its D-Bus bridge cannot carry,
         # and fails the whole disco (tests/e2e/test_libervia.py). Prosody sends none either.
         meta = (forms.Form("result")
                 .field("FORM_TYPE", NS_PUBSUB_META_DATA, "hidden")
-                .field("pubsub#type", "http://www.w3.org/2005/Atom", "text-single", "Payload type")
+                # XEP-0472 profiles: a user's blog is the microblog profile, the others its base
+                .field("pubsub#type", NS_MICROBLOG if n.ref.node == NS_MICROBLOG and n.ref.service != self.service_jid
+                       else NS_SOCIAL_FEED, "text-single", "Payload type")
                 .field("pubsub#title", n.config.title, "text-single", "Title")
                 .field("pubsub#access_model", n.config.access_model.value, "list-single", "Access model")
-                .field("pubsub#max_items", n.config.max_items, "text-single", "Max items"))
+                # XEP-0472 wants "max": the most this server keeps (XEP-0060 §16.4.3)
+                .field("pubsub#max_items", "max" if n.config.max_items >= self.service.limits.max_items_per_node
+                       else n.config.max_items, "text-single", "Max items"))
         q.append(meta.el)
         return q
 
@@ -175,3 +180,6 @@ class MiscAdapter:
         ET.SubElement(q, f"{{{NS_VERSION}}}name").text = "xmppblog"
         ET.SubElement(q, f"{{{NS_VERSION}}}version").text = __version__
         return q
+
+
+
