@@ -39,3 +39,13 @@ async def test_the_social_feed_profiles_are_advertised_and_described(world: Worl
     comments = await world.iq("bob@example.org/pc", BLOG, "get",
                               f"<query xmlns='{DISCO_INFO}' node='{MB}:comments/p1'/>")
     assert meta(comments)["pubsub#type"] == SOCIAL, "a comments node is the base profile"
+
+
+async def test_the_node_configuration_states_what_the_profile_expects(world: World):
+    await world.iq(f"{ALICE}/pc", BLOG, "set", publish(text="hello", item_id="p1"))
+    reply = await world.iq(f"{ALICE}/pc", BLOG, "get",
+                           f"<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='{MB}'/></pubsub>")
+    fields = meta(reply)
+    assert fields["pubsub#notify_retract"] in ("1", "true") and fields["pubsub#persist_items"] in ("1", "true")
+    assert fields["pubsub#send_last_published_item"] == "never"
+    assert fields["pubsub#publish_model"] == "publishers"
