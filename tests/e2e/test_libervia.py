@@ -191,3 +191,22 @@ def test_mam_fulltext(li):
     data = json.loads(result.stdout)
     assert [i["id"] for i in data["items"]] == [hit], data
     assert data["complete"] is True and data["rsm"]["count"] == 1, data
+
+
+def test_attachments_noticed_and_reactions(li):
+    """XEP-0470 as Libervia does it: `blog set` creates the post's attachments node (before the
+    post, with the blog's configuration and publish_model=open: `conflict`, tolerated), then a
+    reader marks the post noticed and reacts, each reader's one item under their own JID."""
+    item = publish(li, "React to this", "-i", uid("lv-react"))
+    assert "urn:xmpp:pubsub-attachments:1" in disco(li, BLOG)["features"]
+    for profile, args in (("lou", ("-N", "-r", "👍")), ("liv", ("-r", "🎉"))):
+        ok(li.run("blog", "attachments", "set", "-p", profile, "-s", BLOG, "-i", item, *args))
+    ok(li.run("blog", "attachments", "set", "-p", "lou", "-s", BLOG, "-i", item, "-r", "❤"))  # an update
+    got = json.loads(ok(li.run("blog", "attachments", "get", "-p", "liv", "-s", BLOG, "-i", item,
+                                "-O", "json")).stdout)
+    by = {a["from"]: a for a in got}
+    assert sorted(by) == ["liv@alpha.test", "lou@alpha.test"], got
+    assert by["lou@alpha.test"]["noticed"]["noticed"] is True, got
+    assert sorted(by["lou@alpha.test"]["reactions"]["reactions"]) == ["❤", "👍"], got
+    assert by["liv@alpha.test"]["reactions"]["reactions"] == ["🎉"], got
+    assert "noticed" not in by["liv@alpha.test"], got
