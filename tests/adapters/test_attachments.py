@@ -33,6 +33,10 @@ async def test_libervia_creates_then_a_reader_attaches_and_reads_back(wire):
     items = reply.findall(f".//{{{PS}}}item")
     assert [i.get("id") for i in items] == ["bob@example.org"]
     assert items[0].find(f"{{{NS}}}attachments/{{{NS}}}reactions/{{{NS}}}reaction").text == "👍"
+    # its configuration is the blog's, and says who may publish: any reader
+    reply = await wire.request(iq(ALICE, "get", f"<pubsub xmlns='{PS}#owner'><configure node='{NODE}'/></pubsub>"))
+    fields = {f.get("var"): f.findtext("{jabber:x:data}value") for f in reply.iter("{jabber:x:data}field")}
+    assert fields["pubsub#publish_model"] == "open" and fields["pubsub#access_model"] == "open", fields
 
 
 async def test_wrong_ids_and_payloads_are_refused(wire):

@@ -18,6 +18,7 @@ from ..core import errors
 from ..core.model import NS_MICROBLOG, AccessModel, NodeConfig, NodeRef, Page, PageRequest
 from ..core.pubsub import Limits, PubsubService
 from ..protocol import (
+    ATTACHMENTS_PREFIX,
     COMMENTS_PREFIX,
     NS_KEYS_NODE,
     NS_NICK,
@@ -153,7 +154,8 @@ def config_form(node: str, config: NodeConfig, limits: Limits, form_type: str = 
             .field("pubsub#persist_items", True, "boolean", "Persist items to storage")
             .field("pubsub#deliver_payloads", True, "boolean", "Deliver payloads with notifications")
             # what the node does, stated (XEP-0472 base profile; Libervia reads publish_model)
-            .field("pubsub#publish_model", (FIXED_COMMENTS if node.startswith(COMMENTS_PREFIX) else FIXED)
+            .field("pubsub#publish_model", (FIXED_COMMENTS if node.startswith((COMMENTS_PREFIX, ATTACHMENTS_PREFIX))
+                                                 else FIXED)
                    ["pubsub#publish_model"], "list-single", "Who may publish",
                    [("publishers", "The owner and publishers"), ("open", "Whoever may read the post")])
             .field("pubsub#send_last_published_item", "never", "list-single",
