@@ -126,8 +126,8 @@ class Archive:
         timeline = ref == self.nodes.timeline_ref
         async with self._tx() as tx:
             node, access, _ = await self.nodes.readable(tx, actor, ref)
-            if text is not None and (ref.is_comments or not (timeline or is_public(access))):
-                # SearchIndexer.indexed: what is public, less comments (they are never indexed)
+            if text is not None and (ref.of_post or not (timeline or is_public(access))):
+                # SearchIndexer.indexed: what is public, less comments and attachments (never indexed)
                 raise errors.Unsupported("fulltext", "full-text search covers public blogs and the public timeline")
             if node is None:
                 return ArchivePage((), True, 0, None, None, None)

@@ -110,7 +110,7 @@ class DiscoAdapter:
                          (NS_COMMANDS, "jabber:x:data"), node)
         n = await self.service.visible_node(req.actor, NodeRef(req.to, node))
         # XEP-0313 on every node; full text where the search index holds it (core/archive.py)
-        text = (NS_FULLTEXT,) if not n.ref.is_comments and is_public(n) else ()
+        text = (NS_FULLTEXT,) if not n.ref.of_post and is_public(n) else ()
         q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB, NS_MAM, NS_SOCIAL_FEED, *text), node)
         # No pubsub#owner (jid-multi; optional in XEP-0060 §5.4, and the blog JID names its owner
         # anyway): Libervia 0.9 turns jid fields into JID objects its D-Bus bridge cannot carry,
