@@ -145,6 +145,7 @@ async def _seen_by(world, viewer: str, item_id: str, word: str, sent: dict[str, 
     got["items"] = await read(BLOG)
     got["item by id"] = await read(BLOG, (item_id,))
     got["comments"] = await read(BLOG.comments(item_id))
+    got["attachments"] = await read(BLOG.attachments(item_id))
     got["public timeline node"] = await read(service.timeline_ref)
     try:
         await service.visible_node(actor, BLOG)
@@ -187,6 +188,9 @@ async def _evaluate(world, model: AccessModel, phase: str, revoked_follower: boo
     await _recipients(uow, clock)  # what earlier steps planned is not this post's
     item_id = await service.publish(owner, BLOG, None, draft(word))
     await service.publish(owner, BLOG.comments(item_id), None, draft(word + " comment"))
+    await service.attach(owner, BLOG.attachments(item_id), None,
+                         f"<attachments xmlns='urn:xmpp:pubsub-attachments:1'><reactions><reaction>{word}"
+                         "</reaction></reactions></attachments>")
     sent = await _recipients(uow, clock)
     audience = await core.roster.presence_audience()
     seen = {}
@@ -206,6 +210,7 @@ async def _evaluate(world, model: AccessModel, phase: str, revoked_follower: boo
                 LEAKS.append(f"{model.value}/{phase}: {viewer} got the post by {path}")
     # and those who may see it do get it: the matrix is not vacuous
     assert seen["owner"]["items"] and seen["owner"]["comments"] and seen["owner"]["item by id"]
+    assert seen["owner"]["attachments"]
     if not revoked_follower:
         assert seen["approved"]["items"] and seen["approved"]["notifications and chat"], seen["approved"]
         assert seen["approved"]["presence probe"], "an approved contact sees the status line"
