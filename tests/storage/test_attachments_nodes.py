@@ -141,3 +141,14 @@ async def test_the_archive_holds_attachments_without_full_text(stack):
     assert [e.item.item_id for e in page.entries] == ["bob@example.org"]
     with pytest.raises(E.Unsupported):  # never indexed, so not searchable
         await mam.query(CAROL, REF.attachments(post), ArchiveQuery(text="reaction"))
+
+
+async def test_a_deleted_accounts_attachments_go_with_it(stack):
+    core, uow, clock = stack
+    post = await core.pubsub.publish(ALICE, REF, None, draft("react to me"))
+    await core.pubsub.publish(BOB, NodeRef("bob@blog.example.org", NS_MICROBLOG), None, draft("bob's own"))
+    await core.pubsub.attach(BOB, REF.attachments(post), None, reaction("👍"))
+    await core.pubsub.attach(CAROL, REF.attachments(post), None, reaction("🎉"))
+    await core.accounts.delete_user(Actor.SYSTEM, "bob")
+    left = (await core.pubsub.get_items(ALICE, REF.attachments(post))).items
+    assert [i.item_id for i in left] == ["carol@example.org"]

@@ -320,6 +320,8 @@ class Accounts:
             await self._pubsub.delete_node_in(tx, Actor.SYSTEM, ref)
         for cref, item in await tx.feed.comments_by(user):
             await self._pubsub.retract_in(tx, Actor.SYSTEM, cref, [item.item_id], notify=True)
+        for aref, item in await tx.feed.attachments_by(user):  # their reactions to others' posts
+            await self._pubsub.retract_in(tx, Actor.SYSTEM, aref, [item.item_id], notify=True)
         # what other blogs granted them ends with the account (a JID can be registered again by
         # someone else); a ban stays, or deleting an account would be a way out of it
         for aref, aff in await tx.affs.everywhere(user):

@@ -258,6 +258,9 @@ class FeedRepo(Protocol):
     async def comments_by(self, publisher: str) -> Sequence[tuple[NodeRef, Item]]:
         """The comments a bare JID published on this server's blogs (not remote caches), oldest first."""
         ...
+    async def attachments_by(self, publisher: str) -> Sequence[tuple[NodeRef, Item]]:
+        """The attachments (XEP-0470) a bare JID published to posts of this server's blogs."""
+        ...
 
 
 class OutboxRepo(Protocol):

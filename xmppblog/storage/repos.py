@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..core import errors
 from ..core.archive import ArchiveRange, ArchiveRows
 from ..core.model import (
+    ATTACHMENTS_PREFIX,
     COMMENTS_PREFIX,
     NS_MICROBLOG,
     PAGE_COUNT_CAP,
@@ -798,6 +799,15 @@ class FeedRepo:
             select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
             .where(ItemRow.publisher == publisher, NodeRow.remote.is_(False),
                    NodeRow.node.startswith(COMMENTS_PREFIX, autoescape=True))
+            .order_by(ItemRow.id))).all()
+        return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
+
+    async def attachments_by(self, publisher: str) -> Sequence[tuple[NodeRef, Item]]:
+        # as comments_by: an account deletion reads the items of attachments nodes once
+        rows = (await self.s.execute(
+            select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
+            .where(ItemRow.publisher == publisher, NodeRow.remote.is_(False),
+                   NodeRow.node.startswith(ATTACHMENTS_PREFIX, autoescape=True))
             .order_by(ItemRow.id))).all()
         return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
 
