@@ -171,7 +171,10 @@ def test_disco_node(li):
         assert [i[:2] for i in info["identities"]] == [["pubsub", "leaf"]], node
         meta = dict((f["var"], values) for f, values in
                     info["extensions"]["http://jabber.org/protocol/pubsub#meta-data"])
-        assert meta["pubsub#type"] == ["http://www.w3.org/2005/Atom"], node
+        # XEP-0472 profiles: the blog is the microblog profile, its comments the base one
+        profile = "urn:xmpp:microblog:0" if node == NODE else "urn:xmpp:pubsub-social-feed:1"
+        assert meta["pubsub#type"] == [profile], node
+        assert meta["pubsub#max_items"] == ["max"] or node != NODE
 
 
 def test_mam_fulltext(li):
