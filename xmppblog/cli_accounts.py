@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 class NotMigrated(Exception):
-    pass
+    """The database has no schema yet: the command line does not migrate on its own."""
 
 
 class Nobody:

@@ -14,6 +14,7 @@ carries; a repost copies only what is public.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -76,10 +77,9 @@ class PostingService:
         who, slash, s = text.partition("/")
         try:
             if slash and who and s:
-                try:
+                # user/id, else an id with a '/' of its own
+                with contextlib.suppress(errors.ItemNotFound):
                     return await self._find_in(tx, actor, who, s, own_only)
-                except errors.ItemNotFound:
-                    pass  # not user/id: an id with a '/' of its own
             return await self._find_in(tx, actor, "", text, own_only)
         except errors.ItemNotFound:
             raise errors.ItemNotFound(f"No such post: {short}") from None

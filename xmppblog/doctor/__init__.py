@@ -143,8 +143,7 @@ async def _running(cfg: Config, report: Report) -> dict[str, Any] | None:
 def _http_not_running(listen: str, report: Report) -> None:
     host, _, port = listen.rpartition(":")
     try:
-        with socket.create_server((host.strip("[]") or "0.0.0.0", int(port))):
-            pass
+        socket.create_server((host.strip("[]") or "0.0.0.0", int(port))).close()  # only: is it free?
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             report.fail("http", f"{listen} is taken by another program that does not answer as xmppblog: "

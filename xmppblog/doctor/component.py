@@ -12,6 +12,7 @@ JIDs (the host's XEP-0033 service).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import xml.etree.ElementTree as ET
@@ -111,12 +112,10 @@ class ComponentProbe:
     async def close(self) -> None:
         if self._writer is None:
             return
-        try:
+        with contextlib.suppress(OSError, TimeoutError):  # the check is over either way
             self._writer.write(b"</stream:stream>")
             self._writer.close()
             await asyncio.wait_for(self._writer.wait_closed(), 2)
-        except (OSError, TimeoutError):
-            pass
         self._writer = None
 
     # ------------------------------------------------------------ the stream

@@ -793,21 +793,18 @@ class FeedRepo:
         return [(_node(n), int(c)) for n, c in rows]
 
     async def comments_by(self, publisher: str) -> Sequence[tuple[NodeRef, Item]]:
-        # no index on the publisher: an export or a deletion (rare, and one user's) reads the items
-        # of comments nodes once
-        rows = (await self.s.execute(
-            select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
-            .where(ItemRow.publisher == publisher, NodeRow.remote.is_(False),
-                   NodeRow.node.startswith(COMMENTS_PREFIX, autoescape=True))
-            .order_by(ItemRow.id))).all()
-        return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
+        return await self._published_on(publisher, COMMENTS_PREFIX)
 
     async def attachments_by(self, publisher: str) -> Sequence[tuple[NodeRef, Item]]:
-        # as comments_by: an account deletion reads the items of attachments nodes once
+        return await self._published_on(publisher, ATTACHMENTS_PREFIX)
+
+    async def _published_on(self, publisher: str, prefix: str) -> Sequence[tuple[NodeRef, Item]]:
+        """What `publisher` published on local nodes named `prefix…`. No index on the publisher:
+        an export or a deletion (rare, and one user's) reads the items of those nodes once."""
         rows = (await self.s.execute(
             select(NodeRow.service, NodeRow.node, ItemRow).join(ItemRow, ItemRow.node_id == NodeRow.id)
             .where(ItemRow.publisher == publisher, NodeRow.remote.is_(False),
-                   NodeRow.node.startswith(ATTACHMENTS_PREFIX, autoescape=True))
+                   NodeRow.node.startswith(prefix, autoescape=True))
             .order_by(ItemRow.id))).all()
         return [(NodeRef(sv, n), _item(i)) for sv, n, i in rows]
 
