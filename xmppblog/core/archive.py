@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from . import errors
 from .model import Actor, Item, NodeRef
-from .pubsub import PubsubService
+from .pubsub import PubsubService, fitting
 from .search import SearchQuery, parse_query
 from .transactions import Transactions
 from .visibility import is_public
@@ -135,7 +135,7 @@ class Archive:
                                self.nodes.addr.service_jid if timeline else None)
             found = await tx.items.archive(node, rng, size)
             # the public timeline's copies again at serve time, as items requests see them
-            kept = set(await self._pubsub._still_visible(tx, node, [item for _, item in found.rows], actor))
+            kept = set(await self._pubsub.still_visible(tx, node, [item for _, item in found.rows], actor))
         raw = tuple(Archived(str(pos), item) for pos, item in found.rows)
         entries = tuple(e for e in raw if e.item in kept)
         complete = not found.more
@@ -148,13 +148,9 @@ class Archive:
                            bounds[0].archive_id if bounds else None, bounds[-1].archive_id if bounds else None)
 
     def _fit(self, entries: tuple[Archived, ...], backwards: bool) -> tuple[Archived, ...]:
-        """The entries within the page byte budget (a page is one burst of stanzas): the
-        oldest ones reading forwards, the newest ones reading backwards."""
-        order = list(reversed(entries)) if backwards else list(entries)
-        total = 0
-        for n, entry in enumerate(order):
-            total += len(entry.item.payload.encode("utf-8"))
-            if n and total > self.limits.max_page_bytes:
-                kept = order[:n]
-                return tuple(reversed(kept)) if backwards else tuple(kept)
-        return entries
+        """The entries within the page byte budget: the oldest ones reading forwards, the
+        newest ones reading backwards."""
+        order = tuple(reversed(entries)) if backwards else entries
+        n = fitting([e.item for e in order], self.limits.max_page_bytes)
+        kept = order[:n]
+        return tuple(reversed(kept)) if backwards else kept

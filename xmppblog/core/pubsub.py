@@ -72,6 +72,17 @@ class Limits:
     max_page_bytes: int = 256 * 1024
 
 
+def fitting(items: Sequence[Item], budget: int) -> int:
+    """How many of `items`, in order, fit in `budget` bytes of payload (at least one): a page of
+    items, or of an archive, is one burst of stanzas and must stay far below the host's limit."""
+    total = 0
+    for n, item in enumerate(items):
+        total += len(item.payload.encode("utf-8"))
+        if n and total > budget:
+            return n
+    return len(items)
+
+
 class PubsubService:
     """XEP-0060 on blog JIDs and the public timeline. Methods take the actor first (STYLE.md §5)."""
 
@@ -418,7 +429,7 @@ class PubsubService:
             node, access, _ = await self.nodes.readable(tx, actor, ref)
             if item_ids:
                 found = tuple(await tx.items.get_many(node, item_ids)) if node is not None else ()
-                found = await self._still_visible(tx, node, found, actor)
+                found = await self.still_visible(tx, node, found, actor)
                 if not found:
                     raise errors.ItemNotFound("no such item on this node")
                 return self._fit(Page(found, len(found), None))
@@ -428,10 +439,10 @@ class PubsubService:
             if max_items is not None:
                 page = replace(page, max=min(max_items, page.max or max_items))
             result = await tx.items.page(node, page, limit)
-            kept = await self._still_visible(tx, node, result.items, actor)
+            kept = await self.still_visible(tx, node, result.items, actor)
         return self._fit(replace(result, items=kept) if len(kept) != len(result.items) else result)
 
-    async def _still_visible(self, tx: Tx, node: Node | None, items: Sequence[Item],
+    async def still_visible(self, tx: Tx, node: Node | None, items: Sequence[Item],
                              actor: Actor) -> tuple[Item, ...]:
         """Public-timeline copies whose original `actor` may see now (the rule again, at serve time:
         still public, and not on a blog that banned them)."""
@@ -452,13 +463,8 @@ class PubsubService:
 
     def _fit(self, page: Page) -> Page:
         """Cut a page at the byte budget, so no result stanza nears the host's limit."""
-        total, kept = 0, list[Item]()
-        for item in page.items:
-            total += len(item.payload.encode("utf-8"))
-            if kept and total > self.limits.max_page_bytes:
-                return replace(page, items=tuple(kept), complete=False)
-            kept.append(item)
-        return page
+        n = fitting(page.items, self.limits.max_page_bytes)
+        return page if n == len(page.items) else replace(page, items=page.items[:n], complete=False)
 
     async def originals(self, copies: Sequence[Item]) -> list[FoundPost]:
         """The blog posts public-timeline copies stand for, those still public."""

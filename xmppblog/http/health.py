@@ -32,6 +32,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .metrics import Metrics
+from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,8 @@ class Health:
         self.probes = probes
         self.metrics = metrics
         self.operators = [ipaddress.ip_network(n, strict=False) for n in operators_from]
-        self._monotonic = monotonic
-        self._deep: tuple[float, tuple[bool, dict[str, str]]] | None = None
-        self._deep_lock = asyncio.Lock()
+        # a deep check sends stanzas: one answer serves every caller for a while
+        self._deep = Snapshot(probes.round_trip, DEEP_CACHE_SECONDS, monotonic)
 
     def register(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)
@@ -94,13 +94,6 @@ class Health:
             return f"the database is unavailable: {type(exc).__name__}: {exc}"
         return None
 
-    async def _round_trip(self) -> tuple[bool, dict[str, str]]:
-        async with self._deep_lock:
-            now = self._monotonic()
-            if self._deep is None or now - self._deep[0] > DEEP_CACHE_SECONDS:
-                self._deep = (now, await self.probes.round_trip())
-            return self._deep[1]
-
     async def healthz(self, request: web.Request) -> web.Response:
         """Up or down for anyone; the details (the driver's error, the host's address, the disco
         round trip) for operators only: they would tell an outsider about the deployment."""
@@ -117,7 +110,7 @@ class Health:
             body["disco_refused"] = (f"a disco round trip is for this server's operators: {request.remote} is not "
                                      "in [http] operators_from, or the request came through a proxy")
         elif request.query.get("deep") == "1" and host is None:
-            ok, answers = await self._round_trip()
+            ok, answers = await self._deep.get()
             body["disco"] = answers
             if not ok:
                 problems.append("a disco round trip through the host failed: "

@@ -37,7 +37,7 @@ from ..core.text import hashtags, normal
 from ..core.uri import xmpp_uri
 from ..protocol import NS_ATOM, NS_XMPPBLOG
 from ..pubsub.sanitize import sanitize_entry
-from ..pubsub.xep_0277 import entry_of, title_and_text
+from ..pubsub.xep_0277 import entry_of, serialise, title_and_text
 from ..spamguard.buckets import TokenBuckets
 from .errors import public_text, status_of
 from .links import person_href
@@ -253,11 +253,7 @@ class HttpApi:
             if url:
                 ET.SubElement(entry, A + "link", {"rel": "alternate", "type": "text/html", "href": url})
             feed.append(entry)
-        try:
-            body = ET.tostring(feed, encoding="unicode", default_namespace=NS_ATOM)
-        except ValueError:  # an extension element in no namespace: keep explicit prefixes
-            body = ET.tostring(feed, encoding="unicode")
-        return web.Response(text="<?xml version='1.0' encoding='utf-8'?>\n" + body,
+        return web.Response(text="<?xml version='1.0' encoding='utf-8'?>\n" + serialise(feed, NS_ATOM),
                             content_type="application/atom+xml", charset="utf-8")
 
     async def feed_timeline(self, request: web.Request) -> web.Response:

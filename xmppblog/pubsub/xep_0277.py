@@ -39,7 +39,18 @@ class AtomDraft:
     entry: ET.Element
 
 
-def _depth(el: ET.Element, limit: int) -> bool:
+def serialise(el: ET.Element, namespace: str) -> str:
+    """`el` as text with `namespace` as the default namespace, or with explicit prefixes when an
+    element in no namespace makes a default namespace impossible."""
+    try:
+        return ET.tostring(el, encoding="unicode", default_namespace=namespace)
+    except ValueError:
+        return ET.tostring(el, encoding="unicode")
+
+
+def within_depth(el: ET.Element, limit: int) -> bool:
+    """Whether no element below `el` (itself at depth 1) is deeper than `limit` (iteratively: a
+    hostile payload cannot exhaust the recursion limit)."""
     stack = [(el, 1)]
     while stack:
         e, d = stack.pop()
@@ -66,7 +77,7 @@ def parse_entry(item: ET.Element, max_bytes: int) -> AtomDraft:
     entry = children[0]
     if entry.tag != A + "entry":
         raise errors.InvalidPayload(f"expected an Atom entry ({NS_ATOM}), got {entry.tag[:80]}")
-    if not _depth(entry, MAX_ENTRY_DEPTH):
+    if not within_depth(entry, MAX_ENTRY_DEPTH):
         raise errors.InvalidPayload(f"the entry is nested deeper than {MAX_ENTRY_DEPTH} levels")
     if len(ET.tostring(entry, encoding="utf-8")) > max_bytes:
         raise errors.PayloadTooBig(f"entries are limited to {max_bytes} bytes")
@@ -217,10 +228,7 @@ class AtomCodec:
 
     def raw(self, draft: object) -> str:
         assert isinstance(draft, AtomDraft)
-        try:
-            return ET.tostring(draft.entry, encoding="unicode", default_namespace=NS_ATOM)
-        except ValueError:
-            return ET.tostring(draft.entry, encoding="unicode")
+        return serialise(draft.entry, NS_ATOM)
 
     def summary(self, payload: str) -> str:
         return summary(payload)
@@ -269,10 +277,7 @@ class AtomCodec:
                                                  "href": stamp.replies_uri}))
         if self.signer is not None:
             self.signer.sign(entry)  # last, over the final form (pubsub/signing.py)
-        try:
-            return ET.tostring(entry, encoding="unicode", default_namespace=NS_ATOM)
-        except ValueError:  # an element in no namespace: keep explicit prefixes
-            return ET.tostring(entry, encoding="unicode")
+        return serialise(entry, NS_ATOM)
 
 
 def export_feed(export: Export, generated: datetime) -> str:
@@ -292,8 +297,5 @@ def export_feed(export: Export, generated: datetime) -> str:
         entry = entry_of(post.item.payload)
         if entry is not None:
             feed.append(entry)
-    try:
-        body = ET.tostring(feed, encoding="unicode", default_namespace=NS_ATOM)
-    except ValueError:  # an extension element in no namespace: keep explicit prefixes
-        body = ET.tostring(feed, encoding="unicode")
+    body = serialise(feed, NS_ATOM)
     return "<?xml version='1.0' encoding='utf-8'?>\n" + body + "\n"

@@ -13,14 +13,11 @@ import xml.etree.ElementTree as ET
 
 from ..core import errors
 from ..protocol import NS_PUBSUB_ATTACHMENTS
+from .xep_0277 import serialise, within_depth
 
 ATTACHMENTS = f"{{{NS_PUBSUB_ATTACHMENTS}}}attachments"
 #: as deep as an <attachments/> element may nest (reactions are three levels)
 MAX_DEPTH = 16
-
-
-def _depth(el: ET.Element, left: int) -> bool:
-    return left > 0 and all(_depth(child, left - 1) for child in el)
 
 
 def parse_attachments(item: ET.Element, max_bytes: int) -> str:
@@ -36,12 +33,9 @@ def parse_attachments(item: ET.Element, max_bytes: int) -> str:
         raise errors.InvalidPayload(f"an attachments item carries exactly one <attachments xmlns='"
                                     f"{NS_PUBSUB_ATTACHMENTS}'/> (XEP-0470)")
     el = children[0]
-    if not _depth(el, MAX_DEPTH):
+    if not within_depth(el, MAX_DEPTH):
         raise errors.InvalidPayload(f"attachments are nested deeper than {MAX_DEPTH} levels")
-    try:
-        payload = ET.tostring(el, encoding="unicode", default_namespace=NS_PUBSUB_ATTACHMENTS)
-    except ValueError:  # an element in no namespace: spelled with prefixes instead
-        payload = ET.tostring(el, encoding="unicode")
+    payload = serialise(el, NS_PUBSUB_ATTACHMENTS)
     if len(payload.encode("utf-8")) > max_bytes:
         raise errors.PayloadTooBig(f"items are limited to {max_bytes} bytes")
     return payload
