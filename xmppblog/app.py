@@ -135,6 +135,25 @@ def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCod
                 DeliveryStatus(tx, posting, moderation))
 
 
+def core_limits(cfg: Config) -> Limits:
+    """The core's limits from `[limits]` (the command line builds the core with the same)."""
+    lim = cfg.limits
+    return Limits(lim.max_payload_bytes, lim.max_items_per_node, lim.max_page_items,
+                  min(256 * 1024, lim.max_stanza_bytes // 2))
+
+
+def delivery_policy(cfg: Config) -> DeliveryPolicy:
+    """How bounces are retried and sent rows kept, from `[federation]`."""
+    f = cfg.federation
+    return DeliveryPolicy(timedelta(seconds=f.retry_for_seconds), timedelta(seconds=f.keep_sent_seconds),
+                          f.max_permanent_failures, f.first_retry_seconds)
+
+
+def rtbl_nodes(cfg: Config) -> list[tuple[str, str]]:
+    """(service JID, node) of each `[spamguard] rtbl_services` entry ("service, node")."""
+    return [(s.split(",", 1)[0].strip(), s.split(",", 1)[1].strip()) for s in cfg.spamguard.rtbl_services]
+
+
 def freeze_startup_objects() -> None:
     """Keep what startup made (modules, the migrations, table metadata, compiled statements)
     out of every later full garbage collection: it lives as long as the process, and walking
@@ -146,7 +165,7 @@ def freeze_startup_objects() -> None:
 class App:
     def __init__(self, cfg: Config, component_factory: type[BlogComponent] = BlogComponent) -> None:
         self.cfg = cfg
-        c, lim, sg, f = cfg.component, cfg.limits, cfg.spamguard, cfg.federation
+        c, lim, sg = cfg.component, cfg.limits, cfg.spamguard
         self.engine = create_engine(cfg.database.url, cfg.database.sqlite_synchronous.upper())
         self._clock = SystemClock()
         self.addr = addr = Addressing(c.jid, c.users_domain)
@@ -155,7 +174,7 @@ class App:
         self.online = OnlineTracker()
         self.signer = Signer(self._uow, self._clock)
         codec = AtomCodec(self.signer)
-        blocklists = BlockLists((s.split(",", 1)[0].strip(), s.split(",", 1)[1].strip()) for s in sg.rtbl_services)
+        blocklists = BlockLists(rtbl_nodes(cfg))
         tx = Transactions(self._uow)
         remote = RemoteFeeds(addr, tx, codec, self._clock, lim.max_items_per_node,
                              frozenset(NodeRef(s, n) for s, n in blocklists.sources))
@@ -174,10 +193,7 @@ class App:
         self.remote = RemoteBlogs(self.component, requests, remote, verifier, pipeline, blocklists)
         self.core = core = build_core(
             tx, addr, self._clock, codec, self.online, self.search_index, remote, self.remote,
-            Limits(lim.max_payload_bytes, lim.max_items_per_node, lim.max_page_items,
-                   min(256 * 1024, lim.max_stanza_bytes // 2)),
-            c.admins, DeliveryPolicy(timedelta(seconds=f.retry_for_seconds), timedelta(seconds=f.keep_sent_seconds),
-                                     f.max_permanent_failures, f.first_retry_seconds))
+            core_limits(cfg), c.admins, delivery_policy(cfg))
         self.sender = OutboxSender(self._uow, self.component.send_raw_stanza, self.component.online, self._clock,
                                    max_stanza_bytes=lim.max_stanza_bytes, im_body=im_body,
                                    is_remote=lambda jid: not addr.serves(jid),

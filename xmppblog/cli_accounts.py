@@ -16,16 +16,15 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from .app import Core, SystemClock, build_core
+from .app import Core, SystemClock, build_core, core_limits, delivery_policy, rtbl_nodes
 from .config import Config
 from .core import errors
 from .core.addressing import Addressing
 from .core.delivery import DeliveryPolicy
 from .core.model import Actor, NodeRef, SubState
 from .core.ports import UnitOfWork
-from .core.pubsub import Limits
 from .core.remote_feeds import RemoteFeeds
 from .core.status import by_server, other_servers, server_line
 from .core.transactions import Transactions
@@ -65,12 +64,6 @@ class Offline:
         raise errors.RemoteUnavailable("the command line does not reach other servers")
 
 
-def _policy(cfg: Config) -> DeliveryPolicy:
-    f = cfg.federation
-    return DeliveryPolicy(timedelta(seconds=f.retry_for_seconds), timedelta(seconds=f.keep_sent_seconds),
-                          f.max_permanent_failures, f.first_retry_seconds)
-
-
 @asynccontextmanager
 async def offline_core(cfg: Config) -> AsyncIterator[Core]:
     """The core over the configured database, as `run` builds it, minus the component.
@@ -88,13 +81,12 @@ async def offline_core(cfg: Config) -> AsyncIterator[Core]:
     addr = Addressing(c.jid, c.users_domain)
     tx = Transactions(uow_factory(sessionmaker(engine), clock, local=addr.serves))
     codec = AtomCodec()
-    reserved = frozenset(NodeRef(*(p.strip() for p in s.split(",", 1))) for s in cfg.spamguard.rtbl_services)
+    reserved = frozenset(NodeRef(service, node) for service, node in rtbl_nodes(cfg))
     remote = RemoteFeeds(addr, tx, codec, clock, lim.max_items_per_node, reserved)
     index = SearchReader(engine, url)
     try:
-        yield build_core(tx, addr, clock, codec, Nobody(), index, remote, Offline(),
-                         Limits(lim.max_payload_bytes, lim.max_items_per_node, lim.max_page_items,
-                                min(256 * 1024, lim.max_stanza_bytes // 2)), c.admins, _policy(cfg))
+        yield build_core(tx, addr, clock, codec, Nobody(), index, remote, Offline(), core_limits(cfg), c.admins,
+                         delivery_policy(cfg))
     finally:
         index.close()
         await engine.dispose()

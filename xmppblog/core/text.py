@@ -16,8 +16,9 @@ from .jid import bare
 
 _WORD = re.compile(r"[#@]?([\w][\w'-]*)", re.UNICODE)
 _SEARCH_WORD = re.compile(r"\w+", re.UNICODE)
-_HASHTAG = re.compile(r"(?<![\w&])#(\w[\w-]{0,63})", re.UNICODE)
-_MENTION = re.compile(r"(?<![\w@])@([^\s@/<>\"'&:]+@[A-Za-z0-9.-]+[A-Za-z0-9])")
+#: a #hashtag and an @user@domain mention in text (public: the web front links exactly these)
+HASHTAG = re.compile(r"(?<![\w&])#(\w[\w-]{0,63})", re.UNICODE)
+MENTION = re.compile(r"(?<![\w@])@([^\s@/<>\"'&:]+@[A-Za-z0-9.-]+[A-Za-z0-9])")
 MAX_TRACK_WORDS = 64
 #: people a post notifies by mentioning them (a post naming a thousand users notifies none past these)
 MAX_MENTIONS = 20
@@ -45,13 +46,13 @@ def search_words(text: str) -> list[str]:
 
 def hashtags(text: str) -> list[str]:
     """The #hashtags of `text`, normalised, each once, in order."""
-    return list(dict.fromkeys(normal(t) for t in _HASHTAG.findall(text)))
+    return list(dict.fromkeys(normal(t) for t in HASHTAG.findall(text)))
 
 
 def mentions(text: str) -> list[str]:
     """The `@user@domain` JIDs mentioned in `text`, normalised, in order."""
     out: dict[str, None] = {}
-    for m in _MENTION.finditer(text):
+    for m in MENTION.finditer(text):
         try:
             out.setdefault(bare(m.group(1)), None)
         except BlogError:  # anything that is not a JID is just text

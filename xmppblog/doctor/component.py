@@ -19,11 +19,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
+from ..federation.iq import condition
+from ..protocol import NS_COMPONENT as NS_ACCEPT
 from ..protocol import NS_DISCO_INFO
 
 NS_STREAM = "http://etherx.jabber.org/streams"
-NS_ACCEPT = "jabber:component:accept"
-NS_STANZA_ERRORS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
 #: more than a few checks could ever need: whatever sends more is not a host server to trust
 MAX_BYTES = 1024 * 1024
@@ -95,10 +95,7 @@ class ComponentProbe:
             elif kind in ("result", "error") and stanza.get("id") == iq_id:
                 if kind == "result":
                     return Answer(stanza.find(f"{{{namespace}}}query"), None)
-                error = stanza.find(f"{{{NS_ACCEPT}}}error")
-                conditions = [c.tag.split("}")[-1] for c in (error if error is not None else [])
-                              if c.tag.startswith(f"{{{NS_STANZA_ERRORS}}}") and not c.tag.endswith("}text")]
-                return Answer(None, conditions[0] if conditions else "error")
+                return Answer(None, condition(stanza))
 
     async def ask_query(self, to: str, namespace: str) -> ET.Element | None:
         """`ask` as xmpp/multicast.discover takes it: the <query/>, or None."""

@@ -18,9 +18,8 @@ from ..core.addressing import Addressing
 from ..core.errors import BlogError
 from ..core.jid import bare
 
-# The core keeps these private: its public functions return tags and mentions
-# without positions, and a copy of the patterns here would drift from what search indexes.
-from ..core.text import _HASHTAG, _MENTION, normal
+# the core's own patterns, so a link is exactly what search indexes as a tag or mention
+from ..core.text import HASHTAG, MENTION, normal
 
 
 class Segment(NamedTuple):
@@ -58,8 +57,8 @@ def segments(text: str, addr: Addressing) -> list[Segment]:
     Returns:
         Segments whose texts, joined, are exactly `text`.
     """
-    found = [(m.start(), m.end(), "tag", tag_href(m.group(1))) for m in _HASHTAG.finditer(text)]
-    for m in _MENTION.finditer(text):
+    found = [(m.start(), m.end(), "tag", tag_href(m.group(1))) for m in HASHTAG.finditer(text)]
+    for m in MENTION.finditer(text):
         try:
             jid = bare(m.group(1))
         except BlogError:  # as in core.text.mentions: what is not a JID stays text

@@ -28,9 +28,9 @@ from ..core.transactions import Projections, Tx
 
 #: publishing is a database transaction: milliseconds, up to seconds under load
 PUBLISH_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0)
-#: from planned to confirmed by the host: sub-second normally, minutes when a server is down
 #: the busiest servers get a series each: a scrape stays small whatever the network's size
 MAX_SERVERS = 200
+#: from planned to confirmed by the host: sub-second normally, minutes when a server is down
 DELIVERY_BUCKETS = (.01, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 
 

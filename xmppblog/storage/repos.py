@@ -999,18 +999,15 @@ class OutboxRepo:
             select(func.count(), func.min(OutboxEventRow.created_at)).select_from(OutboxRow)
             .join(OutboxEventRow, OutboxEventRow.id == OutboxRow.event_id)
             .where(OutboxRow.sent_at.is_(None)))).one()
-        r = OutboxEventRow.recipients
-        bulk, oldest_bulk = (await self.s.execute(select(
-            func.sum(func.length(r) - func.length(func.replace(r, "\n", "")) + 1),
-            func.min(OutboxEventRow.created_at)).where(r.is_not(None)))).one()
+        bulk, oldest_bulk = (await self.s.execute(select(func.sum(_RECIPIENTS), func.min(_E.c.created_at))
+                                                  .where(_E.c.recipients.is_not(None)))).one()
         oldest = [utc(t) for t in (oldest_row, oldest_bulk) if t is not None]
         return int(rows or 0) + int(bulk or 0), min(oldest) if oldest else None
 
     async def pending_count(self) -> int:
         rows = int((await self.s.execute(select(func.count()).select_from(OutboxRow))).scalar_one())
-        r = OutboxEventRow.recipients
-        bulk = (await self.s.execute(select(func.sum(
-            func.length(r) - func.length(func.replace(r, "\n", "")) + 1)).where(r.is_not(None)))).scalar_one()
+        bulk = (await self.s.execute(select(func.sum(_RECIPIENTS))
+                                     .where(_E.c.recipients.is_not(None)))).scalar_one()
         return rows + int(bulk or 0)
 
 
