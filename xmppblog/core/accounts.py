@@ -216,13 +216,19 @@ class Accounts:
         user = self.user_of(target)
         self._may_manage(actor, user)
         async with self._tx() as tx:
-            if not await self._known_in(tx, user):
+            export = await self._export_in(tx, user)
+            # only an empty export needs the wider look: is anything of theirs stored at all?
+            if not (export.posts or export.comments) and not await self._known_in(tx, user):
                 raise errors.NoMicroblog(f"{user} has no blog, no comments and follows nobody here")
-            return await self._export_in(tx, user)
+            return export
+
+    def _blog_ref(self, user: str) -> NodeRef:
+        """The user's blog node (a local user's; `user_of` and `own_blog` have checked that)."""
+        return NodeRef(self.addr.blog_of(user) or "", NS_MICROBLOG)
 
     async def _export_in(self, tx: Tx, user: str) -> Export:
-        blog = self.addr.blog_of(user) or ""
-        ref = NodeRef(blog, NS_MICROBLOG)
+        ref = self._blog_ref(user)
+        blog = ref.service
         node = await tx.nodes.get(ref)
         posts = [FoundPost(ref, item) async for item in all_items(tx, node)] if node is not None else []
         comments = [FoundPost(r, item) for r, item in await tx.feed.comments_by(user)]
@@ -303,8 +309,8 @@ class Accounts:
 
     async def _delete_in(self, tx: Tx, user: str) -> Deleted:
         facts = await self._facts_in(tx, user)
-        blog = self.addr.blog_of(user) or ""
-        ref = NodeRef(blog, NS_MICROBLOG)
+        ref = self._blog_ref(user)
+        blog = ref.service
         node = await tx.nodes.get(ref)
         # reposts carry the post's text, credited to the user: they go with the posts (before the
         # node, whose posts they point to; another blog's repost is retracted like its own post)
@@ -350,15 +356,15 @@ class Accounts:
         return Deleted(facts, tuple(unsubscribe))
 
     async def _known_in(self, tx: Tx, user: str) -> bool:
-        blog = self.addr.blog_of(user) or ""
-        return bool(await tx.nodes.get(NodeRef(blog, NS_MICROBLOG)) or await tx.feed.comments_by(user)
+        return bool(await tx.nodes.get(self._blog_ref(user)) or await tx.feed.comments_by(user)
                     or await tx.subs.following(user) or await tx.contacts.of_contact(user)
                     or await tx.im.tracked(user)
                     or any(a in (Affiliation.MEMBER, Affiliation.PUBLISHER) for _, a in await tx.affs.everywhere(user)))
 
     async def _facts_in(self, tx: Tx, user: str) -> AccountFacts:
-        blog = self.addr.blog_of(user) or ""
-        node = await tx.nodes.get(NodeRef(blog, NS_MICROBLOG))
+        ref = self._blog_ref(user)
+        blog = ref.service
+        node = await tx.nodes.get(ref)
         posts = len(await tx.items.ids_oldest_first(node)) if node is not None else 0
         readers = {stored_bare(s.jid) for s in await tx.subs.for_node(node)} if node is not None else set()
         readers |= {c.contact for c in await tx.contacts.of_blog(blog) if c.subscribed or c.pending_in}
