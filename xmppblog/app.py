@@ -105,6 +105,7 @@ class Core:
     deliveries: Deliveries
     accounts: Accounts
     status: DeliveryStatus
+    archive: Archive
 
 
 def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCodec, online: OnlineView,
@@ -132,7 +133,7 @@ def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCod
                 SocialService(addr, tx, pubsub, follows, moderation, roster), roster, SearchService(tx, search_index),
                 moderation, Deliveries(tx, clock, delivery),
                 Accounts(addr, tx, pubsub, remote, directory, moderation, clock),
-                DeliveryStatus(tx, posting, moderation))
+                DeliveryStatus(tx, posting, moderation), Archive(tx, pubsub, codec))
 
 
 def core_limits(cfg: Config) -> Limits:
@@ -210,7 +211,7 @@ class App:
         for kind in (AccessChanged, NodeDeleted):
             tx.projections.on(kind, self._directory_changed)
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
-                        ArchiveAdapter(Archive(core.transactions, core.pubsub)),
+                        ArchiveAdapter(core.archive),
                         MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search,
                                                        core.status),
                         VCardAdapter(core.pubsub), BlockingAdapter(core.social),

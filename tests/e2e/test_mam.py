@@ -140,9 +140,9 @@ async def test_comments_and_public_timeline_archives(clients):
     assert await walk(ned, blog("mae"), comments) == ["k0", "k1", "k2"]
     assert await walk(mae, blog("mae"), comments, backwards=True, max=1) == ["k0", "k1", "k2"]
     assert "comment 2" in (await archive(mae, blog("mae"), comments, before=True, max=1)).text()
-    # no full text where the index does not reach (comments are not indexed)
-    assert await refusal(archive(ned, blog("mae"), comments, {"fulltext": "comment"})) == (
-        "cancel", "feature-not-implemented")
+    # full text on comments, which the index does not hold: the node is scanned, same language
+    assert await walk(ned, blog("mae"), comments, {"fulltext": "comment"}, max=1) == ["k0", "k1", "k2"]
+    assert await walk(ned, blog("mae"), comments, {FULLTEXT: '"comment 1"'}) == ["k1"]
 
     info = await ned.plugin["xep_0030"].get_info(jid=SERVICE)
     assert MAM in info["disco_info"]["features"]

@@ -9,7 +9,7 @@ from datetime import timedelta, timezone
 import pytest
 
 from xmppblog.core import errors
-from xmppblog.core.archive import Archive, ArchivePage, ArchiveQuery
+from xmppblog.core.archive import ArchivePage, ArchiveQuery
 from xmppblog.core.model import NS_MICROBLOG, AccessModel, Actor, NodeRef
 
 from .test_service_storage import ALICE, BOB, CAROL, REF, draft
@@ -26,7 +26,7 @@ def ids(page: ArchivePage) -> list[str]:
 @pytest.fixture
 def archive(stack):
     core, uow, clock = stack  # max_items_per_node = 5, max_page_items = 3
-    return Archive(core.transactions, core.pubsub), core.pubsub, clock
+    return core.archive, core.pubsub, clock
 
 
 async def publish_five(service, clock, ref=REF, actor=ALICE):
@@ -140,11 +140,16 @@ async def test_full_text_on_blogs_and_the_public_timeline(archive):
     assert ids(await mam.query(BOB, REF, ArchiveQuery(text="mind"))) == ["a1"]
     with pytest.raises(errors.BadRequest):
         await mam.query(BOB, REF, ArchiveQuery(text="x" * 300))
-    # comments are not in the index: the filter is refused rather than answered wrongly
+    # comments are not in the index: the node itself is scanned, with the same query language
     await service.publish(BOB, REF.comments("a3"), "k1", draft("standards here too"))
-    assert ids(await mam.query(BOB, REF.comments("a3"), ArchiveQuery())) == ["k1"]
-    with pytest.raises(errors.Unsupported):
-        await mam.query(BOB, REF.comments("a3"), ArchiveQuery(text="standards"))
+    await service.publish(CAROL, REF.comments("a3"), "k2", draft("#standards are a tag here"))
+    assert ids(await mam.query(BOB, REF.comments("a3"), ArchiveQuery())) == ["k1", "k2"]
+    assert ids(await mam.query(BOB, REF.comments("a3"), ArchiveQuery(text="standards"))) == ["k1", "k2"]
+    assert ids(await mam.query(BOB, REF.comments("a3"), ArchiveQuery(text="#standards"))) == ["k2"]
+    assert ids(await mam.query(BOB, REF.comments("a3"), ArchiveQuery(text='"here too"'))) == ["k1"]
+    assert ids(await mam.query(BOB, REF.comments("a3"), ArchiveQuery(text='"too here"'))) == []
+    scanned = await mam.query(BOB, REF.comments("a3"), ArchiveQuery(text="standards from:carol@example.org"))
+    assert ids(scanned) == ["k2"] and scanned.complete and scanned.count is None
 
 
 async def test_comments_nodes_and_the_public_timeline(archive):
@@ -180,10 +185,11 @@ async def test_visibility_as_items_requests(archive):
                 NodeRef("blog.example.org", "other"), NodeRef("alice@blog.example.org", NS_MICROBLOG + ":x")):
         with pytest.raises(errors.NodeNotFound):
             await mam.query(BOB, ref, ArchiveQuery())
-    # the owner reads her protected blog; the index does not hold it, so no full text there
+    # the owner reads her protected blog; the index does not hold it, so full text scans it
     assert ids(await mam.query(ALICE, REF, ArchiveQuery(before=""))) == list("cde")
-    with pytest.raises(errors.Unsupported):
-        await mam.query(ALICE, REF, ArchiveQuery(text="post"))
+    assert ids(await mam.query(ALICE, REF, ArchiveQuery(text="post", before=""))) == list("cde")
+    assert ids(await mam.query(ALICE, REF, ArchiveQuery(text="number 3"))) == ["d"]
+    assert ids(await mam.query(ALICE, TIMELINE, ArchiveQuery(text="number"))) == [], "and it never leaks"
     # a protected blog's posts never appear on the public timeline, filtered or not
     assert ids(await mam.query(STRANGER, TIMELINE, ArchiveQuery(before=""))) == ["carol/c"]
     assert ids(await mam.query(STRANGER, TIMELINE, ArchiveQuery(text="post"))) == []
@@ -191,3 +197,41 @@ async def test_visibility_as_items_requests(archive):
     # a member reads it again
     await service.set_affiliations(ALICE, REF, [("bob@example.org", "member")])
     assert ids(await mam.query(BOB, REF, ArchiveQuery(before="", max=2))) == ["d", "e"]
+
+
+async def test_a_full_text_scan_is_bounded_and_pages_on_from_where_it_stopped(archive, monkeypatch):
+    """On a node the index does not hold, a page reads at most SCAN_ROWS items: one that stops
+    there is partial, and its bound is where the next page starts, both ways."""
+    from xmppblog.core import archive as module
+    monkeypatch.setattr(module, "SCAN_ROWS", 2)
+    monkeypatch.setattr(module, "SCAN_CHUNK", 1)
+    mam, service, clock = archive
+    await service.publish(ALICE, REF, "p", draft("a post"))
+    for n in range(5):
+        await service.publish(BOB, REF.comments("p"), f"k{n}", draft("needle" if n in (0, 4) else "hay"))
+    comments = REF.comments("p")
+    every = [e.archive_id for e in (await mam.query(BOB, comments, ArchiveQuery(max=5))).entries]
+    assert len(every) == 3, "max_page_items is 3 here"
+    rest = (await mam.query(BOB, comments, ArchiveQuery(max=3, after=every[-1]))).entries
+    every += [e.archive_id for e in rest]
+
+    forwards, pages = [], []
+    page = await mam.query(BOB, comments, ArchiveQuery(text="needle"))
+    while True:
+        pages.append(page)
+        forwards += ids(page)
+        if page.complete:
+            break
+        page = await mam.query(BOB, comments, ArchiveQuery(text="needle", after=page.last))
+    assert forwards == ["k0", "k4"] and len(pages) == 3
+    assert ids(pages[0]) == ["k0"] and pages[0].last == every[1], "stopped after two items: k0 and k1"
+    assert pages[1].entries == () and pages[1].last == every[3] and not pages[1].complete
+
+    backwards = []
+    page = await mam.query(BOB, comments, ArchiveQuery(text="needle", before=""))
+    while True:
+        backwards = ids(page) + backwards
+        if page.complete:
+            break
+        page = await mam.query(BOB, comments, ArchiveQuery(text="needle", before=page.first))
+    assert backwards == ["k0", "k4"]

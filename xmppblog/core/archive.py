@@ -8,26 +8,34 @@ Positions are the stored rows' ids: a cursor stays meaningful after the item it
 named was edited or retracted (the next page starts where it stood), which is
 what a replay cursor needs. Who may read it is decided by the one visibility
 rule (`NodeMap.readable`, the same answer as an items request); the full-text
-filter is `core/search.py`'s query language, answered by the search index,
-which holds what is public: the public blogs, the remote caches and (through
-their originals) the public timeline's copies. The filter is not offered on
-nodes the index does not hold (comments, protected blogs).
+filter is `core/search.py`'s query language. On what the search index holds
+(the public blogs, the remote caches and, through their originals, the public
+timeline's copies) the index answers it; on the rest (comments, attachments,
+protected blogs, which must never enter an index other readers search) the
+node itself is scanned, at most SCAN_ROWS items per page: a page that reached
+that bound without filling up is partial, and its RSM bound is where the
+scan stopped, so the next page goes on from there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from . import errors
-from .model import Actor, Item, NodeRef
+from .model import Actor, Item, Node, NodeRef
+from .ports import EntryCodec
 from .pubsub import PubsubService, fitting
 from .search import SearchQuery, parse_query
-from .transactions import Transactions
+from .transactions import Transactions, Tx
 from .visibility import is_public
 
 #: archive ids are decimal row ids; anything longer is no id of ours
 MAX_ARCHIVE_ID = 20
+#: a full-text page on a node the index does not hold reads at most this many items,
+#: in chunks of SCAN_CHUNK, decoding each (bounded work per request on the event loop)
+SCAN_ROWS = 1000
+SCAN_CHUNK = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,7 @@ class ArchiveRange:
     #: the node holds public-timeline copies `user/id` of the posts of `user@copies_of`:
     #: the text filter reads their originals' index entries
     copies_of: str | None = None
+    counted: bool = True            # False: no counts (the answer's count and first_index are None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,8 @@ class ArchiveRows:
     more: bool
     count: int | None
     first_index: int | None
+    #: a bounded scan stopped here (a position) before the page filled: the page's RSM bound
+    reach: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +110,10 @@ def _utc(at: datetime | None) -> datetime | None:
 class Archive:
     """Answers archive queries on every node hosted here (blogs, comments, the public timeline)."""
 
-    def __init__(self, transactions: Transactions, pubsub: PubsubService) -> None:
+    def __init__(self, transactions: Transactions, pubsub: PubsubService, codec: EntryCodec) -> None:
         self._tx = transactions
         self._pubsub = pubsub
+        self._codec = codec
         self.nodes = pubsub.nodes
         self.limits = pubsub.limits
 
@@ -117,7 +129,6 @@ class Archive:
                 request (no existence oracle).
             ItemNotFound: an RSM id that is no id of this archive's.
             BadRequest: a malformed full-text query.
-            Unsupported: full text on a node the search index does not hold.
         """
         text = parse_query(query.text) if query.text.strip() else None
         after = _position(query.after) if query.after is not None else None
@@ -126,14 +137,16 @@ class Archive:
         timeline = ref == self.nodes.timeline_ref
         async with self._tx() as tx:
             node, access, _ = await self.nodes.readable(tx, actor, ref)
-            if text is not None and (ref.of_post or not (timeline or is_public(access))):
-                # SearchIndexer.indexed: what is public, less comments and attachments (never indexed)
-                raise errors.Unsupported("fulltext", "full-text search covers public blogs and the public timeline")
             if node is None:
                 return ArchivePage((), True, 0, None, None, None)
-            rng = ArchiveRange(_utc(query.start), _utc(query.end), after, before, query.before is not None, text,
-                               self.nodes.addr.service_jid if timeline else None)
-            found = await tx.items.archive(node, rng, size)
+            # SearchIndexer.indexed: what is public, less comments and attachments
+            indexed = not ref.of_post and (timeline or is_public(access))
+            rng = ArchiveRange(_utc(query.start), _utc(query.end), after, before, query.before is not None,
+                               text if indexed else None, self.nodes.addr.service_jid if timeline else None)
+            if text is None or indexed:
+                found = await tx.items.archive(node, rng, size)
+            else:
+                found = await self._scan(tx, node, replace(rng, counted=False), text, size)
             # the public timeline's copies again at serve time, as items requests see them
             kept = set(await self._pubsub.still_visible(tx, node, [item for _, item in found.rows], actor))
         raw = tuple(Archived(str(pos), item) for pos, item in found.rows)
@@ -142,10 +155,40 @@ class Archive:
         fitted = self._fit(entries, rng.backwards)
         if len(fitted) < len(entries):  # the rest lies further on in the reading direction
             entries, complete = fitted, False
-        bounds = entries or raw  # a page the rule emptied still moves the cursor on
+        bounds = [e.archive_id for e in (entries or raw)]  # a page the rule emptied still moves the cursor on
+        if found.reach is not None and len(entries) == len(raw):  # the scan's bound, where the next page starts
+            bounds = [str(found.reach), *bounds] if rng.backwards else [*bounds, str(found.reach)]
         first_index = found.first_index if entries and raw and entries[0] == raw[0] else None
         return ArchivePage(entries, complete, found.count, first_index,
-                           bounds[0].archive_id if bounds else None, bounds[-1].archive_id if bounds else None)
+                           bounds[0] if bounds else None, bounds[-1] if bounds else None)
+
+    async def _scan(self, tx: Tx, node: Node, rng: ArchiveRange, text: SearchQuery, size: int) -> ArchiveRows:
+        """A full-text page read from the node itself: its items in the reading direction,
+        chunk by chunk, kept when `text` matches their summary, until the page is full, the
+        node ends, or SCAN_ROWS items were read (then `reach` is the last one read)."""
+        hits: list[tuple[int, Item]] = []
+        scanned, more = 0, True
+        cursor = rng
+        while more and len(hits) < size and scanned < SCAN_ROWS:
+            found = await tx.items.archive(node, cursor, min(SCAN_CHUNK, SCAN_ROWS - scanned))
+            rows = list(reversed(found.rows)) if rng.backwards else list(found.rows)  # reading order
+            more = found.more
+            for i, (pos, item) in enumerate(rows):
+                if text.matches(self._codec.summary(item.payload), item.publisher):
+                    hits.append((pos, item))
+                    if len(hits) == size:
+                        more = more or i < len(rows) - 1
+                        break
+            scanned += len(rows)
+            if rows:
+                edge = rows[-1][0]
+                cursor = replace(cursor, before=edge) if rng.backwards else replace(cursor, after=edge)
+        reach = None
+        if more and len(hits) < size and scanned:  # stopped by the bound, not by a full page
+            reach = cursor.before if rng.backwards else cursor.after
+        if rng.backwards:
+            hits.reverse()
+        return ArchiveRows(tuple(hits), more, None, None, reach)
 
     def _fit(self, entries: tuple[Archived, ...], backwards: bool) -> tuple[Archived, ...]:
         """The entries within the page byte budget: the oldest ones reading forwards, the

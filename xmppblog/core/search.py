@@ -18,7 +18,7 @@ from datetime import datetime
 
 from . import errors
 from .events import AccessChanged, ItemPublished, ItemRetracted, NodeDeleted, NodePurged
-from .jid import bare
+from .jid import bare, stored_bare
 from .model import Actor, FoundPost, Node, NodeRef
 from .ports import EntryCodec, SearchIndex
 from .text import hashtags, mentions, search_words
@@ -62,6 +62,21 @@ class SearchQuery:
     @property
     def empty(self) -> bool:
         return not (self.words or self.phrases or self.tags or self.mentions or self.author)
+
+    def matches(self, text: str, author: str) -> bool:
+        """Whether a post with this text and author is a hit, as the index would find it: every
+        word and tag, each phrase as consecutive words, the mentions, the author. For what the
+        index does not hold (comments, protected blogs), read by a bounded scan."""
+        if self.author is not None and stored_bare(author) != self.author:
+            return False
+        said = search_words(text)
+        if not set(self.words) <= set(said):
+            return False
+        for phrase in self.phrases:
+            n = len(phrase)
+            if not any(tuple(said[i:i + n]) == phrase for i in range(len(said) - n + 1)):
+                return False
+        return set(self.tags) <= set(hashtags(text)) and set(self.mentions) <= set(mentions(text))
 
 
 def parse_query(q: str, by_relevance: bool = False) -> SearchQuery:

@@ -355,6 +355,8 @@ class ItemRepo:
         rows = rows[:size]
         if rng.backwards:
             rows.reverse()
+        if not rng.counted:
+            return ArchiveRows(tuple((int(r.id), _item(r)) for r in rows), more, None, None)
         count = await self._capped(conds)
         first_index = await self._capped([*conds, _I.c.id < rows[0].id]) if rows else None
         return ArchiveRows(tuple((int(r.id), _item(r)) for r in rows), more, count, first_index)
