@@ -156,7 +156,7 @@ def iq_action(ns: str, payload: ET.Element, iq_type: str) -> str:
     if ns == NS_MAM and iq_type == "set" and any(
             f.get("var", "").endswith("fulltext") and "".join(f.itertext()).strip()
             for f in payload.iter(f"{{{NS_DATA}}}field")):
-        return "search"  # a full-text archive query reads the search index: a search's limit
+        return "search"  # a full-text archive query reads the index or scans a node: a search's limit
     return "iq"
 
 
