@@ -14,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .cluster.membership import Membership
+from .cluster.presence import SharedOnline
 from .config import Config, safe_url
 from .core.accounts import Accounts
 from .core.addressing import Addressing
@@ -72,16 +76,22 @@ from .spamguard.guard import Guard
 from .spamguard.guard import Limits as GuardLimits
 from .spamguard.rtbl import BlockLists
 from .storage import migrate, probe
+from .storage.cluster import ClusterStore
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
 from .storage.search import SearchReader
 from .xmpp.component import BlogComponent, Request
 from .xmpp.multicast import discover
+from .xmpp.pool import connections
 
 log = logging.getLogger(__name__)
 
 #: how long the user directory and the statistics may be old (they count across every blog)
 SNAPSHOT_SECONDS = 30.0
+#: a cluster's worker looks at its outbox shards this often when idle (others plan for them)
+CLUSTER_POLL_SECONDS = 0.25
+#: after a worker died, contacts are asked for their presence again this much later
+DEAD_WORKER_REPROBE_SECONDS = 15.0
 
 
 class SystemClock:
@@ -172,7 +182,18 @@ class App:
         self.addr = addr = Addressing(c.jid, c.users_domain)
         self._uow = uow_factory(sessionmaker(self.engine), self._clock, local=addr.serves)
         self.search_index = SearchReader(self.engine, cfg.database.url)
-        self.online = OnlineTracker()
+        cl = cfg.cluster
+        self.membership: Membership | None = None
+        if cl.enabled:
+            # one of many workers on one PostgreSQL: shards of the outbox, presence shared
+            store = ClusterStore(self.engine, cl.worker_id or f"{socket.gethostname()}-{os.getpid()}",
+                                 cl.lease_seconds)
+            self.online: OnlineTracker = SharedOnline(store)
+            self.membership = Membership(store, cl.heartbeat_seconds, cl.lease_seconds,
+                                         requeue_since=lambda since: self.core.deliveries.requeue_after_restart(since),
+                                         on_change=lambda: self.sender.wake(), on_buried=self._worker_died)
+        else:
+            self.online = OnlineTracker()
         self.signer = Signer(self._uow, self._clock)
         codec = AtomCodec(self.signer)
         blocklists = BlockLists(rtbl_nodes(cfg))
@@ -185,9 +206,11 @@ class App:
             sg.owner_changes_per_minute, sg.reports_per_minute, sg.searches_per_minute, sg.im_commands_per_minute,
             sg.max_items_per_event, frozenset(sg.blocked_domains), frozenset(sg.allowed_domains), sg.over_limit),
             blocklists=blocklists)
-        self.component = component_factory(c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay,
-                                           gate=self.guard.gate, max_depth=sg.max_payload_depth,
-                                           max_stanza_bytes=lim.max_stanza_bytes)
+        # one connection, or (ejabberd's domain_balancing) several that each find their slot
+        self.component = connections(component_factory, c.connections, c.connections > 1 or cfg.cluster.enabled,
+                                     c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay,
+                                     gate=self.guard.gate, max_depth=sg.max_payload_depth,
+                                     max_stanza_bytes=lim.max_stanza_bytes, ping_target=c.users_domain)
         requests = Requests(self.component)
         verifier = Verifier(requests, tx, self._clock)
         pipeline = EntryPipeline(remote, verifier, self.guard, lim.max_payload_bytes)
@@ -198,9 +221,10 @@ class App:
         self.sender = OutboxSender(self._uow, self.component.send_raw_stanza, self.component.online, self._clock,
                                    max_stanza_bytes=lim.max_stanza_bytes, im_body=im_body,
                                    is_remote=lambda jid: not addr.serves(jid),
-                                   expire=core.deliveries.expire_sent, writable=self.component.writable,
+                                   expire=self._expire_sent, writable=self.component.writable,
                                    processed=lambda: self.component.processed(c.users_domain),
-                                   delivered=lambda *args: self.metrics.delivered(*args))
+                                   delivered=lambda *args: self.metrics.delivered(*args),
+                                   **self._sharing())
         tx.on_commit(self.sender.wake)
         self.metrics = Metrics(addr, lambda: self.guard.drops)
         self.metrics.register(tx.projections)
@@ -210,12 +234,14 @@ class App:
         self._stats = Snapshot(self._count_stats, SNAPSHOT_SECONDS, time.monotonic)
         for kind in (AccessChanged, NodeDeleted):
             tx.projections.on(kind, self._directory_changed)
+        self.roster_adapter = RosterAdapter(core.roster, core.follows, self.component, self.online)
+        if self.membership is not None:
+            self.remote.runs = self.membership.runs
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
                         ArchiveAdapter(core.archive),
                         MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search,
                                                        core.status),
-                        VCardAdapter(core.pubsub), BlockingAdapter(core.social),
-                        RosterAdapter(core.roster, core.follows, self.component, self.online),
+                        VCardAdapter(core.pubsub), BlockingAdapter(core.social), self.roster_adapter,
                         ChatBot(self.component, core.follows, core.posting, core.social, core.search, core.roster,
                                 core.moderation, lim.max_payload_bytes, core.accounts, core.status,
                                 (cfg.http.base_url or f"http://{cfg.http.listen}") if cfg.http.listen else None,
@@ -232,6 +258,23 @@ class App:
             self.component.on_online(lambda: log.info("multicast: off ([component] multicast = false); "
                                                       "one stanza per follower"))
         self._stop = asyncio.Event()
+
+    def _sharing(self) -> dict[str, Any]:
+        """How the outbox sender shares the outbox with the other workers of a cluster."""
+        m = self.membership
+        if m is None:
+            return {}
+        return {"shards": m.shards, "batch_lock": m.batch_lock, "idle_poll": CLUSTER_POLL_SECONDS}
+
+    async def _expire_sent(self) -> int:
+        held = self.membership.held if self.membership is not None else None
+        return await self.core.deliveries.expire_sent(held)
+
+    def _worker_died(self) -> None:
+        # Its connections held slots whose presences it alone saw: ask everyone again,
+        # once the slots have moved (a free slot is taken within NO_SLOT_RETRY + probing).
+        self.component.loop.call_later(DEAD_WORKER_REPROBE_SECONDS,
+                                       lambda: self.component.background(self.roster_adapter.probe_all()))
 
     async def _find_multicast(self) -> None:
         """Look for the host's XEP-0033 service after each (re)connect (xmpp/multicast.py)."""
@@ -254,7 +297,10 @@ class App:
         """Everything `run` does before connecting, once the database is migrated."""
         self.guard.apply_domain_policies(await self.core.moderation.domain_policies())
         await self.signer.load()
-        await self.core.deliveries.requeue_after_restart()
+        # In a cluster only a cold start sends everything again; a worker that joins a running
+        # cluster leaves the others' notifications alone (a dead one's are requeued when found).
+        if self.membership is None or await self.membership.join():
+            await self.core.deliveries.requeue_after_restart()
 
     async def run(self, migrate_first: bool = True) -> None:
         if migrate_first:
@@ -267,6 +313,7 @@ class App:
         http = await self._start_http()
         sender = asyncio.create_task(self.sender.run(), name="outbox")
         stats = asyncio.create_task(self._flush_stats_every(10.0), name="stats")
+        beats = asyncio.create_task(self.membership.run(), name="cluster") if self.membership else None
         self.component.connect()
         try:
             await self._stop.wait()
@@ -281,6 +328,10 @@ class App:
             stats.cancel()
             await asyncio.gather(sender, stats, return_exceptions=True)
             await self._flush_stats()
+            if self.membership is not None and beats is not None:
+                await self.membership.leave()  # the others take the shards over at their next beat
+                await asyncio.gather(beats, return_exceptions=True)
+                await self.online.close()  # type: ignore[attr-defined]
             await self.component.close()
             if http is not None:
                 await http.cleanup()

@@ -42,8 +42,10 @@ class NotMigrated(Exception):
 
 
 class Nobody:
-    def is_online(self, bare: str) -> bool:
-        return False
+    """Nobody is online for the command line: it plans no chat deliveries."""
+
+    async def online_among(self, bares: object) -> set[str]:
+        return set()
 
 
 class Offline:

@@ -37,6 +37,8 @@ class ComponentConfig:
     reconnect_max_delay: float = 60.0
     #: hand local fan-out to the host's XEP-0033 multicast service when it offers one
     multicast: bool = True
+    #: component connections this process opens (ejabberd `domain_balancing`: each may hold a slot)
+    connections: int = 1
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,20 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Many `run` processes, on one or more machines, serving one component domain
+    (PostgreSQL only; the host must be ejabberd with `domain_balancing`, docs/scale-out.md)."""
+
+    enabled: bool = False
+    #: this worker's name in the cluster ("" = hostname-pid); unique among live workers
+    worker_id: str = ""
+    #: how often a worker says it is alive and rebalances its share of the work
+    heartbeat_seconds: float = 2.0
+    #: a worker silent this long is taken for dead: its share of the outbox moves on
+    lease_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Config:
     component: ComponentConfig
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -105,12 +121,13 @@ class Config:
     spamguard: SpamguardConfig = field(default_factory=SpamguardConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 SECTIONS: dict[str, type] = {
     "component": ComponentConfig, "database": DatabaseConfig,
     "limits": LimitsConfig, "federation": FederationConfig, "spamguard": SpamguardConfig,
-    "http": HttpConfig, "log": LogConfig,
+    "http": HttpConfig, "log": LogConfig, "cluster": ClusterConfig,
 }
 REQUIRED = {"component": ("jid", "secret")}
 
@@ -243,6 +260,16 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("[http] base_url: must start with http:// or https://")
     if lim.max_payload_bytes > lim.max_stanza_bytes // 2:
         raise ConfigError("[limits] max_payload_bytes: must be at most half of max_stanza_bytes")
+    if not 1 <= c.connections <= 64:
+        raise ConfigError(f"[component] connections: must be 1..64, got {c.connections}")
+    cl = cfg.cluster
+    if cl.enabled and not cfg.database.url.startswith("postgresql+asyncpg://"):
+        raise ConfigError("[cluster] enabled: needs PostgreSQL ([database] url = \"postgresql+asyncpg://...\"); "
+                          "SQLite is one process on one machine")
+    if cl.heartbeat_seconds <= 0 or cl.lease_seconds < 3 * cl.heartbeat_seconds:
+        raise ConfigError("[cluster] lease_seconds: must be at least 3 x heartbeat_seconds (and both positive)")
+    if len(cl.worker_id) > 128 or any(ch.isspace() for ch in cl.worker_id):
+        raise ConfigError("[cluster] worker_id: at most 128 characters, no spaces")
     return dataclasses.replace(cfg, component=dataclasses.replace(
         c, jid=jid.domain, users_domain=users_domain, admins=admins))
 

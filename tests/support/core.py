@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from xmppblog.app import Core, build_core
@@ -52,15 +52,15 @@ class FakeClock:
 class Nobody:
     """Nobody is online (no IM deliveries are planned)."""
 
-    def is_online(self, bare: str) -> bool:
-        return False
+    async def online_among(self, bares: Sequence[str]) -> set[str]:
+        return set()
 
 
 class Everyone:
     """Everybody is online: chat deliveries are planned for every IM follower."""
 
-    def is_online(self, bare: str) -> bool:
-        return True
+    async def online_among(self, bares: Sequence[str]) -> set[str]:
+        return set(bares)
 
 
 def test_core(uows: UnitOfWorkFactory, engine: object, db_url: str, clock: FakeClock, limits: Limits = Limits(),

@@ -18,6 +18,8 @@ ALLOWED = {
     "pubsub": {"core", "spamguard", "xmpp", "pubsub", "__version__", "protocol"},
     "im": {"core", "spamguard", "xmpp", "pubsub", "im", "protocol"},
     "federation": {"core", "spamguard", "xmpp", "pubsub", "im", "federation", "protocol"},
+    # a worker's place in a cluster: its leases and the presence it shares, through storage
+    "cluster": {"core", "storage", "im.online", "cluster", "protocol"},
     "http": {"core", "http", "pubsub.xep_0277", "pubsub.sanitize", "spamguard.buckets", "__version__",
              "protocol"},
 }

@@ -50,7 +50,7 @@ class FakeUow:
         self.bulk, self.bulk_done, self.left = list(bulk), [], []
         self.outbox = self
 
-    async def due_bulk(self, now, limit):
+    async def due_bulk(self, now, limit, shards=None):
         return [b for b in self.bulk if b.event_id not in self.bulk_done][:limit]
 
     async def bulk_handed(self, ids):
@@ -71,7 +71,7 @@ class FakeUow:
     async def commit(self):
         pass
 
-    async def due(self, now, limit):
+    async def due(self, now, limit, shards=None):
         return [r for r in self.rows if r.row_id not in self.handed][:limit]
 
     async def done(self, ids):

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from .events import Cause, SubscriptionChanged
 from .jid import bare
 from .model import NodeRef, SubState
 from .ports import Clock
+from .shards import job_shard
 from .transactions import Transactions
 
 log = logging.getLogger(__name__)
@@ -99,22 +100,27 @@ class Deliveries:
                      row.recipient, ev.node, ev.item_id, failures, condition)
             return "ended" if failures >= self.policy.max_failures else "failed"
 
-    async def requeue_after_restart(self) -> int:
-        """At start: notifications handed to other servers before the stop may have bounced
-        while nobody listened; send them again (a duplicate at worst, never a loss)."""
+    async def requeue_after_restart(self, since: datetime | None = None) -> int:
+        """Notifications handed to other servers may have bounced while nobody listened (this
+        process was stopped, or a worker of a cluster died with the slots their bounces hash
+        to): send them again, all of them or those sent at or after `since` (a duplicate at
+        worst, never a loss)."""
         async with self._uow() as uow:
-            n = await uow.outbox.requeue_sent()
+            n = await uow.outbox.requeue_sent(since)
             await uow.commit()
         if n:
-            log.info("outbox: %d notification(s) to other servers sent again after restart", n)
+            log.info("outbox: %d notification(s) to other servers sent again (%s)", n,
+                     "after restart" if since is None else f"bounces since {since:%H:%M:%S} may be lost")
         return n
 
-    async def expire_sent(self) -> int:
+    async def expire_sent(self, shards: frozenset[int] | None = None) -> int:
         """Forget remote deliveries that did not bounce within `keep_sent_for` (they count as
-        delivered), and delivery counts older than `keep_counts_for`."""
+        delivered), of every shard or of `shards` (a worker of a cluster, its own), and, once
+        in a cluster, delivery counts older than `keep_counts_for`."""
         now = self._clock.now()
         async with self._uow() as uow:
-            n = await uow.outbox.expire_sent(now - self.policy.keep_sent_for)
-            await uow.outbox.forget_tallies(before=now - self.policy.keep_counts_for)
+            n = await uow.outbox.expire_sent(now - self.policy.keep_sent_for, shards)
+            if shards is None or job_shard("forget-counts") in shards:
+                await uow.outbox.forget_tallies(before=now - self.policy.keep_counts_for)
             await uow.commit()
         return n

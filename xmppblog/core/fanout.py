@@ -118,7 +118,8 @@ class Notifications:
                     im_candidates[who] = Marker.TRACK
                     tracked[who] = word
         # Only IM users who are online, did not pause delivery and did not block the author.
-        candidates = [b for b in im_candidates if self.online.is_online(b)]
+        online = await self.online.online_among(list(im_candidates)) if im_candidates else set()
+        candidates = [b for b in im_candidates if b in online]
         # An author has few blockers and a post may have thousands of subscribers: with event
         # subscribers, read them all once; else only among the chat candidates.
         blockers = await tx.im.blockers_of(author) if event_jids else await tx.im.blockers_of(author, candidates)

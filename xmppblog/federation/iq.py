@@ -42,7 +42,8 @@ class Requests:
         Raises:
             RemoteUnavailable: an error answer (its condition in `.condition`), no answer, no stream.
         """
-        iq = self.component.make_iq(ito=to, ifrom=frm or self.component.boundjid.bare, itype=itype)
+        # from our return JID unless told: with several connections, that is how the answer finds this one
+        iq = self.component.request_iq(to, itype, frm)
         iq.append(payload)
         try:
             reply = await iq.send(timeout=self.timeout)  # type: ignore[no-untyped-call]

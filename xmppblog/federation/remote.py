@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 from ..core import errors
 from ..core.jid import parse
@@ -55,6 +56,9 @@ class RemoteBlogs:
         self.pipeline = pipeline
         self.blocklists = blocklists
         self.service_jid = remote.addr.service_jid
+        #: whether this process runs a once-per-cluster job now (a cluster's worker: if it holds
+        #: the job's shard, cluster/membership.py); every block list is loaded by every worker
+        self.runs: Callable[[str], bool] = lambda job: True
 
     def register(self, component: BlogComponent) -> None:
         component.on_online(lambda: component.background(self.resync()))
@@ -197,6 +201,8 @@ class RemoteBlogs:
         re-subscribe, fetch what we missed."""
         for service, node in sorted(self.blocklists.sources):
             await self.follow_blocklist(NodeRef(service, node))
+        if not self.runs("resync"):
+            return
         try:
             held = await self.remote.held()
         except errors.BlogError:

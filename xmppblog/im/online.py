@@ -11,6 +11,7 @@ presence we are subscribed to (im/roster.py).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 MAX_JIDS = 100_000
 MAX_RESOURCES = 16
@@ -48,6 +49,10 @@ class OnlineTracker:
 
     def is_online(self, bare: str) -> bool:
         return bare in self._resources
+
+    async def online_among(self, bares: Sequence[str]) -> set[str]:
+        """core.ports.OnlineView: those of `bares` seen online by this process."""
+        return {b for b in bares if b in self._resources}
 
     def clear(self) -> None:
         self._resources.clear()

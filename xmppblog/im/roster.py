@@ -98,9 +98,9 @@ class RosterAdapter:
     def _after_connect(self) -> None:
         # Online state is not kept across restarts: ask every contact again.
         self.online.clear()
-        self.component.background(self._probe_all())
+        self.component.background(self.probe_all())
 
-    async def _probe_all(self) -> None:
+    async def probe_all(self) -> None:
         """After (re)connecting: show the blog JIDs online again and ask who is online."""
         try:
             audience = await self.roster.presence_audience()

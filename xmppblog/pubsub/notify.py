@@ -147,8 +147,18 @@ class OutboxSender:
                  writable: Callable[[int], Awaitable[None]] | None = None,
                  processed: Callable[[], Awaitable[bool]] | None = None,
                  bulk_events: int = 64, bulk_chunk: int = 1000,
-                 delivered: Callable[[str, int, datetime | None, datetime], None] | None = None) -> None:
-        """`delivered(kind, count, planned_at, now)`: told of what the host confirmed (metrics)."""
+                 delivered: Callable[[str, int, datetime | None, datetime], None] | None = None,
+                 shards: Callable[[], frozenset[int]] | None = None, batch_lock: asyncio.Lock | None = None,
+                 idle_poll: float = 1.0) -> None:
+        """`delivered(kind, count, planned_at, now)`: told of what the host confirmed (metrics).
+
+        In a cluster, `shards()` names the outbox shards this worker sends from, `batch_lock` is
+        held while a batch is sent (shards are given back only between batches), and the
+        outbox is looked at every `idle_poll` seconds when idle: other workers plan
+        notifications for this one's shards without waking it."""
+        self._shards = shards
+        self._batch_lock = batch_lock
+        self.idle_poll = idle_poll
         self._im_body = im_body
         self._delivered = delivered
         self._writable = writable
@@ -203,7 +213,7 @@ class OutboxSender:
                 with contextlib.suppress(errors.BlogError):  # retried a minute later
                     await self._expire()
             if not self.more:
-                await self._until(None, timeout=1.0)  # a tick for retries that came due
+                await self._until(None, timeout=self.idle_poll)  # a tick for retries that came due
         if self._online.is_set():
             try:
                 await self.drain_once()
@@ -234,11 +244,17 @@ class OutboxSender:
         Sets `more` when a batch was full (more may be due at once).
         """
         self.more = False
-        return await self._drain_bulk() + await self._drain_tracked()
+        if self._batch_lock is None:
+            return await self._drain_bulk(None) + await self._drain_tracked(None)
+        async with self._batch_lock:
+            shards = self._shards() if self._shards is not None else None
+            if shards is not None and not shards:
+                return 0  # this worker holds no shard (yet)
+            return await self._drain_bulk(shards) + await self._drain_tracked(shards)
 
-    async def _drain_bulk(self) -> int:
+    async def _drain_bulk(self, shards: frozenset[int] | None) -> int:
         async with self._uow() as uow:
-            due = await uow.outbox.due_bulk(self._clock.now(), self.bulk_events)
+            due = await uow.outbox.due_bulk(self._clock.now(), self.bulk_events, shards)
         if not due:
             return 0
         self.more |= len(due) >= self.bulk_events
@@ -339,9 +355,9 @@ class OutboxSender:
     def _size(self, stanza: str) -> int:
         return stanza_bytes(stanza, self.max_stanza_bytes)
 
-    async def _drain_tracked(self) -> int:
+    async def _drain_tracked(self, shards: frozenset[int] | None) -> int:
         async with self._uow() as uow:
-            due = await uow.outbox.due(self._clock.now(), self.batch)
+            due = await uow.outbox.due(self._clock.now(), self.batch, shards)
         if not due:
             return 0
         self.more |= len(due) >= self.batch

@@ -14,7 +14,6 @@ from .. import __version__
 from ..core import errors
 from ..core.model import NS_MICROBLOG, NodeRef, PageRequest
 from ..core.pubsub import PubsubService
-from ..core.visibility import is_public
 from ..xmpp.component import BlogComponent, Request
 from ..protocol import (
     NS_BLOCKING,
@@ -109,9 +108,8 @@ class DiscoAdapter:
             return _info([("automation", "command-node", "Get pending subscriptions")],
                          (NS_COMMANDS, "jabber:x:data"), node)
         n = await self.service.visible_node(req.actor, NodeRef(req.to, node))
-        # XEP-0313 on every node; full text where the search index holds it (core/archive.py)
-        text = (NS_FULLTEXT,) if not n.ref.of_post and is_public(n) else ()
-        q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB, NS_MAM, NS_SOCIAL_FEED, *text), node)
+        # XEP-0313 with full text on every node (the index or a bounded scan, core/archive.py)
+        q = _info([("pubsub", "leaf", n.config.title or "")], (NS_PUBSUB, NS_MAM, NS_SOCIAL_FEED, NS_FULLTEXT), node)
         # No pubsub#owner (jid-multi; optional in XEP-0060 §5.4, and the blog JID names its owner
         # anyway): Libervia 0.9 turns jid fields into JID objects its D-Bus bridge cannot carry,
         # and fails the whole disco (tests/e2e/test_libervia.py). Prosody sends none either.

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -57,8 +58,33 @@ def known_revisions(url: str) -> set[str]:
     return {s.revision for s in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
 
 
+#: the PostgreSQL advisory lock held while migrating: workers of a cluster starting together
+#: migrate one at a time (the first applies the revisions, the others find nothing to do)
+MIGRATION_LOCK = 0x786D7070626C6F67 & 0x7FFFFFFFFFFFFFFF  # "xmppblog"
+
+
 async def upgrade(url: str) -> None:
-    """Apply pending migrations to `url` (run in a thread: Alembic's env starts its own loop)."""
+    """Apply pending migrations to `url` (run in a thread: Alembic's env starts its own loop).
+    On PostgreSQL, under an advisory lock: one process migrates, the others wait for it."""
+    if not url.startswith("postgresql"):
+        await _upgrade_logged(url)
+        return
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            waited = not (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK})).scalar()
+            if waited:
+                log.info("database: another process is migrating; waiting for it")
+                await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            try:
+                await _upgrade_logged(url)
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+    finally:
+        await engine.dispose()
+
+
+async def _upgrade_logged(url: str) -> None:
     before = await current_revision(url) if not _is_new_sqlite(url) else None
     await asyncio.to_thread(_upgrade, url)
     after = await current_revision(url)

@@ -50,6 +50,7 @@ from ..core.model import (
     SubState,
 )
 from ..core.ports import Clock
+from ..core.shards import shard_of
 from .engine import serial_lock, upsert
 from .search import archive_text_filter
 from .search import for_session as search_for_session
@@ -838,15 +839,18 @@ class OutboxRepo:
             "kind": event.kind.value, "sender": event.sender, "node": event.node, "item_id": event.item_id,
             "payload": event.payload, "publisher": event.publisher, "subject": event.subject,
             "state": event.state, "created_at": when, "recipients": "\n".join(local) if local else None,
-            "next_at": when if local else None})).scalar_one())
+            "next_at": when if local else None, "shard": shard_of(event.sender)})).scalar_one())
         if tracked:
             # One statement for all recipients: fan-out is planned once (DESIGN.md).
             await self.s.execute(_OUTBOX_INSERT, [
                 {"event_id": event_id, "recipient": r, "attempts": 0, "next_at": when} for r in tracked])
         return event_id
 
-    async def due_bulk(self, at: datetime, limit: int) -> Sequence[BulkDelivery]:
-        rows = (await self.s.execute(_DUE_BULK, {"at": at, "limit": limit})).all()
+    async def due_bulk(self, at: datetime, limit: int, shards: frozenset[int] | None = None) -> Sequence[BulkDelivery]:
+        """Events with local recipients due at `at`, oldest first; only those of `shards` if given
+        (a worker of a cluster sends its own shards' notifications)."""
+        query = _DUE_BULK if shards is None else _DUE_BULK.where(_E.c.shard.in_(sorted(shards)))
+        rows = (await self.s.execute(query, {"at": at, "limit": limit})).all()
         return [BulkDelivery(r.id, OutboxEvent(
             EventKind(r.kind), r.sender, r.node, tuple(r.recipients.split("\n")) if r.recipients else (),
             r.item_id, r.payload, r.publisher, r.subject, r.state), utc(r.created_at)) for r in rows]
@@ -885,8 +889,10 @@ class OutboxRepo:
         await self.s.execute(update(OutboxEventRow).where(OutboxEventRow.id == event_id)
                              .values(recipients="\n".join(recipients)))
 
-    async def due(self, at: datetime, limit: int) -> Sequence[OutboxDelivery]:
-        return await self._load(_DUE, {"at": at, "limit": limit})
+    async def due(self, at: datetime, limit: int, shards: frozenset[int] | None = None) -> Sequence[OutboxDelivery]:
+        """Tracked rows due at `at`, oldest first; only those of `shards` if given."""
+        query = _DUE if shards is None else _DUE.where(_E.c.shard.in_(sorted(shards)))
+        return await self._load(query, {"at": at, "limit": limit})
 
     async def _load(self, query: Any, params: dict[str, Any]) -> list[OutboxDelivery]:
         events: dict[int, OutboxEvent] = {}
@@ -907,15 +913,18 @@ class OutboxRepo:
         if row_ids:
             await self.s.execute(update(OutboxRow).where(OutboxRow.id.in_(list(row_ids))).values(sent_at=at))
 
-    async def requeue_sent(self) -> int:
-        """Sent but unconfirmed rows (a bounce may have been missed while stopped): due again."""
-        res = await self.s.execute(update(OutboxRow).where(OutboxRow.sent_at.is_not(None))
-                                   .values(sent_at=None, next_at=self._now()))
+    async def requeue_sent(self, since: datetime | None = None) -> int:
+        """Sent but unconfirmed rows (a bounce may have been missed while nobody listened): due
+        again; only those sent at or after `since` if given."""
+        conds = [OutboxRow.sent_at.is_not(None)] + ([OutboxRow.sent_at >= since] if since is not None else [])
+        res = await self.s.execute(update(OutboxRow).where(*conds).values(sent_at=None, next_at=self._now()))
         return int(res.rowcount or 0)
 
-    async def expire_sent(self, before: datetime) -> int:
-        ids = list((await self.s.execute(select(OutboxRow.id).where(
-            OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < before))).scalars())
+    async def expire_sent(self, before: datetime, shards: frozenset[int] | None = None) -> int:
+        query = select(OutboxRow.id).where(OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < before)
+        if shards is not None:
+            query = query.join(_E, _E.c.id == OutboxRow.event_id).where(_E.c.shard.in_(sorted(shards)))
+        ids = list((await self.s.execute(query)).scalars())
         await self.done(ids)
         return len(ids)
 

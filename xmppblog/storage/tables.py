@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -173,6 +174,8 @@ class OutboxEventRow(Base):
     recipients: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: when the bulk recipients are due; NULL once they were handed over
     next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: core/shards.shard_of(sender): which worker of a cluster sends it
+    shard: Mapped[int] = mapped_column(SmallInteger, server_default="0")
 
 
 class OutboxRow(Base):
@@ -294,3 +297,33 @@ class PeerKeyRow(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     public_key: Mapped[str] = mapped_column(Text)   # raw 32 bytes, base64
     pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClusterWorkerRow(Base):
+    """A live worker of a cluster ([cluster] enabled): its last heartbeat."""
+
+    __tablename__ = "cluster_workers"
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClusterLeaseRow(Base):
+    """Who holds an outbox shard (`shard:N`), until when."""
+
+    __tablename__ = "cluster_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OnlineContactRow(Base):
+    """A contact that `worker` saw online (UNLOGGED on PostgreSQL: rebuilt from presence)."""
+
+    __tablename__ = "online_contacts"
+
+    contact: Mapped[str] = mapped_column(String(3071), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(160), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

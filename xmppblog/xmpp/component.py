@@ -19,7 +19,9 @@ stanza larger than `max_stanza_bytes` (the host would close our stream over
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -112,6 +114,17 @@ def shape_error(xml: ET.Element, max_depth: int = MAX_DEPTH) -> str | None:
 
 #: the kinds of message the router dispatches, by payload
 EVENT, FORM, CHAT = "event", "form", "chat"
+
+#: the connection that received the stanza being handled: what a handler sends goes out
+#: on it, so a request's results and its answer keep their order (xmpp/pool.py)
+RECEIVED_ON: contextvars.ContextVar[BlogComponent | None] = contextvars.ContextVar("received_on", default=None)
+
+#: slot probes: rounds of random return resources, larger each time (a connection holding one
+#: of K slots answers 1 in K of them; 496 in all find a slot among 64 with 99.95 % certainty)
+PROBE_ROUNDS = (16, 32, 64, 128, 256)
+PROBE_WAIT = 3.0
+#: a connection that got no slot tries again this soon (a slot frees when a worker dies)
+NO_SLOT_RETRY = 5.0
 
 
 def stanza_bytes(data: str, limit: int) -> int:
@@ -207,8 +220,17 @@ class InOrder:
 class BlogComponent(slixmpp.ComponentXMPP):
     def __init__(self, jid: str, secret: str, host: str, port: int, error_for: ErrorMapper,
                  max_reconnect_delay: float = 60.0, *, gate: Gate, max_depth: int = MAX_DEPTH,
-                 max_stanza_bytes: int = 400 * 1024) -> None:
+                 max_stanza_bytes: int = 400 * 1024, find_slot: bool = False, name: str = "",
+                 ping_target: str = "") -> None:
         super().__init__(jid, secret, host, port)
+        #: with ejabberd's domain_balancing (type: destination), answers reach the connection
+        #: whose slot their full `to` hashes to: find a resource of ours that hashes to this one
+        self.find_slot = find_slot
+        #: the resource answers to our requests reach this connection at (None: the bare JID does)
+        self.rid: str | None = None
+        self._no_slot = False
+        #: how logs name this connection among several ("" when it is the only one)
+        self.name = name
         #: maps a domain error to its <error/> (pubsub/errors.py)
         self.error_for = error_for
         #: admits or refuses each inbound stanza before its adapter (spamguard)
@@ -221,6 +243,8 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self.enable_direct_tls = False
         self.enable_plaintext = True
         self.max_reconnect_delay = max_reconnect_delay
+        #: what slot probes ping: the host's own domain, which answers pings
+        self.server_ping_target = ping_target or jid.split(".", 1)[-1]
         self.online = asyncio.Event()
         #: why the last connection attempt failed, in words an admin can act on (None once connected)
         self.problem: str | None = None
@@ -293,14 +317,62 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self._current_connection_attempt = asyncio.ensure_future(self._connect_loop(), loop=self.loop)
         return self._current_connection_attempt
 
+    @property
+    def return_jid(self) -> str:
+        """The JID our requests go out from: answers to it come back on this connection."""
+        return f"{self.boundjid.bare}/{self.rid}" if self.rid else self.boundjid.bare
+
     def _session_start(self, _event: object) -> None:
         self.last_stream_error = None
         self.problem = None
+        self.rid = None
+        log.info("connected to %s:%s as component %s%s", self.server_host, self.server_port, self.boundjid,
+                 f" ({self.name})" if self.name else "")
+        if self.find_slot:
+            self.background(self._claim_slot())
+            return
+        self._came_online()
+
+    def _came_online(self) -> None:
         self._reconnect_delay = 1.0
-        log.info("connected to %s:%s as component %s", self.server_host, self.server_port, self.boundjid)
         self.online.set()
         for cb in self._on_online:
             cb()
+
+    async def _claim_slot(self) -> None:
+        """Find a return resource whose answers the host routes to this connection: ping the
+        host from random resources; the ones answered here hash to our slot. None answered
+        after every round: the host gave this connection no slot (all K are held) and routes
+        nothing to it; close it and try again soon, when a slot may be free."""
+        transport = self.transport
+        for size in PROBE_ROUNDS:
+            rids = [secrets.token_hex(6) for _ in range(size)]
+            answered = await asyncio.gather(*(self._ping_from(rid) for rid in rids))
+            if self.transport is not transport or self.stopping:
+                return
+            mine = [rid for rid, ok in zip(rids, answered, strict=True) if ok]
+            if mine:
+                self.rid = mine[0]
+                log.info("component connection%s holds a slot: answers come back to %s",
+                         f" {self.name}" if self.name else "", self.return_jid)
+                self._came_online()
+                return
+        self.problem = "the host routes nothing to this connection (every domain_balancing slot is held)"
+        log.info("component connection%s holds no slot (%d probes unanswered): every slot is held; "
+                 "trying again in %.0fs", f" {self.name}" if self.name else "", sum(PROBE_ROUNDS), NO_SLOT_RETRY)
+        self._no_slot = True
+        self.abort()
+
+    async def _ping_from(self, rid: str) -> bool:
+        iq = self.make_iq_get(ito=self.server_ping_target, ifrom=f"{self.boundjid.bare}/{rid}")
+        iq.append(ET.Element("{urn:xmpp:ping}ping"))
+        try:
+            await iq.send(timeout=PROBE_WAIT)
+        except IqError:
+            return True  # an error answer came back here too
+        except (IqTimeout, NotConnectedError):
+            return False
+        return True
 
     def _stream_error(self, error: Any) -> None:
         cond = error["condition"]
@@ -323,6 +395,10 @@ class BlogComponent(slixmpp.ComponentXMPP):
         was_online = self.online.is_set()
         self.online.clear()
         if self.stopping:
+            return
+        if self._no_slot:  # not a failure: wait for a free slot at a steady pace
+            self._no_slot = False
+            self.loop.call_later(NO_SLOT_RETRY, self._reconnect)
             return
         delay = getattr(self, "_reconnect_delay", 1.0)
         self._reconnect_delay = min(self.max_reconnect_delay, delay * 2)
@@ -362,6 +438,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
 
     def _spawn(self, stanza: Any, work: Callable[[], Awaitable[None]]) -> None:
         key = stanza.xml.get("from", "").split("/", 1)[0].lower()
+        RECEIVED_ON.set(self)  # copied into the task's context: its sends go out on this connection
         task = asyncio.ensure_future(self._in_order.run(key, work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -521,7 +598,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
         transport = self.transport
         if transport is None or transport.is_closing():
             return False
-        iq = self.make_iq_get(ito=host_domain, ifrom=self.boundjid.bare)
+        iq = self.make_iq_get(ito=host_domain, ifrom=self.return_jid)
         iq.append(ET.Element("{urn:xmpp:ping}ping"))
         try:
             await iq.send(timeout=timeout)
@@ -536,7 +613,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
     async def disco(self, to: str, namespace: str, timeout: float = 10.0) -> ET.Element | None:
         """Ask `to` a disco#info or disco#items query from our own JID: its <query/>, or None
         (an error answer, no answer, or no stream)."""
-        iq = self.make_iq_get(ito=to, ifrom=self.boundjid.bare)
+        iq = self.make_iq_get(ito=to, ifrom=self.return_jid)
         iq.append(ET.Element(f"{{{namespace}}}query"))
         try:
             reply = await iq.send(timeout=timeout)  # type: ignore[no-untyped-call]
@@ -544,6 +621,11 @@ class BlogComponent(slixmpp.ComponentXMPP):
             return None
         query: ET.Element | None = reply.xml.find(f"{{{namespace}}}query")
         return query
+
+    def request_iq(self, to: str, itype: str, frm: str | None = None) -> Any:
+        """An iq request to send on this connection, from `frm` or from our return JID (so that
+        the answer comes back here)."""
+        return self.make_iq(ito=to, ifrom=frm or self.return_jid, itype=itype)
 
     def send_raw_stanza(self, data: str, largest: int | None = None) -> bool:
         """Hand pre-serialised stanzas to the live stream; False if there is none or a stanza is too large.

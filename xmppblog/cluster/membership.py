@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""This worker's place in a cluster: its heartbeat, its share of the outbox, and taking
+over from workers that died (cluster layer).
+
+Every `heartbeat` seconds the worker says it is alive, renews the leases of the
+outbox shards it holds, and moves towards its fair share (core/shards.share):
+it takes shards nobody live holds (free, released, or left by a dead worker whose
+lease ran out) and gives back those above its share, between two outbox batches
+(`batch_lock`), so a shard is never sent from by two workers on purpose. The one
+worker that forgets a dead one also has its remote notifications of the last
+moments sent again: bounces that came back while its slots were empty were lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from ..core.shards import SHARDS, job_shard, share
+from ..storage.cluster import ClusterStore
+
+log = logging.getLogger(__name__)
+
+
+class Membership:
+    """Held by the composition root; the outbox sender reads `held` and holds `batch_lock`."""
+
+    def __init__(self, store: ClusterStore, heartbeat_seconds: float, lease_seconds: float,
+                 requeue_since: Callable[..., Awaitable[int]], on_change: Callable[[], None] = lambda: None,
+                 on_buried: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.heartbeat_seconds = heartbeat_seconds
+        self.lease_seconds = lease_seconds
+        self._requeue_since = requeue_since
+        self._on_change = on_change
+        self._on_buried = on_buried
+        #: the shards this worker sends from (empty until the first heartbeat)
+        self.held: frozenset[int] = frozenset()
+        self.live = 0
+        #: held by the outbox sender while it sends a batch: shards are given back between batches
+        self.batch_lock = asyncio.Lock()
+        self._stopping = False
+
+    @property
+    def me(self) -> str:
+        return self.store.me
+
+    def shards(self) -> frozenset[int]:
+        return self.held
+
+    def runs(self, job: str) -> bool:
+        """Whether this worker runs the once-per-cluster job `job` now."""
+        return job_shard(job) in self.held
+
+    async def join(self) -> bool:
+        """Enter the cluster: True if no other worker is alive (a cold start)."""
+        await self.store.setup()
+        alone = await self.store.others_alive() == 0
+        await self.beat()
+        log.info("cluster: joined as %s (%s)", self.me,
+                 "the first live worker" if alone else f"{self.live} workers alive")
+        return alone
+
+    async def run(self) -> None:
+        """Beat until `leave`; a database outage is retried at the next beat."""
+        while not self._stopping:
+            await asyncio.sleep(self.heartbeat_seconds)
+            if self._stopping:
+                break
+            try:
+                await self.beat()
+            except Exception:
+                # Leases run out if this goes on: the others take the shards over, as they should.
+                log.warning("cluster: heartbeat failed; retrying in %.0fs", self.heartbeat_seconds, exc_info=True)
+
+    async def beat(self) -> None:
+        beat = await self.store.heartbeat()
+        lost = self.held - beat.held
+        if lost:
+            log.warning("cluster: leases of %d shard(s) ran out before they were renewed (this worker "
+                        "stalled?): %s", len(lost), sorted(lost))
+        held = set(beat.held)
+        self.live = beat.live
+        for dead, seen in beat.buried:
+            log.warning("cluster: worker %s is gone (last seen %s); its shards and slots are taken over",
+                        dead, seen.isoformat(timespec="seconds"))
+            # what it sent in its last moments may have bounced to its empty slots
+            await self._requeue_since(seen - timedelta(seconds=self.lease_seconds))
+        if beat.buried:
+            self._on_buried()
+        target = share(beat.live)
+        if len(held) > target:
+            extra = sorted(held)[target:]
+            async with self.batch_lock:  # not while a batch of them is being sent
+                await self.store.release(extra)
+            held -= set(extra)
+        elif len(held) < target:
+            for shard, was in await self.store.acquire(target - len(held)):
+                held.add(shard)
+                if was is not None and was != self.me:
+                    log.info("cluster: took over shard %d from %s", shard, was)
+        changed = frozenset(held) != self.held
+        self.held = frozenset(held)
+        if changed:
+            log.info("cluster: sending for %d of %d outbox shards (%d worker(s) alive)", len(self.held), SHARDS,
+                     beat.live)
+            self._on_change()
+
+    async def leave(self) -> None:
+        """A clean stop: give every shard back at once, so the others take over at their next beat."""
+        self._stopping = True
+        async with self.batch_lock:
+            self.held = frozenset()
+            try:
+                await self.store.leave()
+            except Exception:
+                log.warning("cluster: could not release the leases; they run out in %.0fs", self.lease_seconds)
+        log.info("cluster: left")

@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Several XEP-0114 connections for one component domain, seen by the adapters as one
+component (wire layer).
+
+ejabberd routes one component domain over many connections when it is configured
+with `domain_balancing` (`type: destination`, `component_number: K`): each
+connection that holds one of the K slots receives the stanzas whose full `to`
+hashes to that slot (so every stanza to one blog JID reaches one connection), and
+a connection beyond the K receives nothing. `[component] connections = N` opens N
+connections in this process; each finds its slot by probing for a return resource
+(`BlogComponent._claim_slot`) and one that holds none keeps trying, so the K slots
+move to whichever workers are alive.
+
+The adapters register once here; every connection dispatches to the same handlers.
+What a handler sends goes out on the connection its stanza came in on
+(`RECEIVED_ON`), so a request's results and its answer keep their order; work that
+no stanza started (the outbox) goes out on one connection at a time, and
+`processed` pings on that same connection, which is what proves the host routed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+import xml.etree.ElementTree as ET
+
+from .component import RECEIVED_ON, BlogComponent, IqHandler, StanzaHandler
+
+log = logging.getLogger(__name__)
+
+
+class ComponentPool:
+    """N `BlogComponent` connections behind the interface the adapters use of one."""
+
+    def __init__(self, members: list[BlogComponent]) -> None:
+        if not members:
+            raise ValueError("a pool needs at least one connection")
+        self.members = members
+        self.online = asyncio.Event()
+        self.stopping = False
+        self._on_online: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: the connection the last stanza of our own (not a reply) went out on
+        self._writer: BlogComponent | None = None
+        for member in members:
+            member.on_online(self._member_online)
+            member.add_event_handler("disconnected", self._member_offline)
+        self.boundjid = members[0].boundjid
+        self.loop = members[0].loop
+
+    # ------------------------------------------------------------ registration (on every connection)
+
+    def on_iq(self, namespace: str, iq_type: str, handler: IqHandler) -> None:
+        for member in self.members:
+            member.on_iq(namespace, iq_type, handler)
+
+    def on_message(self, kind: str, handler: StanzaHandler) -> None:
+        for member in self.members:
+            member.on_message(kind, handler)
+
+    def on_message_error(self, handler: StanzaHandler) -> None:
+        for member in self.members:
+            member.on_message_error(handler)
+
+    def on_presence(self, handler: StanzaHandler) -> None:
+        for member in self.members:
+            member.on_presence(handler)
+
+    def on_online(self, callback: Callable[[], None]) -> None:
+        """`callback` runs when the pool goes from no connection holding a slot to one."""
+        self._on_online.append(callback)
+
+    # ------------------------------------------------------------ state
+
+    def live(self) -> list[BlogComponent]:
+        """The connections that hold a slot and are up."""
+        return [m for m in self.members if m.online.is_set()]
+
+    @property
+    def problem(self) -> str | None:
+        if self.online.is_set():
+            return None
+        problems = [m.problem for m in self.members if m.problem]
+        return problems[0] if problems else None
+
+    @property
+    def oversize(self) -> int:
+        return sum(m.oversize for m in self.members)
+
+    def _member_online(self) -> None:
+        if not self.online.is_set():
+            self.online.set()
+            for cb in self._on_online:
+                cb()
+
+    def _member_offline(self, _reason: Any) -> None:
+        # the member's own handler ran first (registered in its constructor) and cleared its event
+        if not self.live():
+            self.online.clear()
+
+    # ------------------------------------------------------------ the way out
+
+    def _via(self) -> BlogComponent | None:
+        """The connection a stanza goes out on: the one the request being handled came in on,
+        else the one our own stanzas went out on last, else any that holds a slot."""
+        received = RECEIVED_ON.get()
+        if received is not None and received in self.members and received.online.is_set():
+            return received
+        if self._writer is not None and self._writer.online.is_set():
+            return self._writer
+        live = self.live()
+        self._writer = live[0] if live else None
+        return self._writer
+
+    def send_raw_stanza(self, data: str, largest: int | None = None) -> bool:
+        """Write pre-serialised stanzas on one connection (`BlogComponent.send_raw_stanza`)."""
+        member = self._via()
+        return member is not None and member.send_raw_stanza(data, largest)
+
+    async def writable(self, high_water: int = 4 * 1024 * 1024) -> None:
+        member = self._via()
+        if member is not None:
+            await member.writable(high_water)
+
+    async def processed(self, host_domain: str, timeout: float = 15.0) -> bool:
+        """True once the host processed what our own stanzas wrote: a ping on the connection
+        they went out on (the writer never changes silently: a new one fails this check)."""
+        writer = self._writer
+        if writer is None or not writer.online.is_set():
+            self._writer = None
+            return False
+        return await writer.processed(host_domain, timeout)
+
+    async def disco(self, to: str, namespace: str, timeout: float = 10.0) -> ET.Element | None:
+        member = self._via()
+        return None if member is None else await member.disco(to, namespace, timeout)
+
+    def request_iq(self, to: str, itype: str, frm: str | None = None) -> Any:
+        member = self._via() or self.members[0]
+        return member.request_iq(to, itype, frm)
+
+    # ------------------------------------------------------------ life cycle
+
+    def background(self, coro: Awaitable[None]) -> None:
+        """Work that is not a reply, as a task `drain` waits for."""
+        if self.stopping:
+            return
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def connect(self) -> None:
+        for member in self.members:
+            member.connect()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        self.stopping = True
+        await asyncio.gather(*(m.drain(timeout) for m in self.members))
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    async def close(self) -> None:
+        self.stopping = True
+        await asyncio.gather(*(m.close() for m in self.members))
+
+
+def connections(factory: Callable[..., BlogComponent], n: int, find_slot: bool, *args: Any,
+                **kwargs: Any) -> BlogComponent | ComponentPool:
+    """The component the adapters use: one connection as is (Prosody, or ejabberd without
+    balancing), or a pool of `n` that each find their slot."""
+    if n == 1:
+        return factory(*args, find_slot=find_slot, **kwargs)
+    return ComponentPool([factory(*args, find_slot=find_slot, name=f"{i + 1}/{n}", **kwargs) for i in range(n)])
