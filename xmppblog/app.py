@@ -191,7 +191,8 @@ class App:
             self.online: OnlineTracker = SharedOnline(store)
             self.membership = Membership(store, cl.heartbeat_seconds, cl.lease_seconds,
                                          requeue_since=lambda since: self.core.deliveries.requeue_after_restart(since),
-                                         on_change=lambda: self.sender.wake(), on_buried=self._worker_died)
+                                         on_change=lambda: self.sender.wake(), on_buried=self._worker_died,
+                                         serving=lambda: self.component.online.is_set())
         else:
             self.online = OnlineTracker()
         self.signer = Signer(self._uow, self._clock)

@@ -4,7 +4,8 @@ the workers and their leases, and who is online as every worker saw it.
 
 * `outbox_events.shard`: the shard of the notification's sender (core/shards.py);
   rows planned before this revision stay in shard 0.
-* `cluster_workers`: each live worker's heartbeat.
+* `cluster_workers`: each live worker's heartbeat, and whether it can send (a
+  connection of it holds a slot of the host's).
 * `cluster_leases`: who holds each outbox shard, and until when.
 * `online_contacts`: a contact some worker saw online; UNLOGGED on PostgreSQL
   (it is rebuilt from presence after a crash, so it need not be in the WAL).
@@ -30,6 +31,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(160), primary_key=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("serving", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     op.create_table(
         "cluster_leases",

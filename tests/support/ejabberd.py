@@ -41,6 +41,8 @@ class Ejabberd:
     extra_hosts: str = ""
     c2s_port: int = ports.C2S
     component_port: int = ports.COMPONENT
+    #: ejabberd's domain_balancing for the component domain: (type, component_number), or None
+    balancing: tuple[str, int] | None = None
     proc: subprocess.Popen | None = None
 
     @property
@@ -69,6 +71,10 @@ class Ejabberd:
                      "C2S_PORT": str(self.c2s_port), "S2S_PORT": str(ports.S2S),
                      "COMPONENT_PORT": str(self.component_port)}.items():
             text = text.replace(f"@{k}@", v)
+        if self.balancing is not None:
+            kind, slots = self.balancing
+            text += (f'domain_balancing:\n  "{self.component}":\n    type: {kind}\n'
+                     f"    component_number: {slots}\n")
         (b / "ejabberd.yml").write_text(text)
         (b / "inetrc").write_text('{lookup, [file, native]}.\n{resolv_conf, ""}.\n')
         (b / "hosts").write_text(Path("/etc/hosts").read_text() + f"\n{self.ip} {self.domain} {self.component}\n"

@@ -2,8 +2,10 @@
 """This worker's place in a cluster: its heartbeat, its share of the outbox, and taking
 over from workers that died (cluster layer).
 
-Every `heartbeat` seconds the worker says it is alive, renews the leases of the
-outbox shards it holds, and moves towards its fair share (core/shards.share):
+Every `heartbeat` seconds the worker says it is alive, and whether it can send
+(a connection of it holds a slot), renews the leases of the outbox shards it
+holds, and moves towards its fair share among the workers that can send
+(core/shards.share):
 it takes shards nobody live holds (free, released, or left by a dead worker whose
 lease ran out) and gives back those above its share, between two outbox batches
 (`batch_lock`), so a shard is never sent from by two workers on purpose. The one
@@ -29,8 +31,10 @@ class Membership:
 
     def __init__(self, store: ClusterStore, heartbeat_seconds: float, lease_seconds: float,
                  requeue_since: Callable[..., Awaitable[int]], on_change: Callable[[], None] = lambda: None,
-                 on_buried: Callable[[], None] = lambda: None) -> None:
+                 on_buried: Callable[[], None] = lambda: None, serving: Callable[[], bool] = lambda: True) -> None:
         self.store = store
+        #: whether this worker can send now (a connection of it holds a slot of the host's)
+        self._serving = serving
         self.heartbeat_seconds = heartbeat_seconds
         self.lease_seconds = lease_seconds
         self._requeue_since = requeue_since
@@ -76,7 +80,8 @@ class Membership:
                 log.warning("cluster: heartbeat failed; retrying in %.0fs", self.heartbeat_seconds, exc_info=True)
 
     async def beat(self) -> None:
-        beat = await self.store.heartbeat()
+        serving = self._serving()
+        beat = await self.store.heartbeat(serving)
         lost = self.held - beat.held
         if lost:
             log.warning("cluster: leases of %d shard(s) ran out before they were renewed (this worker "
@@ -90,22 +95,27 @@ class Membership:
             await self._requeue_since(seen - timedelta(seconds=self.lease_seconds))
         if beat.buried:
             self._on_buried()
-        target = share(beat.live)
+        # only workers that can send share the outbox; one whose connections hold no slot gives
+        # its shards back (the host routes nothing to it, not even the answer to its delivery ping)
+        target = share(beat.serving) if serving else 0
         if len(held) > target:
             extra = sorted(held)[target:]
             async with self.batch_lock:  # not while a batch of them is being sent
                 await self.store.release(extra)
             held -= set(extra)
         elif len(held) < target:
+            taken: dict[str, list[int]] = {}
             for shard, was in await self.store.acquire(target - len(held)):
                 held.add(shard)
                 if was is not None and was != self.me:
-                    log.info("cluster: took over shard %d from %s", shard, was)
+                    taken.setdefault(was, []).append(shard)
+            for was, shards in taken.items():
+                log.info("cluster: took over %d shard(s) from %s: %s", len(shards), was, sorted(shards))
         changed = frozenset(held) != self.held
         self.held = frozenset(held)
         if changed:
-            log.info("cluster: sending for %d of %d outbox shards (%d worker(s) alive)", len(self.held), SHARDS,
-                     beat.live)
+            log.info("cluster: sending for %d of %d outbox shards (%d worker(s) alive, %d sending)",
+                     len(self.held), SHARDS, beat.live, beat.serving)
             self._on_change()
 
     async def leave(self) -> None:

@@ -20,11 +20,14 @@ from ..core.shards import SHARDS
 
 _SETUP = text("INSERT INTO cluster_leases (name) SELECT 'shard:' || n FROM generate_series(0, :last) AS n "
               "ON CONFLICT (name) DO NOTHING")
-_ALIVE = text("INSERT INTO cluster_workers (id, started_at, seen_at) VALUES (:me, now(), now()) "
-              "ON CONFLICT (id) DO UPDATE SET seen_at = now()")
+_ALIVE = text("INSERT INTO cluster_workers (id, started_at, seen_at, serving) VALUES (:me, now(), now(), :serving) "
+              "ON CONFLICT (id) DO UPDATE SET seen_at = now(), serving = :serving")
 _RENEW = text("UPDATE cluster_leases SET until = now() + make_interval(secs => :lease) "
               "WHERE owner = :me AND until > now() RETURNING name")
 _LIVE = text("SELECT count(*) FROM cluster_workers WHERE seen_at > now() - make_interval(secs => :lease)")
+#: the workers that share the outbox: alive, and able to send
+_SERVING = text("SELECT count(*) FROM cluster_workers WHERE seen_at > now() - make_interval(secs => :lease) "
+                "AND serving")
 #: a dead worker is forgotten by exactly one of the others (the DELETE decides which)
 _BURY = text("DELETE FROM cluster_workers WHERE seen_at <= now() - make_interval(secs => :lease) AND id <> :me "
              "RETURNING id, seen_at")
@@ -56,6 +59,7 @@ class Heartbeat:
     """What one heartbeat learnt."""
 
     live: int                                   # workers alive, this one included
+    serving: int                                # of which can send (hold a slot)
     held: frozenset[int]                        # the shards whose leases this worker renewed
     buried: tuple[tuple[str, datetime], ...]    # dead workers forgotten now: (id, last seen)
 
@@ -82,9 +86,10 @@ class ClusterStore:
                                        {"me": self.me, "lease": self._lease})).first()
         return n - (1 if mine else 0)
 
-    async def heartbeat(self) -> Heartbeat:
-        """Say this worker is alive, renew its leases, forget dead workers (and what they saw)."""
-        params = {"me": self.me, "lease": self._lease}
+    async def heartbeat(self, serving: bool) -> Heartbeat:
+        """Say this worker is alive (and whether it can send), renew its leases, forget dead
+        workers (and what they saw)."""
+        params = {"me": self.me, "lease": self._lease, "serving": serving}
         async with self._engine.begin() as conn:
             await conn.execute(_ALIVE, params)
             held = frozenset(_shard(r[0]) for r in await conn.execute(_RENEW, params))
@@ -92,7 +97,8 @@ class ClusterStore:
             if buried:
                 await conn.execute(_ORPHANS)
             live = int((await conn.execute(_LIVE, params)).scalar_one())
-        return Heartbeat(live, held, buried)
+            sending = int((await conn.execute(_SERVING, params)).scalar_one())
+        return Heartbeat(live, sending, held, buried)
 
     async def acquire(self, n: int) -> list[tuple[int, str | None]]:
         """Up to `n` shards no live worker holds: (shard, its previous holder)."""

@@ -307,6 +307,8 @@ class ClusterWorkerRow(Base):
     id: Mapped[str] = mapped_column(String(160), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: a connection of it holds a slot: it can send, so it takes a share of the outbox
+    serving: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class ClusterLeaseRow(Base):

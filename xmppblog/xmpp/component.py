@@ -120,11 +120,12 @@ EVENT, FORM, CHAT = "event", "form", "chat"
 RECEIVED_ON: contextvars.ContextVar[BlogComponent | None] = contextvars.ContextVar("received_on", default=None)
 
 #: slot probes: rounds of random return resources, larger each time (a connection holding one
-#: of K slots answers 1 in K of them; 496 in all find a slot among 64 with 99.95 % certainty)
-PROBE_ROUNDS = (16, 32, 64, 128, 256)
-PROBE_WAIT = 3.0
+#: of K slots answers 1 in K of them; the 336 in all find a slot among 64 with 99.5 % certainty,
+#: and a connection wrongly taken for slotless only gives its slot back and tries again)
+PROBE_ROUNDS = (16, 64, 256)
+PROBE_WAIT = 2.0
 #: a connection that got no slot tries again this soon (a slot frees when a worker dies)
-NO_SLOT_RETRY = 5.0
+NO_SLOT_RETRY = 3.0
 
 
 def stanza_bytes(data: str, limit: int) -> int:
@@ -229,6 +230,8 @@ class BlogComponent(slixmpp.ComponentXMPP):
         #: the resource answers to our requests reach this connection at (None: the bare JID does)
         self.rid: str | None = None
         self._no_slot = False
+        #: the handshake is done and the stream not closed (online: and it holds a slot)
+        self._stream_up = False
         #: how logs name this connection among several ("" when it is the only one)
         self.name = name
         #: maps a domain error to its <error/> (pubsub/errors.py)
@@ -326,6 +329,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self.last_stream_error = None
         self.problem = None
         self.rid = None
+        self._stream_up = True
         log.info("connected to %s:%s as component %s%s", self.server_host, self.server_port, self.boundjid,
                  f" ({self.name})" if self.name else "")
         if self.find_slot:
@@ -394,6 +398,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
     def _disconnected(self, reason: Any) -> None:
         was_online = self.online.is_set()
         self.online.clear()
+        self._stream_up = False
         if self.stopping:
             return
         if self._no_slot:  # not a failure: wait for a free slot at a steady pace
@@ -634,7 +639,8 @@ class BlogComponent(slixmpp.ComponentXMPP):
             largest: the size in bytes of the largest stanza in `data` when it holds several
                 (the outbox's bulk writes); by default `data` is one stanza and is measured.
         """
-        if self.transport is None or not self.online.is_set():
+        # a connection still looking for its slot answers what reaches it already
+        if self.transport is None or not self._stream_up:
             return False
         if largest is None:
             largest = stanza_bytes(data, self.max_stanza_bytes)
