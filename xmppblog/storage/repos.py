@@ -149,6 +149,7 @@ _DELIVERY_BY_ID = select(*_DELIVERY_COLS).join_from(_O, _E, _E.c.id == _O.c.even
 #: the notifications whose outcome counts for a post's `status` (the rest count per server only)
 _POST_KINDS = (EventKind.ITEM_PUBLISHED.value, EventKind.IM_POST.value)
 _D = cast(Table, DeliveryCountRow.__table__)
+_DROPS = cast(Table, SpamDropRow.__table__)
 _D_KEY = ["sender", "node", "item_id", "server"]
 _RECIPIENTS = func.length(_E.c.recipients) - func.length(func.replace(_E.c.recipients, "\n", "")) + 1
 #: the local recipients of post events, counted as delivered when handed over (one statement per batch)
@@ -640,13 +641,21 @@ class StatsRepo:
         self.s = s
 
     async def add_drops(self, counts: dict[tuple[str, str], int], at: datetime) -> None:
-        for (reason, domain), n in counts.items():
-            res = await self.s.execute(update(SpamDropRow).where(
-                SpamDropRow.reason == reason, SpamDropRow.domain == domain)
-                .values(count=SpamDropRow.count + n, last_at=at))
-            if not res.rowcount:
-                self.s.add(SpamDropRow(reason=reason, domain=domain, count=n, last_at=at))
-                await self.s.flush()
+        """Add to the drop counters, creating those seen for the first time.
+
+        One upsert per counter: workers of a cluster flush the same first (reason, domain)
+        at once, and an UPDATE-then-INSERT made the second one's flush fail as a whole.
+        """
+        if not counts:
+            return
+        ins = upsert(self.s.bind.dialect.name, _DROPS)
+        # in one order on every worker: two flushes locking the same rows never deadlock
+        await self.s.execute(
+            ins.on_conflict_do_update(index_elements=["reason", "domain"],
+                                      set_={"count": _DROPS.c.count + ins.excluded.count,
+                                            "last_at": ins.excluded.last_at}),
+            [{"reason": reason, "domain": domain, "count": n, "last_at": at}
+             for (reason, domain), n in sorted(counts.items())])
 
     async def drops(self) -> Sequence[tuple[str, str, int, datetime]]:
         rows = (await self.s.execute(select(SpamDropRow).order_by(
