@@ -250,6 +250,10 @@ class OutboxSender:
             shards = self._shards() if self._shards is not None else None
             if shards is not None and not shards:
                 return 0  # this worker holds no shard (yet)
+            if shards is not None:
+                async with self._uow() as uow:  # the idle poll: one statement when nothing is due
+                    if not await uow.outbox.any_due(self._clock.now(), shards):
+                        return 0
             return await self._drain_bulk(shards) + await self._drain_tracked(shards)
 
     async def _drain_bulk(self, shards: frozenset[int] | None) -> int:

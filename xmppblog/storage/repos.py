@@ -142,6 +142,13 @@ _DELIVERY_COLS = (_O.c.id, _O.c.recipient, _O.c.attempts, _E.c.id.label("event_i
                   _E.c.created_at)
 _DUE = (select(*_DELIVERY_COLS).join_from(_O, _E, _E.c.id == _O.c.event_id)
         .where(_O.c.next_at <= bindparam("at"), _O.c.sent_at.is_(None)).order_by(_O.c.id).limit(bindparam("limit")))
+#: the same, of some outbox shards only (a worker of a cluster): built once, the shards bound
+_SHARDS = bindparam("shards", expanding=True)
+_DUE_BULK_OF = _DUE_BULK.where(_E.c.shard.in_(_SHARDS))
+_DUE_OF = _DUE.where(_E.c.shard.in_(_SHARDS))
+#: is anything due in these shards? (a cluster worker's idle poll: one cheap statement)
+_ANY_DUE_OF = select(exists().where(_E.c.next_at <= bindparam("at"), _E.c.shard.in_(_SHARDS)) | exists().where(
+    _O.c.next_at <= bindparam("at"), _O.c.sent_at.is_(None), _O.c.event_id == _E.c.id, _E.c.shard.in_(_SHARDS)))
 _DELIVERY_BY_ID = select(*_DELIVERY_COLS).join_from(_O, _E, _E.c.id == _O.c.event_id).where(
     _O.c.id == bindparam("row_id"))
 
@@ -858,8 +865,10 @@ class OutboxRepo:
     async def due_bulk(self, at: datetime, limit: int, shards: frozenset[int] | None = None) -> Sequence[BulkDelivery]:
         """Events with local recipients due at `at`, oldest first; only those of `shards` if given
         (a worker of a cluster sends its own shards' notifications)."""
-        query = _DUE_BULK if shards is None else _DUE_BULK.where(_E.c.shard.in_(sorted(shards)))
-        rows = (await self.s.execute(query, {"at": at, "limit": limit})).all()
+        params: dict[str, Any] = {"at": at, "limit": limit}
+        if shards is not None:
+            params["shards"] = sorted(shards)
+        rows = (await self.s.execute(_DUE_BULK if shards is None else _DUE_BULK_OF, params)).all()
         return [BulkDelivery(r.id, OutboxEvent(
             EventKind(r.kind), r.sender, r.node, tuple(r.recipients.split("\n")) if r.recipients else (),
             r.item_id, r.payload, r.publisher, r.subject, r.state), utc(r.created_at)) for r in rows]
@@ -900,8 +909,13 @@ class OutboxRepo:
 
     async def due(self, at: datetime, limit: int, shards: frozenset[int] | None = None) -> Sequence[OutboxDelivery]:
         """Tracked rows due at `at`, oldest first; only those of `shards` if given."""
-        query = _DUE if shards is None else _DUE.where(_E.c.shard.in_(sorted(shards)))
-        return await self._load(query, {"at": at, "limit": limit})
+        if shards is None:
+            return await self._load(_DUE, {"at": at, "limit": limit})
+        return await self._load(_DUE_OF, {"at": at, "limit": limit, "shards": sorted(shards)})
+
+    async def any_due(self, at: datetime, shards: frozenset[int]) -> bool:
+        """Whether anything in `shards` is due at `at`."""
+        return bool((await self.s.execute(_ANY_DUE_OF, {"at": at, "shards": sorted(shards)})).scalar())
 
     async def _load(self, query: Any, params: dict[str, Any]) -> list[OutboxDelivery]:
         events: dict[int, OutboxEvent] = {}
