@@ -134,6 +134,12 @@ class FollowService:
         if await self._remote.unfollow(actor, ref):
             await self._directory.unsubscribe(ref)
             log.info("remote unsubscribe: service=%s node=%s (last local follower left)", ref.service, ref.node)
+            if await self._remote.consented(ref.service, ref.node):
+                # Someone followed it meanwhile (on another worker, say), and their subscribe may
+                # have reached the remote service before this unsubscribe: ask once more, after it.
+                await self._directory.subscribe(ref)
+                log.info("remote subscribe again: service=%s node=%s (followed while unsubscribing)",
+                         ref.service, ref.node)
 
     # ------------------------------------------------------------ lists
 

@@ -28,7 +28,7 @@ from .attribution import Claim, attribute
 from .events import ItemPublished, ItemRetracted, NodeDeleted, NodePurged
 from .model import Actor, Delivery, Item, Node, NodeConfig, NodeRef, RemoteSub, SubState
 from .ports import Clock, EntryCodec
-from .transactions import Transactions, Tx
+from .transactions import Transactions, Tx, retry_contended
 from .visibility import validate_item_id
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class RemoteFeeds:
         if ref in self.reserved:
             raise errors.Forbidden("that node is one of this server's block lists; the admins follow it")
 
+    @retry_contended  # two first followers at once: the one that did not create the node runs again
     async def follow(self, actor: Actor, author: str, ref: NodeRef) -> RemoteFollow:
         """Record that `actor` follows a remote node; say whether to subscribe remotely.
 
@@ -83,7 +84,10 @@ class RemoteFeeds:
         """
         self._check_followable(author, ref)
         async with self._tx() as tx:
-            node = await tx.nodes.get(ref)
+            # Follows and unfollows of one node take turns (workers of a cluster run them at
+            # once): the last follower leaving must see a follower who just came, or the
+            # subscription is ended while someone still follows.
+            node = await tx.nodes.get_locked(ref)
             if node is None:
                 node = await tx.nodes.create(Node(ref, author, NodeConfig(max_items=self.max_items), remote=True))
             elif not node.remote:
@@ -111,7 +115,7 @@ class RemoteFeeds:
 
     async def unfollow_in(self, tx: Tx, actor: Actor, ref: NodeRef, jid: str | None = None) -> bool:
         """`unfollow` inside an open transaction; `jid`: the subscription's JID if not the actor's."""
-        node = await tx.nodes.get(ref)
+        node = await tx.nodes.get_locked(ref)  # after any follow under way (`follow`)
         if node is None or not node.remote or not await tx.subs.delete(node, jid or actor.jid):
             raise errors.NotSubscribed(f"you are not following {ref.service}")
         last = not await tx.subs.for_node(node) and ref not in self.reserved
@@ -133,13 +137,18 @@ class RemoteFeeds:
         """The remote service answered our subscribe (or a re-check found this state).
 
         NONE ends the consent: the cache and its followers go too (nothing is served
-        from a node we no longer hold a subscription to).
+        from a node we no longer hold a subscription to). An answer that comes after the
+        last follower left (and ended the subscription) does not hold it again.
         """
         async with self._tx() as tx:
+            await tx.nodes.get_locked(ref)  # not while a follow or an unfollow of it is under way
             if state is SubState.NONE:
                 await self._end(tx, ref)
-            else:
+            elif await tx.remote.get(ref.service, ref.node, self.addr.service_jid) is not None:
                 await tx.remote.put(RemoteSub(ref.service, ref.node, self.addr.service_jid, state))
+            else:
+                log.info("remote subscription answered after the last follower left: service=%s node=%s",
+                         ref.service, ref.node)
             await tx.commit()
 
     async def ended(self, origin: str, node_name: str) -> None:

@@ -98,6 +98,9 @@ _E = cast(Table, OutboxEventRow.__table__)
 _O = cast(Table, OutboxRow.__table__)
 
 _NODE_BY_REF = select(_N).where(_N.c.service == bindparam("service"), _N.c.node == bindparam("node"))
+#: PostgreSQL: a row lock until the transaction ends; SQLite has none (and needs none: a process's
+#: transactions take turns, TaskLock in engine.py)
+_NODE_BY_REF_LOCKED = _NODE_BY_REF.with_for_update()
 _ITEM_BY_ID = select(_I).where(_I.c.node_id == bindparam("node_id"), _I.c.item_id == bindparam("item_id"))
 _ITEM_DELETE = delete(_I).where(_I.c.node_id == bindparam("node_id"), _I.c.item_id == bindparam("item_id"))
 _ITEM_INSERT = insert(_I)
@@ -217,6 +220,11 @@ class NodeRepo:
 
     async def get(self, ref: NodeRef) -> Node | None:
         row = (await self.s.execute(_NODE_BY_REF, {"service": ref.service, "node": ref.node})).first()
+        return _node(row) if row else None
+
+    async def get_locked(self, ref: NodeRef) -> Node | None:
+        """`get`, the row locked until the transaction ends (SELECT … FOR UPDATE)."""
+        row = (await self.s.execute(_NODE_BY_REF_LOCKED, {"service": ref.service, "node": ref.node})).first()
         return _node(row) if row else None
 
     async def create(self, node: Node) -> Node:
