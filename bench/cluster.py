@@ -4,7 +4,8 @@
 One ejabberd 23.01 (127.0.20.9) with `domain_balancing` (type destination, K fixed
 slots, K = 4 by default, mod_multicast on) and one PostgreSQL. For each worker count
 W, a fresh database and W `xmppblog run` workers with K / W connections each, so the
-K slots never change between runs. P posters each own a blog; S subscribers
+K slots never change between runs; W = 0 is the baseline in the same run: one process
+with all K connections and cluster mode off (what clustering itself costs). P posters each own a blog; S subscribers
 subscribe (XEP-0060) to every blog. Each poster publishes N posts at a fixed pace;
 every post carries a per-blog sequence number (`bench-<blog*100000+seq>-`) and
 every subscriber records what it got and when.
@@ -58,16 +59,18 @@ def post(to: str, marker: int, iq_id: str) -> str:
 
 
 class Cluster:
-    def __init__(self, server: Ejabberd, base: Path, db: str, connections: int) -> None:
+    def __init__(self, server: Ejabberd, base: Path, db: str, connections: int, clustered: bool = True) -> None:
         self.server, self.base, self.db, self.connections = server, base, db, connections
+        self.clustered = clustered
         self.workers: dict[str, Component] = {}
         self.made = 0
 
     def start(self) -> str:
         self.made += 1
         name = f"w{self.made}"
-        comp = Component(self.server, self.base / name, db_url=self.db, extra=(  # type: ignore[arg-type]
-            f'[cluster]\nenabled = true\nworker_id = "{name}"\nheartbeat_seconds = 1.0\nlease_seconds = 4.0\n'))
+        cluster = (f'[cluster]\nenabled = true\nworker_id = "{name}"\nheartbeat_seconds = 1.0\n'
+                   'lease_seconds = 4.0\n') if self.clustered else ""
+        comp = Component(self.server, self.base / name, db_url=self.db, extra=cluster)  # type: ignore[arg-type]
         comp.for_load()
         comp.config.write_text(comp.config.read_text().replace(
             "reconnect_max_delay = 2.0\n", f"reconnect_max_delay = 2.0\nconnections = {self.connections}\n"))
@@ -167,13 +170,20 @@ class Load:
 
 
 async def one_run(server: Ejabberd, pg: PostgresServer, base: Path, workers: int, args) -> dict:
+    """W workers (W = 0: the baseline, one process with cluster mode off and all K connections)."""
     beam = int((server.base / "ejabberd.pid").read_text().strip())
-    cluster = Cluster(server, base / f"n{workers}", fresh_database(pg.url), args.slots // workers)
-    load = Load(server, f"n{workers}", args.posters, args.subscribers)
+    clustered = workers > 0
+    workers = max(workers, 1)
+    run = f"n{workers}" if clustered else "base"
+    cluster = Cluster(server, base / run, fresh_database(pg.url), args.slots // workers, clustered)
+    load = Load(server, run, args.posters, args.subscribers)
     try:
         for _ in range(workers):
             cluster.start()
-        await cluster.settled(workers)
+        if clustered:
+            await cluster.settled(workers)
+        else:
+            await asyncio.to_thread(next(iter(cluster.workers.values())).wait_log, "multicast: ", 60)
         await load.setup()
         await asyncio.sleep(2)
         # idle: what coordination costs (heartbeats, lease renewals, outbox polls)
@@ -190,7 +200,8 @@ async def one_run(server: Ejabberd, pg: PostgresServer, base: Path, workers: int
         spent = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
         publishes = len(load.acked)
         result = {
-            "workers": workers, "connections_each": args.slots // workers, "slots": args.slots,
+            "workers": workers if clustered else "1, cluster off (baseline)",
+            "connections_each": args.slots // workers, "slots": args.slots,
             **load.tally(), "delivered": delivered,
             "publish_ack_ms_p50": round(pct(load.publish_ms, 50), 1),
             "publish_ack_ms_p99": round(pct(load.publish_ms, 99), 1),
@@ -200,7 +211,7 @@ async def one_run(server: Ejabberd, pg: PostgresServer, base: Path, workers: int
             "cpu_ms_per_publish_total": round(sum(spent) / max(1, publishes) * 1e3, 3),
             "idle_cpu_percent_per_worker": round(idle * 100, 2),
         }
-        if args.kills and workers == 4:
+        if args.kills and clustered and workers == 4:
             result["kills"] = await kills(cluster, load, args)
         return result
     finally:
@@ -255,7 +266,8 @@ async def main(args) -> list[dict]:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4])
+    ap.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2, 4],
+                    help="worker counts to run; 0 is the baseline: one process, cluster mode off")
     ap.add_argument("--slots", type=int, default=4)
     ap.add_argument("--posters", type=int, default=8)
     ap.add_argument("--subscribers", type=int, default=100)
@@ -265,7 +277,7 @@ if __name__ == "__main__":
     ap.add_argument("--kills", type=int, default=0)
     ap.add_argument("--json")
     a = ap.parse_args()
-    if any(a.slots % w for w in a.workers):
+    if any(a.slots % max(w, 1) for w in a.workers):
         raise SystemExit("--slots must be a multiple of every worker count (the slots never change)")
     results = asyncio.run(main(a))
     if a.json:

@@ -25,7 +25,10 @@ def tree_cpu(pid: int | None) -> float:
     """CPU of a process and its direct children (PostgreSQL's postmaster and backends)."""
     if pid is None:
         return 0.0
-    total = cpu_seconds(pid)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # cutime + cstime: the children that exited and were reaped (PostgreSQL backends whose
+    # connection closed) still count, so the total never goes backwards between two readings
+    total = cpu_seconds(pid) + (int(fields[13]) + int(fields[14])) / TICK
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()

@@ -184,6 +184,7 @@ class App:
         self.search_index = SearchReader(self.engine, cfg.database.url)
         cl = cfg.cluster
         self.membership: Membership | None = None
+        self._resyncs = False  # this worker holds the shard of the once-per-cluster resync
         if cl.enabled:
             # one of many workers on one PostgreSQL: shards of the outbox, presence shared
             store = ClusterStore(self.engine, cl.worker_id or f"{socket.gethostname()}-{os.getpid()}",
@@ -191,7 +192,7 @@ class App:
             self.online: OnlineTracker = SharedOnline(store)
             self.membership = Membership(store, cl.heartbeat_seconds, cl.lease_seconds,
                                          requeue_since=lambda since: self.core.deliveries.requeue_after_restart(since),
-                                         on_change=lambda: self.sender.wake(), on_buried=self._worker_died,
+                                         on_change=self._shards_changed, on_buried=self._worker_died,
                                          serving=lambda: self.component.online.is_set())
         else:
             self.online = OnlineTracker()
@@ -252,6 +253,8 @@ class App:
                         Bounces(core.deliveries)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
+        if cfg.cluster.enabled or c.connections > 1:
+            self.component.on_online(lambda: self.component.background(self._check_host()))
         if c.multicast:
             self.component.on_online(lambda: self.component.background(self._find_multicast()))
             self.component.on_message_error(self._multicast_refused)
@@ -267,6 +270,14 @@ class App:
             return {}
         return {"shards": m.shards, "batch_lock": m.batch_lock, "idle_poll": CLUSTER_POLL_SECONDS}
 
+    def _shards_changed(self) -> None:
+        self.sender.wake()
+        # the once-per-cluster resync runs where its shard went (at start-up, it had none yet)
+        runs = self.membership is not None and self.membership.runs("resync")
+        if runs and not self._resyncs and self.component.online.is_set():
+            self.component.background(self.remote.resync())
+        self._resyncs = runs
+
     async def _expire_sent(self) -> int:
         held = self.membership.held if self.membership is not None else None
         return await self.core.deliveries.expire_sent(held)
@@ -276,6 +287,17 @@ class App:
         # once the slots have moved (a free slot is taken within NO_SLOT_RETRY + probing).
         self.component.loop.call_later(DEAD_WORKER_REPROBE_SECONDS,
                                        lambda: self.component.background(self.roster_adapter.probe_all()))
+
+    async def _check_host(self) -> None:
+        """Several connections or workers need a host that balances one component domain over
+        them (ejabberd's domain_balancing); Prosody keeps one connection per component."""
+        domain = self.cfg.component.users_domain
+        info = await self.component.disco(domain, NS_DISCO_INFO)
+        names = [i.get("name", "") for i in info.iter(f"{{{NS_DISCO_INFO}}}identity")] if info is not None else []
+        if any("prosody" in n.lower() for n in names):
+            log.warning("the host server %s is Prosody, which accepts one connection per component: this "
+                        "process is the only one that can serve %s, over one connection; run several workers "
+                        "with ejabberd's domain_balancing (docs/scale-out.md)", domain, self.cfg.component.jid)
 
     async def _find_multicast(self) -> None:
         """Look for the host's XEP-0033 service after each (re)connect (xmpp/multicast.py)."""
@@ -352,7 +374,7 @@ class App:
     async def _start_http(self) -> Any:
         if not self.cfg.http.listen:
             return None
-        return await start_http(self.http_site(), self.cfg.http.listen)
+        return await start_http(self.http_site(), self.cfg.http.listen, shared=self.cfg.cluster.enabled)
 
     def http_site(self) -> HttpApi:
         """Everything the HTTP listener serves: pages, API and feeds, /healthz and /metrics, exports."""

@@ -14,6 +14,8 @@ from ..support.component import Component
 from ..support.prosody import Prosody, ProsodyNet
 
 DELTA_IP = "127.0.10.5"
+#: the ejabberd of the scale-out tests (tests/e2e/test_cluster.py)
+ZETA_IP = "127.0.10.8"
 ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
                "ivan", "judy", "mallory", "oscar", "peggy", "trent", "victor", "walter",
                # IM tests (tests/e2e/test_im.py)
@@ -29,6 +31,8 @@ ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi
                "liv", "lou",
                # archives (tests/e2e/test_mam.py)
                "mae", "ned",
+               # scale-out, federating with the cluster (tests/e2e/test_cluster.py)
+               "zora",
                "admin"]  # [component] admins of the test component
 
 
@@ -50,7 +54,8 @@ def net(tmp_path_factory):
                # a third server with no xmppblog: its users blog with Prosody's own PEP
                Prosody("gamma", "gamma.test", "127.0.10.4", base, ["pat"])]
     # delta.test is the ejabberd server of the interop tests (started only if they run)
-    net = ProsodyNet(base, servers, extra_hosts=f"{DELTA_IP} delta.test blog.delta.test\n")
+    net = ProsodyNet(base, servers, extra_hosts=f"{DELTA_IP} delta.test blog.delta.test\n"
+                                                f"{ZETA_IP} zeta.test blog.zeta.test\n")
     net.start()
     yield net
     net.stop()

@@ -14,17 +14,19 @@ import re
 import signal
 import time
 
+import aiohttp
 import asyncpg
 import pytest
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import ET
 
 from ..support import ejabberd as ej
+from ..support import ports
 from ..support.clients import Client, connect
 from ..support.component import Component
 from ..support.postgres import fresh_database
+from .conftest import ZETA_IP
 
-ZETA_IP = "127.0.10.8"
 DOMAIN = "zeta.test"
 SERVICE = f"blog.{DOMAIN}"
 SLOTS = 2
@@ -34,14 +36,16 @@ SEQ = re.compile(r"seq (p\d+) (\d+)\b")
 
 
 @pytest.fixture(scope="module")
-def zeta(tmp_path_factory):
+def zeta(net, tmp_path_factory):
+    """ejabberd for zeta.test, federating with the suite's Prosody servers."""
     problem = ej.unavailable()
     if problem:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(problem)
         pytest.skip(problem)
+    hosts = "".join(f"{s.ip} {s.domain} {s.component}\n" for s in net.servers.values())
     server = ej.Ejabberd(DOMAIN, ZETA_IP, tmp_path_factory.mktemp("zeta"), [*POSTERS, "fan", "chat"],
-                         balancing=("destination", SLOTS))
+                         balancing=("destination", SLOTS), extra_hosts=hosts)
     server.start()
     yield server
     server.stop()
@@ -58,8 +62,10 @@ class Workers:
         comp = Component(self.zeta, self.base / name, db_url=self.db_url, extra=(
             f'[cluster]\nenabled = true\nworker_id = "{name}"\nheartbeat_seconds = 1.0\nlease_seconds = 4.0\n'))
         comp.for_load()
+        # every worker of this machine on the one HTTP port (SO_REUSEPORT)
         comp.config.write_text(comp.config.read_text().replace(
-            "reconnect_max_delay = 2.0\n", f"reconnect_max_delay = 2.0\nconnections = {connections}\n"))
+            "reconnect_max_delay = 2.0\n", f"reconnect_max_delay = 2.0\nconnections = {connections}\n").replace(
+            'listen = ""', f'listen = "{ZETA_IP}:{ports.HTTP}"'))
         comp.start(wait=False)
         self.procs[name] = comp
         return comp
@@ -164,7 +170,7 @@ async def publish_round(ledger: Ledger, posters: dict[str, Client], seq: int, tr
     raise AssertionError(f"post {seq} never acknowledged: {ledger.acked}")
 
 
-async def test_workers_share_one_domain_and_survive_kill_and_stop(zeta, workers):
+async def test_workers_share_one_domain_and_survive_kill_and_stop(zeta, workers, component, clients):
     # w1 and w2 take the two slots (one connection each); w3 (two connections) waits for one
     workers.start("w1", connections=1)
     await workers.slots_held(1)
@@ -185,6 +191,10 @@ async def test_workers_share_one_domain_and_survive_kill_and_stop(zeta, workers)
             ledger.acked[p].clear()  # made before anyone followed
             r = await fan.pubsub.subscribe(f"{p}@{SERVICE}", NODE)
             assert r["pubsub"]["subscription"]["subscription"] == "subscribed"
+        async with aiohttp.ClientSession() as http:  # each worker serves HTTP on the shared port
+            for _ in range(6):
+                async with http.get(f"http://{ZETA_IP}:{ports.HTTP}/api/users/p1/posts") as r:
+                    assert r.status == 200 and (await r.json())["posts"], r.status
         served = {w for w in ("w1", "w2") if "published: service=" in workers.procs[w].log_text(True)}
         assert served == {"w1", "w2"}, "the blogs are spread over both slots (both workers publish)"
         # follow by chat (the service JID's slot); p1 then posts by chat too: planned on the
@@ -194,6 +204,20 @@ async def test_workers_share_one_domain_and_survive_kill_and_stop(zeta, workers)
         assert (await posters["p1"].say("post seq p1 50 by chat", to=SERVICE)).startswith("Posted")
         said = await chat.inbox.wait(lambda m: m["type"] == "chat" and "seq p1 50" in (m["body"] or ""), 15)
         assert said is not None, "the chat follower got p1's chat post (presence shared between workers)"
+
+        # federation out and in, from and to whichever worker: an alpha.test user (Prosody, with
+        # its own xmppblog) follows p2 of the cluster, and p3 follows her
+        zora = await clients("zora")
+        assert await zora.say(f"follow p2@{DOMAIN}") == f"Now following p2@{DOMAIN}"
+        assert (await posters["p2"].say("post seq p2 60 to alpha", to=SERVICE)).startswith("Posted")
+        got = await zora.inbox.wait(lambda m: "seq p2 60" in (m["body"] or ""), 20)
+        assert got is not None and got["from"].bare == f"p2\\40{DOMAIN}@blog.alpha.test", "out of the cluster"
+        assert (await zora.say("post hello from alpha")).startswith("Posted")
+        assert await posters["p3"].say("follow zora@alpha.test", to=SERVICE) == "Now following zora@alpha.test"
+        assert (await zora.say("post alpha to zeta")).startswith("Posted")
+        got = await posters["p3"].inbox.wait(lambda m: "alpha to zeta" in (m["body"] or ""), 20)
+        assert got is not None and got["from"].bare == f"zora\\40alpha.test@{SERVICE}", "into the cluster"
+        await zora.say(f"unfollow p2@{DOMAIN}")
 
         # steady state: exactly once, in order per blog
         for seq in range(1, 6):
@@ -237,3 +261,22 @@ async def test_workers_share_one_domain_and_survive_kill_and_stop(zeta, workers)
     finally:
         for c in [*posters.values(), fan, chat]:
             c.disconnect()
+
+
+async def test_on_prosody_one_worker_serves_and_says_why_the_others_cannot(epsilon, pg_server, tmp_path):
+    """Prosody accepts one connection per component: the first worker serves (and warns that
+    it is the only one), a second one is refused with `conflict` and says what to use instead."""
+    db = fresh_database(pg_server)
+    first = Component(epsilon, tmp_path / "first", db_url=db, extra='[cluster]\nenabled = true\nworker_id = "a"\n')
+    second = Component(epsilon, tmp_path / "second", db_url=db, extra='[cluster]\nenabled = true\nworker_id = "b"\n')
+    for comp in (first, second):
+        comp.for_load()
+    try:
+        first.start()
+        await asyncio.to_thread(first.wait_log, "is Prosody, which accepts one connection per component", 20)
+        second.start(wait=False)
+        await asyncio.to_thread(second.wait_log, "Prosody accepts one connection per component", 20)
+        assert "holds a slot" in first.log_text(True) and "holds a slot" not in second.log_text(True)
+    finally:
+        second.stop()
+        assert first.stop() == 0

@@ -376,11 +376,13 @@ def _iso(dt: datetime) -> str:
     return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-async def start(api: HttpApi, listen: str) -> web.AppRunner:
+async def start(api: HttpApi, listen: str, shared: bool = False) -> web.AppRunner:
+    """Serve `api` on `listen` (HOST:PORT). `shared`: the workers of a cluster on one machine
+    all listen on the same port (SO_REUSEPORT), and the kernel spreads the connections."""
     host, _, port = listen.rpartition(":")
     runner = web.AppRunner(api.app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, int(port)).start()
+    await web.TCPSite(runner, host, int(port), reuse_port=shared or None).start()
     log.info("http listening on %s (%s)", listen, api.base)
     return runner
 

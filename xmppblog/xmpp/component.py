@@ -384,7 +384,9 @@ class BlogComponent(slixmpp.ComponentXMPP):
         hint = {
             "not-authorized": "the host server refused our handshake: check [component] secret",
             "host-unknown": "the host server has no Component entry for this jid: check [component] jid",
-            "conflict": "another process is already connected as this component",
+            "conflict": "another process is already connected as this component (Prosody accepts one "
+                        "connection per component; several workers need ejabberd's domain_balancing, "
+                        "docs/scale-out.md)",
             "invalid-from": "BUG: a stanza was sent from outside the component's domain",
         }.get(cond, "")
         log.error("stream error from host server: %s %s%s", cond, error["text"] or "",
