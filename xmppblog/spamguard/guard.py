@@ -14,6 +14,8 @@ Two entry points:
   facts 1-2, T1, T2, T7), with a bounded number of items.
 Every refusal is logged and counted per reason and origin domain; the counts
 are flushed to the database (`xmppblog stats`). Drops are silent.
+In a cluster, the rates a sender can spread over workers are also shared
+(spamguard/shared.py); with one process the buckets are this process's alone.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..core.jid import parse
 from .buckets import TokenBuckets
 from .domains import covered, registrable
 from .rtbl import BlockLists
+from .shared import SharedBuckets, SharedLimits
 from .verdict import ACCEPT, Verdict, drop, reject
 
 log = logging.getLogger(__name__)
@@ -66,12 +69,16 @@ class Limits:
 
 
 class _Rate:
-    """A per-JID and a per-registrable-domain bucket for one kind of traffic."""
+    """A per-JID and a per-registrable-domain bucket for one kind of traffic (in a cluster,
+    drawing on the workers' shared levels as well when `shared` is given)."""
 
-    def __init__(self, name: str, per_jid: int, per_domain: int, now: Callable[[], float]) -> None:
+    def __init__(self, name: str, per_jid: int, per_domain: int, now: Callable[[], float],
+                 shared: SharedLimits | None = None) -> None:
         self.name = name
-        self.jid = TokenBuckets(per_jid, now)
-        self.domain = TokenBuckets(per_domain, now)
+        jid, domain = TokenBuckets(per_jid, now), TokenBuckets(per_domain, now)
+        self.jid: TokenBuckets | SharedBuckets = jid if shared is None else shared.buckets(f"{name}:jid", jid)
+        self.domain: TokenBuckets | SharedBuckets = (domain if shared is None else
+                                                     shared.buckets(f"{name}:domain", domain))
 
     def take(self, bare: str, domain: str, local: bool) -> str | None:
         """None if admitted, else the refusal reason. Local users have no domain bucket."""
@@ -86,26 +93,40 @@ class _Rate:
 class Guard:
     def __init__(self, consented: Callable[[str, str], Awaitable[bool]], local_domains: set[str],
                  limits: Limits = Limits(), now: Callable[[], float] = time.monotonic,
-                 blocklists: BlockLists | None = None) -> None:
+                 blocklists: BlockLists | None = None, shared: SharedLimits | None = None) -> None:
+        """Args:
+            shared: in a cluster, the workers' shared levels: the rates a sender can spread over
+                workers (all but pubsub events, which only the service JID's worker receives)
+                draw on them as well. None (one process): local buckets only, as cheap as ever.
+        """
         self._consented = consented
         self.local_domains = local_domains
         self.limits = limits
         self.blocked = set(limits.blocked_domains)
         self.allowed = set(limits.allowed_domains)
         self.blocklists = blocklists if blocklists is not None else BlockLists()
-        lim = limits
-        # remote traffic: a whole domain may send ten times what one of its JIDs may
+        lim, sh = limits, shared
+        # remote traffic: a whole domain may send ten times what one of its JIDs may. In a cluster,
+        # remote pubsub events are not shared: they only ever come to the service JID, so to one
+        # worker, and sharing them would only cost writes. A subscriber, a searcher or a chatter
+        # reaches many blogs, so many workers.
         self._rates = {
             "event": _Rate("events", lim.remote_events_per_minute, lim.remote_domain_events_per_minute, now),
-            "subscribe": _Rate("subscribes", lim.subscribes_per_minute, lim.subscribes_per_minute * 10, now),
+            "subscribe": _Rate("subscribes", lim.subscribes_per_minute, lim.subscribes_per_minute * 10, now, sh),
             "publish": _Rate("publishes", lim.remote_publishes_per_minute, lim.remote_domain_publishes_per_minute,
-                             now),
-            "owner": _Rate("owner-changes", lim.owner_changes_per_minute, lim.owner_changes_per_minute * 10, now),
-            "report": _Rate("reports", lim.reports_per_minute, lim.reports_per_minute * 10, now),
-            "search": _Rate("searches", lim.searches_per_minute, lim.searches_per_minute * 10, now),
-            "chat": _Rate("commands", lim.im_commands_per_minute, lim.im_commands_per_minute * 10, now),
+                             now, sh),
+            "owner": _Rate("owner-changes", lim.owner_changes_per_minute, lim.owner_changes_per_minute * 10, now,
+                           sh),
+            "report": _Rate("reports", lim.reports_per_minute, lim.reports_per_minute * 10, now, sh),
+            "search": _Rate("searches", lim.searches_per_minute, lim.searches_per_minute * 10, now, sh),
+            "chat": _Rate("commands", lim.im_commands_per_minute, lim.im_commands_per_minute * 10, now, sh),
         }
-        self._local_publishes = TokenBuckets(lim.local_publishes_per_minute, now)
+        # a user publishes to their blog JID and through the service JID: two workers
+        local_publishes = TokenBuckets(lim.local_publishes_per_minute, now)
+        self._local_publishes: TokenBuckets | SharedBuckets = (
+            local_publishes if sh is None else sh.buckets("publishes:local", local_publishes))
+        #: the cluster's shared levels, flushed by the composition root (None: one process)
+        self.shared = shared
         self._tell_to_stop = TokenBuckets(TELL_TO_STOP_PER_MINUTE, now)
         self._told: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.drops: Counter[tuple[str, str]] = Counter()

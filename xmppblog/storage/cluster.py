@@ -4,12 +4,12 @@
 Every time here is the database's clock (`now()`), never a worker's: workers on
 several machines then agree on when a lease ran out. Each statement is its own
 short transaction; nothing is held across network I/O. The tables are created by
-migration 0013.
+migrations 0013 and 0014.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +48,21 @@ _ONLINE = text("SELECT DISTINCT o.contact FROM online_contacts o JOIN cluster_wo
                "WHERE o.contact = ANY(:contacts) AND w.seen_at > now() - make_interval(secs => :lease)")
 _ORPHANS = text("DELETE FROM online_contacts o WHERE NOT EXISTS "
                 "(SELECT 1 FROM cluster_workers w WHERE w.id = o.worker)")
+
+#: Adds each key's charge to its shared level (seconds of traffic not yet drained; a drained
+#: key's level restarts from now) and reads back the level of every key charged or watched.
+#: Keys are sorted, so two workers charging the same keys lock their rows in the same order.
+_CHARGE = text(
+    "WITH charged AS (INSERT INTO spam_usage AS u (key, drained_at) "
+    "SELECT k, now() + make_interval(secs => s) "
+    "FROM unnest(CAST(:keys AS varchar[]), CAST(:seconds AS float8[])) AS c(k, s) "
+    "ON CONFLICT (key) DO UPDATE SET drained_at = GREATEST(u.drained_at, now()) + (excluded.drained_at - now()) "
+    "RETURNING key, drained_at) "
+    "SELECT key, CAST(extract(epoch FROM drained_at - now()) AS float8) FROM charged "
+    "UNION ALL SELECT key, CAST(extract(epoch FROM drained_at - now()) AS float8) FROM spam_usage "
+    "WHERE key = ANY(CAST(:watched AS varchar[]))")
+#: a drained key is the same as no row
+_EXPIRE = text("DELETE FROM spam_usage WHERE drained_at < now()")
 
 
 def _shard(name: str) -> int:
@@ -135,3 +150,38 @@ class ClusterStore:
         async with self._engine.connect() as conn:
             rows = await conn.execute(_ONLINE, {"contacts": list(contacts), "lease": self._lease})
             return {r[0] for r in rows}
+
+
+class SpamUsage:
+    """The shared buckets of spamguard's per-key limits (spamguard/shared.SharedLimits' store).
+
+    A key's level is `drained_at - now()`: the seconds of traffic charged to it and
+    not yet drained, by the database's clock.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def charge(self, seconds: Mapping[str, float], watched: Collection[str]) -> dict[str, float]:
+        """Add `seconds` to each key's level, in one statement, and read back the levels.
+
+        Args:
+            seconds: key -> seconds to add (what this worker admitted since it last charged).
+            watched: keys charged nothing this time whose level this worker wants to know.
+
+        Returns:
+            key -> level in seconds (0 if drained) for every key of `seconds` and `watched`.
+        """
+        if not seconds and not watched:
+            return {}
+        keys = sorted(seconds)
+        async with self._engine.begin() as conn:
+            rows = await conn.execute(_CHARGE, {"keys": keys, "seconds": [float(seconds[k]) for k in keys],
+                                                "watched": [k for k in watched if k not in seconds]})
+            levels = {key: max(0.0, level) for key, level in rows}
+        return {key: levels.get(key, 0.0) for key in (*keys, *watched)}
+
+    async def expire(self) -> int:
+        """Forget the keys that have drained; returns how many."""
+        async with self._engine.begin() as conn:
+            return (await conn.execute(_EXPIRE)).rowcount

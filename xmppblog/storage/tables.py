@@ -329,3 +329,14 @@ class OnlineContactRow(Base):
     contact: Mapped[str] = mapped_column(String(3071), primary_key=True)
     worker: Mapped[str] = mapped_column(String(160), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SpamUsageRow(Base):
+    """A limited key's shared bucket in a cluster (spamguard/shared.py): full again at `drained_at`.
+    UNLOGGED on PostgreSQL; unused on SQLite."""
+
+    __tablename__ = "spam_usage"
+
+    #: the limit's name and a bare JID or registrable domain, as in "subscribes:jid:eve@spam.example"
+    key: Mapped[str] = mapped_column(String(2100), primary_key=True)
+    drained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The shared levels of spamguard's per-key limits in a cluster (storage/cluster.SpamUsage; issue #16).
+
+PostgreSQL only: a cluster runs on PostgreSQL, and the statement uses its `unnest`,
+`make_interval` and `now()`. On SQLite the table exists (migration 0014) and stays empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from xmppblog.storage import migrate
+from xmppblog.storage.cluster import SpamUsage
+from xmppblog.storage.engine import create_engine, is_sqlite
+
+
+@pytest.fixture
+async def engine(db_url):
+    if is_sqlite(db_url):
+        pytest.skip("a cluster's shared limits are PostgreSQL-only SQL (SQLite runs one process)")
+    await migrate.upgrade(db_url)
+    engine = create_engine(db_url)
+    yield engine
+    await engine.dispose()
+
+
+async def test_charges_add_up_and_are_read_back(engine):
+    usage = SpamUsage(engine)
+    assert await usage.charge({}, []) == {}
+    first = await usage.charge({"subscribes:jid:eve@spam.example": 6.0, "subscribes:domain:spam.example": 0.6},
+                               ["publishes:local:alice@example.org"])
+    assert first["subscribes:jid:eve@spam.example"] == pytest.approx(6.0, abs=0.5)
+    assert first["subscribes:domain:spam.example"] == pytest.approx(0.6, abs=0.5)
+    assert first["publishes:local:alice@example.org"] == 0.0, "a key nobody charged has no level"
+    second = await usage.charge({"subscribes:jid:eve@spam.example": 3.0}, ["subscribes:domain:spam.example"])
+    assert second["subscribes:jid:eve@spam.example"] == pytest.approx(9.0, abs=0.5), "added to what is there"
+    assert second["subscribes:domain:spam.example"] == pytest.approx(0.6, abs=0.5), "watched, not charged"
+    assert set(second) == {"subscribes:jid:eve@spam.example", "subscribes:domain:spam.example"}
+
+
+async def test_a_drained_key_starts_again_from_now_and_is_expired(engine):
+    usage = SpamUsage(engine)
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO spam_usage (key, drained_at) VALUES "
+                                "('searches:jid:old@peer.example', now() - interval '5 minutes'), "
+                                "('searches:jid:busy@peer.example', now() + interval '30 seconds')"))
+    levels = await usage.charge({"searches:jid:old@peer.example": 2.0}, ["searches:jid:busy@peer.example"])
+    assert levels["searches:jid:old@peer.example"] == pytest.approx(2.0, abs=0.5), "no credit for idle minutes"
+    assert levels["searches:jid:busy@peer.example"] == pytest.approx(30.0, abs=1.0)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE spam_usage SET drained_at = now() - interval '1 second' "
+                                "WHERE key = 'searches:jid:old@peer.example'"))
+    assert await usage.expire() == 1
+    assert (await usage.charge({}, ["searches:jid:old@peer.example"]))["searches:jid:old@peer.example"] == 0.0
+    assert (await usage.charge({}, ["searches:jid:busy@peer.example"]))["searches:jid:busy@peer.example"] > 25
+
+
+async def test_workers_charging_the_same_keys_at_once_all_count(db_url, engine):
+    """Several workers' flushes at the same moment, on their own connections: every charge
+    lands (the rows are locked in one order, so no flush fails on a deadlock)."""
+    engines = [create_engine(db_url) for _ in range(4)]
+    keys = [f"subscribes:jid:u{i}@spam.example" for i in range(20)] + ["subscribes:domain:spam.example"]
+    try:
+        await asyncio.gather(*(SpamUsage(e).charge({k: 1.0 for k in (keys if w % 2 else keys[::-1])}, [])
+                               for _ in range(5) for w, e in enumerate(engines)))
+    finally:
+        for e in engines:
+            await e.dispose()
+    levels = await SpamUsage(engine).charge({}, keys)
+    assert all(level == pytest.approx(20.0, abs=2.0) for level in levels.values()), levels
