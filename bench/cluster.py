@@ -21,7 +21,8 @@ Reported per W:
 
 With --kills K (W = 4 only): under a steady load, SIGKILL a worker that holds
 shards, start a new one in its place, K times; then count acknowledged posts lost
-and duplicates (at most the killed worker's in-flight batch is expected).
+and duplicates (at most the killed worker's in-flight batch is expected). Then the
+same with SIGTERM (none lost, none duplicated is expected).
 
     .venv/bin/python -m bench.cluster [--workers 1,2,4] [--slots 4] [--posters 8]
                                       [--subscribers 100] [--posts 20] [--interval 0.2]
@@ -213,31 +214,33 @@ async def one_run(server: Ejabberd, pg: PostgresServer, base: Path, workers: int
         }
         if args.kills and clustered and workers == 4:
             result["kills"] = await kills(cluster, load, args)
+            result["sigterms"] = await kills(cluster, load, args, signal.SIGTERM, first=50_000)
         return result
     finally:
         await load.close()
         cluster.stop()
 
 
-async def kills(cluster: Cluster, load: Load, args) -> dict:
-    """SIGKILL a sending worker under load, start another in its place, `args.kills` times."""
+async def kills(cluster: Cluster, load: Load, args, sig: signal.Signals = signal.SIGKILL, first: int = 1000) -> dict:
+    """Stop a sending worker with `sig` under load and start another in its place (a worker
+    removed, one added), `args.kills` times; then what the subscribers got."""
     load.acked.clear()
     for s in load.subs:
         s.seen.clear()
         s.first_seen.clear()
-    publishing = asyncio.ensure_future(load.publish(args.kills * 40, 0.25, first=1000))
-    killed = []
+    publishing = asyncio.ensure_future(load.publish(args.kills * 40, 0.25, first=first))
+    stopped = []
     for _ in range(args.kills):
         await asyncio.sleep(4)
         leases = await cluster.leases()
         victim = random.choice(sorted(leases))
-        cluster.workers[victim].stop(signal.SIGKILL)
-        killed.append(victim)
+        await asyncio.to_thread(cluster.workers[victim].stop, sig)
+        stopped.append(victim)
         cluster.start()
         await cluster.settled(4)
     await publishing
     await load.drained(90)
-    return {"killed": killed, **load.tally()}
+    return {"signal": sig.name, "stopped": stopped, **load.tally()}
 
 
 async def main(args) -> list[dict]:
