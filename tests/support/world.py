@@ -54,6 +54,7 @@ class Wire(BlogComponent):
         #: every iq get/set the server sent (to other servers, the host…), never cleared
         self.sent_iqs: list[ET.Element] = []
         self.online.set()
+        self._stream_up = True  # the handshake is done (send_raw_stanza writes only then)
         self.transport = _FakeTransport(self.out)
 
     def send(self, data: Any, use_filters: bool = True) -> None:  # type: ignore[override]
