@@ -30,7 +30,9 @@ commands:
                  delete a user's account: posts retracted wherever they were sent,
                  followers told, follows ended (safe while `run` is running: it sends
                  the queued notifications)
-  rotate-key     make a new Ed25519 key to sign posts with (restart `run` to use it)
+  rotate-key     make a new Ed25519 key to sign posts with; running `run` processes
+                 publish it within 30 s and sign with it within 90 s, no restart
+                 (older keys stay published, so older posts still verify)
   doctor         check the installation from the outside in (config, database, host
                  server, secret, disco routing, HTTP, XEP-0033, DNS and TLS for
                  federation); one line per check; exit status 0 only if none failed
@@ -62,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="FILE", help="write the feed to FILE instead of stdout")
     delete_user = sub.add_parser("delete-user", help="delete a user's account and tell everyone it reached")
     delete_user.add_argument("user", metavar="USER", help="local part or bare JID of a user of this server")
-    sub.add_parser("rotate-key", help="make a new signing key (old ones stay published)")
+    sub.add_parser("rotate-key", help="make a new signing key (running processes sign with it within 90 s; "
+                                      "old ones stay published)")
     doctor = sub.add_parser("doctor", help="check the installation and say how to fix what is wrong")
     doctor.add_argument("--json", action="store_true", help="print one JSON object: each check's name, "
                                                              "status (ok, warn, fail, skip) and message")
@@ -131,7 +134,7 @@ async def _stats(cfg) -> int:  # type: ignore[no-untyped-def]
 
 async def _rotate_key(cfg) -> int:  # type: ignore[no-untyped-def]
     from .app import SystemClock
-    from .pubsub.signing import Signer
+    from .pubsub.signing import KEY_PUBLISHED_SECONDS, KEYS_CACHE_SECONDS, Signer
     from .storage import migrate
     from .storage.engine import create_engine, sessionmaker
     from .storage.repos import uow_factory
@@ -142,7 +145,9 @@ async def _rotate_key(cfg) -> int:  # type: ignore[no-untyped-def]
         key_id = await Signer(uow_factory(sessionmaker(engine)), SystemClock()).rotate()
     finally:
         await engine.dispose()
-    print(f"new signing key {key_id}; restart xmppblog to sign with it (older keys stay published)")
+    print(f"new signing key {key_id}; running xmppblog processes publish it within {KEYS_CACHE_SECONDS:.0f} s "
+          f"and sign with it within {KEY_PUBLISHED_SECONDS + KEYS_CACHE_SECONDS:.0f} s, no restart needed "
+          "(older keys stay published)")
     return 0
 
 

@@ -15,6 +15,7 @@ import asyncio
 import gc
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -75,8 +76,9 @@ from .pubsub.xep_0313 import ArchiveAdapter
 from .spamguard.guard import Guard
 from .spamguard.guard import Limits as GuardLimits
 from .spamguard.rtbl import BlockLists
+from .spamguard.shared import SharedLimits
 from .storage import migrate, probe
-from .storage.cluster import ClusterStore
+from .storage.cluster import ClusterStore, SpamUsage
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
 from .storage.search import SearchReader
@@ -92,6 +94,8 @@ SNAPSHOT_SECONDS = 30.0
 CLUSTER_POLL_SECONDS = 0.25
 #: after a worker died, contacts are asked for their presence again this much later
 DEAD_WORKER_REPROBE_SECONDS = 15.0
+#: one worker of a cluster deletes spamguard's drained shared levels this often
+SPAM_USAGE_EXPIRY_SECONDS = 60.0
 
 
 class SystemClock:
@@ -184,16 +188,22 @@ class App:
         self.search_index = SearchReader(self.engine, cfg.database.url)
         cl = cfg.cluster
         self.membership: Membership | None = None
+        shared_limits: SharedLimits | None = None
         self._resyncs = False  # this worker holds the shard of the once-per-cluster resync
         if cl.enabled:
             # one of many workers on one PostgreSQL: shards of the outbox, presence shared
-            store = ClusterStore(self.engine, cl.worker_id or f"{socket.gethostname()}-{os.getpid()}",
-                                 cl.lease_seconds)
+            me = cl.worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+            store = ClusterStore(self.engine, me, cl.lease_seconds)
             self.online: OnlineTracker = SharedOnline(store)
+            # spamguard's limits, shared at every heartbeat: never a database trip per stanza
+            usage = SpamUsage(self.engine)
+            shared_limits = SharedLimits(usage, time.monotonic)
+            self._next_usage_expiry = 0.0
             self.membership = Membership(store, cl.heartbeat_seconds, cl.lease_seconds,
                                          requeue_since=lambda since: self.core.deliveries.requeue_after_restart(since),
                                          on_change=self._shards_changed, on_buried=self._worker_died,
-                                         serving=lambda: self.component.online.is_set())
+                                         serving=lambda: self.component.online.is_set(),
+                                         on_beat=lambda: self._share_limits(shared_limits, usage))
         else:
             self.online = OnlineTracker()
         self.signer = Signer(self._uow, self._clock)
@@ -207,7 +217,7 @@ class App:
             sg.remote_events_per_minute, sg.remote_domain_events_per_minute, sg.subscribes_per_minute,
             sg.owner_changes_per_minute, sg.reports_per_minute, sg.searches_per_minute, sg.im_commands_per_minute,
             sg.max_items_per_event, frozenset(sg.blocked_domains), frozenset(sg.allowed_domains), sg.over_limit),
-            blocklists=blocklists)
+            blocklists=blocklists, shared=shared_limits)
         # one connection, or (ejabberd's domain_balancing) several that each find their slot
         self.component = connections(component_factory, c.connections, c.connections > 1 or cfg.cluster.enabled,
                                      c.jid, c.secret, c.host, c.port, error_for, c.reconnect_max_delay,
@@ -282,6 +292,17 @@ class App:
         held = self.membership.held if self.membership is not None else None
         return await self.core.deliveries.expire_sent(held)
 
+    async def _share_limits(self, shared: SharedLimits, usage: SpamUsage) -> None:
+        """After each heartbeat: what spamguard admitted here goes into the cluster's shared
+        levels, and theirs come back; one worker forgets the drained levels now and then."""
+        m = self.membership
+        if m is None:
+            return
+        await shared.flush(m.live)
+        if m.runs("spam-usage-expiry") and time.monotonic() >= self._next_usage_expiry:
+            self._next_usage_expiry = time.monotonic() + SPAM_USAGE_EXPIRY_SECONDS
+            await usage.expire()
+
     def _worker_died(self) -> None:
         # Its connections held slots whose presences it alone saw: ask everyone again,
         # once the slots have moved (a free slot is taken within NO_SLOT_RETRY + probing).
@@ -336,6 +357,7 @@ class App:
         http = await self._start_http()
         sender = asyncio.create_task(self.sender.run(), name="outbox")
         stats = asyncio.create_task(self._flush_stats_every(10.0), name="stats")
+        keys = asyncio.create_task(self.signer.run(), name="signing keys")  # rotate-key needs no restart
         beats = asyncio.create_task(self.membership.run(), name="cluster") if self.membership else None
         self.component.connect()
         try:
@@ -349,7 +371,8 @@ class App:
             except TimeoutError:
                 log.warning("outbox: flush did not finish; the rest is sent at next start")
             stats.cancel()
-            await asyncio.gather(sender, stats, return_exceptions=True)
+            keys.cancel()
+            await asyncio.gather(sender, stats, keys, return_exceptions=True)
             await self._flush_stats()
             if self.membership is not None and beats is not None:
                 await self.membership.leave()  # the others take the shards over at their next beat

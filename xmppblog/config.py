@@ -104,7 +104,7 @@ class ClusterConfig:
     (PostgreSQL only; the host must be ejabberd with `domain_balancing`, docs/scale-out.md)."""
 
     enabled: bool = False
-    #: this worker's name in the cluster ("" = hostname-pid); unique among live workers
+    #: this worker's name in the cluster ("" = hostname-pid-random); unique among live workers
     worker_id: str = ""
     #: how often a worker says it is alive and rebalances its share of the work
     heartbeat_seconds: float = 2.0

@@ -230,8 +230,17 @@ class StatsRepo(Protocol):
 class KeyRepo(Protocol):
     """This server's signing keys (raw Ed25519 bytes, base64)."""
 
-    async def all(self) -> Sequence[tuple[str, str, str, bool, datetime]]: ...
+    async def all(self) -> Sequence[tuple[str, str, str, bool, datetime]]:
+        """(key id, private key, public key, active, stored at) of every key, oldest first."""
+        ...
     async def add(self, key_id: str, private_key: str, public_key: str, at: datetime) -> None: ...
+    async def newest(self) -> str | None:
+        """The id of the key stored last (None: no key yet); cheap enough to ask often."""
+        ...
+    async def lock(self) -> None:
+        """Wait until no other transaction that called `lock` is open, and hold others off
+        until this one ends (processes sharing the database make the first key once)."""
+        ...
 
 
 class PeerKeyRepo(Protocol):

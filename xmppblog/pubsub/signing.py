@@ -14,11 +14,13 @@ keys (README "Signed posts").
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
 import logging
 import xml.etree.ElementTree as ET
+from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -62,8 +64,23 @@ def verify(entry: ET.Element, keys: dict[str, bytes]) -> str | None:
     return None
 
 
+#: every worker serves the keys node from the database, read again when older than this
+KEYS_CACHE_SECONDS = 30.0
+#: a new key signs once it is this old: by then every worker's keys node lists it (its cache
+#: was filled after the key was stored), with as much again for machines' clocks that differ
+KEY_PUBLISHED_SECONDS = 2 * KEYS_CACHE_SECONDS
+
+
 class Signer:
-    """Holds this server's keys: generates the first at start, rotates on demand."""
+    """This server's keys, as every worker of it sees them: the first made at the first start,
+    new ones added by `rotate` (`xmppblog rotate-key`, another process), all published.
+
+    A worker signs with the newest key that has been stored for KEY_PUBLISHED_SECONDS (the
+    first key at once: nothing was signed before it), and learns of new keys by reading the
+    newest key id again at most every KEYS_CACHE_SECONDS (`refresh`, `run`). So a peer that
+    fetches the keys node, from whichever worker serves it, finds every key any worker signs
+    with (federation/verify.py refreshes a peer's keys when it sees an unknown key id).
+    """
 
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow = uow
@@ -71,31 +88,87 @@ class Signer:
         self._private: Ed25519PrivateKey | None = None
         self.key_id = ""
         self.public: dict[str, bytes] = {}
+        #: (key id, private key, stored at), oldest first
+        self._keys: list[tuple[str, str, datetime]] = []
+        self._checked: datetime | None = None
 
     async def load(self) -> None:
+        """Read the keys; on an empty database make the first one (once, however many workers
+        start together)."""
         async with self._uow() as uow:
             keys = list(await uow.keys.all())
         if not keys:
-            await self.rotate()
-            return
-        self.public = {k: base64.b64decode(pub) for k, _, pub, _, _ in keys}
-        active = [k for k in keys if k[3]][-1]
-        self.key_id = active[0]
-        self._private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(active[1]))
+            keys = await self._first_key()
+        self._use(keys)
+
+    async def _first_key(self) -> list[tuple[str, str, str, bool, datetime]]:
+        async with self._uow() as uow:
+            # Workers starting together on an empty database: one makes the key, the others
+            # wait for it and find it (each signing with a key of its own would leave peers
+            # unable to verify the posts of all but one).
+            await uow.keys.lock()
+            keys = list(await uow.keys.all())
+            if not keys:
+                key_id, private, public = _generate()
+                await uow.keys.add(key_id, private, public, self._clock.now())
+                keys = list(await uow.keys.all())
+                log.info("signing key created: id=%s", key_id)
+            await uow.commit()
+        return keys
 
     async def rotate(self) -> str:
-        """Make a new signing key; older ones stay published so old posts still verify."""
-        private = Ed25519PrivateKey.generate()
-        priv_raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-        pub_raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        key_id = key_id_of(pub_raw)
+        """Make a new signing key; older ones stay published so old posts still verify.
+
+        Running workers sign with it once it has been published for KEY_PUBLISHED_SECONDS.
+        """
+        key_id, private, public = _generate()
         async with self._uow() as uow:
-            await uow.keys.add(key_id, base64.b64encode(priv_raw).decode(), base64.b64encode(pub_raw).decode(),
-                               self._clock.now())
+            await uow.keys.add(key_id, private, public, self._clock.now())
             await uow.commit()
-        log.info("signing key created: id=%s", key_id)
+        log.info("signing key created: id=%s (signs in %.0fs, when every worker publishes it)", key_id,
+                 KEY_PUBLISHED_SECONDS)
         await self.load()
         return key_id
+
+    async def refresh(self) -> None:
+        """Pick up keys another process added (at most one read every KEYS_CACHE_SECONDS) and
+        sign with the newest that has been published long enough."""
+        now = self._clock.now()
+        if self._checked is None or (now - self._checked).total_seconds() >= KEYS_CACHE_SECONDS:
+            async with self._uow() as uow:
+                newest = await uow.keys.newest()
+                keys = list(await uow.keys.all()) if newest != (self._keys[-1][0] if self._keys else None) else None
+            if keys is not None:
+                self._use(keys, now)
+            self._checked = now
+        self._choose(now)
+
+    async def run(self) -> None:
+        """Refresh every KEYS_CACHE_SECONDS until cancelled (a rotated key signs without a restart)."""
+        while True:
+            await asyncio.sleep(KEYS_CACHE_SECONDS)
+            try:
+                await self.refresh()
+            except Exception:  # the keys in hand still sign; try again next time
+                log.warning("signing keys: could not read them again", exc_info=True)
+
+    def _use(self, keys: list[tuple[str, str, str, bool, datetime]], now: datetime | None = None) -> None:
+        now = now or self._clock.now()
+        self.public = {k: base64.b64decode(pub) for k, _, pub, _, _ in keys}
+        self._keys = [(k, private, at) for k, private, _, _, at in keys]
+        self._checked = now
+        self._choose(now)
+
+    def _choose(self, now: datetime) -> None:
+        if not self._keys:
+            return  # not loaded yet
+        published = [k for k in self._keys if (now - k[2]).total_seconds() >= KEY_PUBLISHED_SECONDS]
+        key_id, private, _ = published[-1] if published else self._keys[0]
+        if key_id != self.key_id:
+            if self.key_id:
+                log.info("signing with key %s (was %s)", key_id, self.key_id)
+            self.key_id = key_id
+            self._private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(private))
 
     def sign(self, entry: ET.Element) -> None:
         """Append this server's signature to `entry` (replacing any claimed one)."""
@@ -107,13 +180,24 @@ class Signer:
         el = ET.SubElement(entry, SIG, {"key": self.key_id, "algorithm": "ed25519"})
         el.text = base64.b64encode(signature).decode()
 
-    def key_items(self) -> list[tuple[str, ET.Element]]:
+    async def key_items(self) -> list[tuple[str, ET.Element]]:
+        """The items of the keys node: every key in the database, as read at most
+        KEYS_CACHE_SECONDS ago (another worker may have made or started signing with one)."""
+        await self.refresh()
         out = []
         for key_id, raw in self.public.items():
             el = ET.Element(KEY, {"algorithm": "ed25519", "active": "true" if key_id == self.key_id else "false"})
             el.text = base64.b64encode(raw).decode()
             out.append((key_id, el))
         return out
+
+
+def _generate() -> tuple[str, str, str]:
+    """A new Ed25519 key: (key id, private key, public key), raw bytes in base64."""
+    private = Ed25519PrivateKey.generate()
+    priv_raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    pub_raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return key_id_of(pub_raw), base64.b64encode(priv_raw).decode(), base64.b64encode(pub_raw).decode()
 
 
 def parse_keys(items: list[ET.Element]) -> dict[str, bytes]:

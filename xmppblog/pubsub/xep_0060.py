@@ -226,7 +226,7 @@ class PubsubAdapter:
         if req.to == self.service.addr.service_jid:
             items = pubsub.find(P + "items")
             if req.stanza["type"] == "get" and items is not None and items.get("node") == NS_KEYS_NODE:
-                return self._keys()
+                return await self._keys()
             if ns == P and pubsub.find(P + "create") is not None:
                 # XEP-0060 §8.1.3: the service's nodes are its own; nobody creates one here
                 raise errors.Forbidden(f"nodes are created on blogs (user@{self.service.addr.service_jid}), "
@@ -335,11 +335,11 @@ class PubsubAdapter:
         page = await self.service.get_items(req.actor, ref, ids, rsm or PageRequest(), max_items)
         return page_xml(ref.node, page, with_rsm=rsm is not None)
 
-    def _keys(self) -> ET.Element:
+    async def _keys(self) -> ET.Element:
         """This server's public signing keys (pubsub/signing.py), readable by anyone."""
         ps = ET.Element(P + "pubsub")
         items = ET.SubElement(ps, P + "items", {"node": NS_KEYS_NODE})
-        for key_id, key in self.signer.key_items():
+        for key_id, key in await self.signer.key_items():
             ET.SubElement(items, P + "item", {"id": key_id}).append(key)
         return ps
 

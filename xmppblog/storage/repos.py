@@ -711,6 +711,11 @@ class StatsRepo:
         return [(r, int(n), int(t), utc(at)) for r, n, t, at in rows]
 
 
+#: the advisory lock under which the first signing key is made (workers starting together)
+KEYS_LOCK = int.from_bytes(b"xbkeys:1", "big") & 0x7FFFFFFFFFFFFFFF
+_NEWEST_KEY = select(ServerKeyRow.key_id).order_by(ServerKeyRow.id.desc()).limit(1)
+
+
 class KeyRepo:
     def __init__(self, s: AsyncSession) -> None:
         self.s = s
@@ -720,11 +725,21 @@ class KeyRepo:
         return [(r.key_id, r.private_key, r.public_key, r.active, utc(r.created_at)) for r in rows]
 
     async def add(self, key_id: str, private_key: str, public_key: str, at: datetime) -> None:
-        """Store a new key and make it the only active (signing) one."""
+        """Store a new key and mark it the only active (newest) one."""
         await self.s.execute(update(ServerKeyRow).values(active=False))
         self.s.add(ServerKeyRow(key_id=key_id, private_key=private_key, public_key=public_key,
                                 active=True, created_at=at))
         await self.s.flush()
+
+    async def newest(self) -> str | None:
+        return (await self.s.execute(_NEWEST_KEY)).scalar_one_or_none()
+
+    async def lock(self) -> None:
+        # PostgreSQL: a transaction-level advisory lock, released by commit or rollback (it works
+        # through PgBouncer's transaction pooling, a session lock would not). SQLite: one
+        # process's transactions take turns already (TaskLock in engine.py).
+        if self.s.bind.dialect.name == "postgresql":
+            await self.s.execute(sql_text("SELECT pg_advisory_xact_lock(:k)"), {"k": KEYS_LOCK})
 
 
 class PeerKeyRepo:
