@@ -8,6 +8,7 @@ PostgreSQL only: a cluster runs on PostgreSQL, and the statement uses its `unnes
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from sqlalchemy import text
@@ -71,3 +72,44 @@ async def test_workers_charging_the_same_keys_at_once_all_count(db_url, engine):
             await e.dispose()
     levels = await SpamUsage(engine).charge({}, keys)
     assert all(level == pytest.approx(20.0, abs=2.0) for level in levels.values()), levels
+
+
+async def test_two_workers_share_a_limit_through_their_heartbeats(engine):
+    """The wiring of app.py: each worker's Membership flushes its guard's shared levels after
+    every heartbeat, with the live workers it counted."""
+    from xmppblog.cluster.membership import Membership
+    from xmppblog.spamguard.guard import Guard, Limits
+    from xmppblog.spamguard.shared import SharedLimits
+    from xmppblog.storage.cluster import ClusterStore
+
+    async def requeue(since):
+        return 0
+
+    async def consent(origin, node):
+        return False
+
+    usage = SpamUsage(engine)
+    members, guards = [], []
+    for name in ("w1", "w2"):
+        shared = SharedLimits(usage, time.monotonic)
+        members.append(Membership(ClusterStore(engine, name, 1.0), 0.1, 1.0, requeue,
+                                  on_beat=lambda s=shared, i=len(members): s.flush(members[i].live)))
+        guards.append(Guard(consent, {"example.org"}, Limits(subscribes_per_minute=4), shared=shared))
+    for m in members:
+        await m.join()
+    beats = [asyncio.create_task(m.run()) for m in members]
+    try:
+        await asyncio.sleep(0.5)
+        assert [g.shared.workers for g in guards] == [2, 2]
+        eve = "eve@spam.example/x"
+        assert [guards[0].gate("iq", eve, "subscribe").accepted for _ in range(3)] == [True, True, False]
+        assert [guards[1].gate("iq", eve, "subscribe").accepted for _ in range(3)] == [True, True, False]
+        await asyncio.sleep(0.5)
+        level = (await usage.charge({}, ["subscribes:jid:eve@spam.example"]))["subscribes:jid:eve@spam.example"]
+        assert level == pytest.approx(60.0, abs=2.0), "4 admitted, 15 s each"
+        refused = [g.gate("iq", eve, "subscribe") for g in guards]
+        assert [v.reason for v in refused] == ["rate-jid-subscribes"] * 2
+    finally:
+        for m in members:
+            await m.leave()
+        await asyncio.gather(*beats)

@@ -11,6 +11,8 @@ lease ran out) and gives back those above its share, between two outbox batches
 (`batch_lock`), so a shard is never sent from by two workers on purpose. The one
 worker that forgets a dead one also has its remote notifications of the last
 moments sent again: bounces that came back while its slots were empty were lost.
+After every heartbeat that reached the database, and once more when it leaves, the
+worker runs `on_beat` (the composition root shares spamguard's limits there).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class Membership:
 
     def __init__(self, store: ClusterStore, heartbeat_seconds: float, lease_seconds: float,
                  requeue_since: Callable[..., Awaitable[int]], on_change: Callable[[], None] = lambda: None,
-                 on_buried: Callable[[], None] = lambda: None, serving: Callable[[], bool] = lambda: True) -> None:
+                 on_buried: Callable[[], None] = lambda: None, serving: Callable[[], bool] = lambda: True,
+                 on_beat: Callable[[], Awaitable[None]] | None = None) -> None:
         self.store = store
         #: whether this worker can send now (a connection of it holds a slot of the host's)
         self._serving = serving
@@ -40,6 +43,7 @@ class Membership:
         self._requeue_since = requeue_since
         self._on_change = on_change
         self._on_buried = on_buried
+        self._on_beat = on_beat
         #: the shards this worker sends from (empty until the first heartbeat)
         self.held: frozenset[int] = frozenset()
         self.live = 0
@@ -63,6 +67,7 @@ class Membership:
         await self.store.setup()
         alone = await self.store.others_alive() == 0
         await self.beat()
+        await self._after_beat()
         log.info("cluster: joined as %s (%s)", self.me,
                  "the first live worker" if alone else f"{self.live} workers alive")
         return alone
@@ -78,6 +83,17 @@ class Membership:
             except Exception:
                 # Leases run out if this goes on: the others take the shards over, as they should.
                 log.warning("cluster: heartbeat failed; retrying in %.0fs", self.heartbeat_seconds, exc_info=True)
+            else:
+                await self._after_beat()
+
+    async def _after_beat(self) -> None:
+        if self._on_beat is None:
+            return
+        try:
+            await self._on_beat()
+        except Exception:
+            # never lets the heartbeat stop: the leases matter more
+            log.warning("cluster: the work after a heartbeat failed", exc_info=True)
 
     async def beat(self) -> None:
         serving = self._serving()
@@ -121,6 +137,7 @@ class Membership:
     async def leave(self) -> None:
         """A clean stop: give every shard back at once, so the others take over at their next beat."""
         self._stopping = True
+        await self._after_beat()  # what this worker counted since its last beat is shared before it goes
         async with self.batch_lock:
             self.held = frozenset()
             try:

@@ -7,6 +7,7 @@ the shared state is exchanged once per heartbeat (`SharedLimits`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Collection, Mapping
@@ -85,6 +86,8 @@ class SharedLimits:
         self._store = store
         self._now = now
         self._keys: dict[str, _Key] = {}
+        # a flush at leave may meet one after the last heartbeat: one at a time, or counts go twice
+        self._flushing = asyncio.Lock()
         #: live workers, as the last heartbeat counted them (each admits 1/N of the room)
         self.workers = 1
 
@@ -115,7 +118,11 @@ class SharedLimits:
         Args:
             workers: the live workers now (this one included).
         """
-        self.workers = max(1, workers)
+        async with self._flushing:
+            await self._flush(max(1, workers))
+
+    async def _flush(self, workers: int) -> None:
+        self.workers = workers
         sent = {key: k.unreported for key, k in self._keys.items() if k.unreported}
         watched = [key for key, k in self._keys.items() if not k.unreported]
         if not sent and not watched:
@@ -123,8 +130,9 @@ class SharedLimits:
         try:
             levels = await self._store.charge({key: n * self._keys[key].cost for key, n in sent.items()}, watched)
         except Exception:
-            log.warning("spamguard: could not share %d rate-limit keys with the cluster; this worker keeps "
-                        "to its share of what it last read", len(sent) + len(watched), exc_info=True)
+            log.warning("spamguard: could not share %d rate-limit keys with the cluster; until it can, this "
+                        "worker admits as if every worker admitted what it did", len(sent) + len(watched),
+                        exc_info=True)
             self._estimate()
             return
         now = self._now()
