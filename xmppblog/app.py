@@ -96,6 +96,9 @@ CLUSTER_POLL_SECONDS = 0.25
 DEAD_WORKER_REPROBE_SECONDS = 15.0
 #: one worker of a cluster deletes spamguard's drained shared levels this often
 SPAM_USAGE_EXPIRY_SECONDS = 60.0
+#: a cluster's worker reads the admins' run-time domain lists again this often (an admin
+#: command changes them on the one worker that handles it)
+DOMAIN_POLICY_SECONDS = 5.0
 
 
 class SystemClock:
@@ -190,6 +193,7 @@ class App:
         self.membership: Membership | None = None
         shared_limits: SharedLimits | None = None
         self._resyncs = False  # this worker holds the shard of the once-per-cluster resync
+        self._domain_policies: list[tuple[str, str]] | None = None  # as last applied to the guard
         if cl.enabled:
             # one of many workers on one PostgreSQL: shards of the outbox, presence shared
             me = cl.worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
@@ -303,6 +307,29 @@ class App:
             self._next_usage_expiry = time.monotonic() + SPAM_USAGE_EXPIRY_SECONDS
             await usage.expire()
 
+    async def reload_domain_policies(self) -> bool:
+        """Apply the admins' run-time domain lists to spamguard if they changed since they were
+        last applied here; True if they had."""
+        policies = await self.core.moderation.domain_policies()
+        if policies == self._domain_policies:
+            return False
+        if self._domain_policies is not None:
+            log.info("domain lists changed: %d run-time entries now", len(policies))
+        self._domain_policies = policies
+        self.guard.apply_domain_policies(policies)
+        return True
+
+    async def follow_domain_policies(self, seconds: float = DOMAIN_POLICY_SECONDS) -> None:
+        """A cluster's worker: read the domain lists again every `seconds` (one small query) and
+        apply them when they changed, so an admin command handled by another worker takes
+        effect here too. A single process needs none of it: its admin command applies at once."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.reload_domain_policies()
+            except Exception:  # the lists in force stay; try again next time
+                log.warning("domain lists: could not read them again", exc_info=True)
+
     def _worker_died(self) -> None:
         # Its connections held slots whose presences it alone saw: ask everyone again,
         # once the slots have moved (a free slot is taken within NO_SLOT_RETRY + probing).
@@ -339,7 +366,7 @@ class App:
 
     async def prepare(self) -> None:
         """Everything `run` does before connecting, once the database is migrated."""
-        self.guard.apply_domain_policies(await self.core.moderation.domain_policies())
+        await self.reload_domain_policies()
         await self.signer.load()
         # In a cluster only a cold start sends everything again; a worker that joins a running
         # cluster leaves the others' notifications alone (a dead one's are requeued when found).
@@ -357,6 +384,8 @@ class App:
         http = await self._start_http()
         sender = asyncio.create_task(self.sender.run(), name="outbox")
         stats = asyncio.create_task(self._flush_stats_every(10.0), name="stats")
+        policies = (asyncio.create_task(self.follow_domain_policies(), name="domain lists")
+                    if self.membership is not None else None)
         keys = asyncio.create_task(self.signer.run(), name="signing keys")  # rotate-key needs no restart
         beats = asyncio.create_task(self.membership.run(), name="cluster") if self.membership else None
         self.component.connect()
@@ -371,6 +400,9 @@ class App:
             except TimeoutError:
                 log.warning("outbox: flush did not finish; the rest is sent at next start")
             stats.cancel()
+            if policies is not None:
+                policies.cancel()
+                await asyncio.gather(policies, return_exceptions=True)
             keys.cancel()
             await asyncio.gather(sender, stats, keys, return_exceptions=True)
             await self._flush_stats()

@@ -2,7 +2,9 @@
 """Moderation: admins' domain lists and users' abuse reports (core layer).
 
 Admins are the bare JIDs of `[component] admins`. Domain lists changed here are
-stored and added to the configured ones; spamguard applies them at once.
+stored and added to the configured ones; spamguard applies them at once in the
+process that made the change, and in the other workers of a cluster when they
+read the lists again (app.py, `App.follow_domain_policies`).
 """
 
 from __future__ import annotations
