@@ -4,7 +4,7 @@
 Admins are the bare JIDs of `[component] admins`. Domain lists changed here are
 stored and added to the configured ones; spamguard applies them at once in the
 process that made the change, and in the other workers of a cluster when they
-read the lists again (app.py, `App.follow_domain_policies`).
+read the lists again (app.py, `App.follow_shared_lists`).
 """
 
 from __future__ import annotations
