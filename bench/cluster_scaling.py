@@ -106,6 +106,7 @@ async def run(server: Ejabberd, pg: PostgresServer, base: Path, workers: int, ar
         stop = True
         await asyncio.wait(tasks, timeout=40)
         return {"workers": workers, "quota_percent_each": args.quota, "publishes_per_s": round(acked / elapsed, 1),
+                "worker_cpu_ms_per_publish": round(cpu / max(1, acked) * 1000, 2),
                 "worker_cpu_percent_of_quota": round(cpu / elapsed / workers / (args.quota / 100) * 100, 1),
                 "throttled_s_per_worker_per_s": round(throttled / elapsed / workers, 3)}
     finally:

@@ -78,7 +78,7 @@ from .spamguard.guard import Limits as GuardLimits
 from .spamguard.rtbl import BlockLists
 from .spamguard.shared import SharedLimits
 from .storage import migrate, probe
-from .storage.cluster import ClusterStore, SpamUsage
+from .storage.cluster import ClusterStore, SpamUsage, Versions
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
 from .storage.search import SearchReader
@@ -99,6 +99,8 @@ SPAM_USAGE_EXPIRY_SECONDS = 60.0
 #: a cluster's worker reads the admins' run-time domain lists again this often (an admin
 #: command changes them on the one worker that handles it)
 DOMAIN_POLICY_SECONDS = 5.0
+#: the version counter a cluster's workers bump when a push changed a real-time block list
+BLOCKLISTS = "rtbl"
 
 
 class SystemClock:
@@ -251,6 +253,11 @@ class App:
         for kind in (AccessChanged, NodeDeleted):
             tx.projections.on(kind, self._directory_changed)
         self.roster_adapter = RosterAdapter(core.roster, core.follows, self.component, self.online)
+        self.inbound = InboundEvents(c.jid, self.guard, pipeline, core.remote, self.remote)
+        self._versions = Versions(self.engine)
+        self._blocklists_seen = 0
+        if self.membership is not None and blocklists.sources:
+            self.inbound.blocklist_changed = self._blocklist_changed
         if self.membership is not None:
             self.remote.runs = self.membership.runs
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
@@ -262,7 +269,7 @@ class App:
                                 core.moderation, lim.max_payload_bytes, core.accounts, core.status,
                                 (cfg.http.base_url or f"http://{cfg.http.listen}") if cfg.http.listen else None,
                                 core.deliveries.policy.keep_counts_for.days),
-                        InboundEvents(c.jid, self.guard, pipeline, core.remote, self.remote),
+                        self.inbound,
                         self.remote,
                         Bounces(core.deliveries)):
             adapter.register(self.component)
@@ -319,16 +326,41 @@ class App:
         self.guard.apply_domain_policies(policies)
         return True
 
-    async def follow_domain_policies(self, seconds: float = DOMAIN_POLICY_SECONDS) -> None:
-        """A cluster's worker: read the domain lists again every `seconds` (one small query) and
+    async def follow_shared_lists(self, seconds: float = DOMAIN_POLICY_SECONDS) -> None:
+        """A cluster's worker: every `seconds`, read the domain lists again (one small query) and
         apply them when they changed, so an admin command handled by another worker takes
-        effect here too. A single process needs none of it: its admin command applies at once."""
+        effect here too; and load the real-time block lists again when a push changed them
+        on another worker (the one holding the service JID's slot receives every push). A
+        single process needs none of it: what it receives applies at once."""
         while True:
             await asyncio.sleep(seconds)
             try:
                 await self.reload_domain_policies()
             except Exception:  # the lists in force stay; try again next time
                 log.warning("domain lists: could not read them again", exc_info=True)
+            try:
+                await self.reload_blocklists()
+            except Exception:
+                log.warning("block lists: could not check for changes", exc_info=True)
+
+    async def reload_blocklists(self) -> bool:
+        """Load the real-time block lists from their sources again if another worker saw them
+        change since this one last did; True if it did."""
+        version = await self._versions.read(BLOCKLISTS)
+        if version == self._blocklists_seen:
+            return False
+        self._blocklists_seen = version
+        await self.remote.refresh_blocklists()
+        log.info("block lists: loaded again after a change another worker received (version %d)", version)
+        return True
+
+    def _blocklist_changed(self) -> None:
+        async def bump() -> None:
+            try:
+                self._blocklists_seen = await self._versions.bump(BLOCKLISTS)  # this one is up to date
+            except Exception:
+                log.warning("block lists: could not tell the other workers of a change", exc_info=True)
+        self.component.background(bump())
 
     def _worker_died(self) -> None:
         # Its connections held slots whose presences it alone saw: ask everyone again,
@@ -384,7 +416,7 @@ class App:
         http = await self._start_http()
         sender = asyncio.create_task(self.sender.run(), name="outbox")
         stats = asyncio.create_task(self._flush_stats_every(10.0), name="stats")
-        policies = (asyncio.create_task(self.follow_domain_policies(), name="domain lists")
+        policies = (asyncio.create_task(self.follow_shared_lists(), name="shared lists")
                     if self.membership is not None else None)
         keys = asyncio.create_task(self.signer.run(), name="signing keys")  # rotate-key needs no restart
         beats = asyncio.create_task(self.membership.run(), name="cluster") if self.membership else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 from ..core.model import NodeRef
 from ..core.ports import RemoteDirectory
@@ -36,6 +37,8 @@ class InboundEvents:
         self.pipeline = pipeline
         self.remote = remote
         self.directory = directory
+        #: told after a push changed a block list (a cluster's other workers reload theirs)
+        self.blocklist_changed: Callable[[], None] = lambda: None
 
     def register(self, component: BlogComponent) -> None:
         component.on_message(EVENT, self.on_message)
@@ -62,6 +65,7 @@ class InboundEvents:
         if blocklists.is_source(origin, node):
             blocklists.apply((origin, node), [i.get("id", "") for i in items if i.get("id")],
                              [r.get("id", "") for r in retracts if r.get("id")], purge=kind == "purge")
+            self.blocklist_changed()
             return
         if kind == "items":
             await self.pipeline.receive(origin, node, items, [r.get("id", "") for r in retracts if r.get("id")])

@@ -196,6 +196,19 @@ class RemoteBlogs:
         self.blocklists.apply((ref.service, ref.node), ids, purge=True)
         log.info("rtbl %s %s: %d entries", ref.service, ref.node, len(self.blocklists))
 
+    async def refresh_blocklists(self) -> None:
+        """Load every real-time block list's current entries again (no new subscription): a
+        cluster's worker, after another one received a push."""
+        for service, node in sorted(self.blocklists.sources):
+            try:
+                items = await self.requests.get(service, _pubsub("items", node=node))
+            except errors.RemoteUnavailable as exc:
+                log.warning("rtbl %s %s unavailable (%s); retried at its next change or resync", service, node,
+                            exc.text)
+                continue
+            ids = [i.get("id", "") for i in items.findall(f"{P}pubsub/{P}items/{P}item") if i.get("id")]
+            self.blocklists.apply((service, node), ids, purge=True)
+
     async def resync(self) -> None:
         """At start-up and every RESYNC_EVERY: check every subscription we hold (XEP-0060 §5.6),
         re-subscribe, fetch what we missed."""

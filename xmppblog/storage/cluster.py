@@ -185,3 +185,26 @@ class SpamUsage:
         """Forget the keys that have drained; returns how many."""
         async with self._engine.begin() as conn:
             return (await conn.execute(_EXPIRE)).rowcount
+
+
+_BUMP = text("INSERT INTO cluster_versions (name, version) VALUES (:name, 1) "
+             "ON CONFLICT (name) DO UPDATE SET version = cluster_versions.version + 1 RETURNING version")
+_VERSION = text("SELECT version FROM cluster_versions WHERE name = :name")
+
+
+class Versions:
+    """Counters of changes to state each worker holds in memory (both databases): the worker
+    that changes it bumps the counter, the others reload when they see it move."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def bump(self, name: str) -> int:
+        """Count one more change of `name`; returns the new version."""
+        async with self._engine.begin() as conn:
+            return int((await conn.execute(_BUMP, {"name": name})).scalar_one())
+
+    async def read(self, name: str) -> int:
+        """The version of `name` (0: never changed)."""
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(_VERSION, {"name": name})).scalar() or 0)

@@ -340,3 +340,12 @@ class SpamUsageRow(Base):
     #: the limit's name and a bare JID or registrable domain, as in "subscribes:jid:eve@spam.example"
     key: Mapped[str] = mapped_column(String(2100), primary_key=True)
     drained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClusterVersionRow(Base):
+    """How often a piece of in-memory state (a block list) was changed by some worker."""
+
+    __tablename__ = "cluster_versions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
