@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -243,10 +245,12 @@ async def kills(cluster: Cluster, load: Load, args, sig: signal.Signals = signal
     return {"signal": sig.name, "stopped": stopped, **load.tally()}
 
 
-async def main(args) -> list[dict]:
+@contextlib.contextmanager
+def balanced_host(domain: str, ip: str, slots: int) -> Iterator[tuple[Ejabberd, PostgresServer, Path]]:
+    """A fresh PostgreSQL and an ejabberd with `domain_balancing` (destination, `slots` fixed
+    slots), both stopped afterwards, and a scratch directory; exits when either cannot run."""
     if why := unavailable():
         raise SystemExit(why)
-    out = []
     with tempfile.TemporaryDirectory() as d:
         base = Path(d)
         pg = PostgresServer(base / "pg")
@@ -254,16 +258,22 @@ async def main(args) -> list[dict]:
             raise SystemExit(why)
         pg.start()
         # the clients register themselves in band
-        server = Ejabberd("bench.test", IP, base / "ejabberd", [], balancing=("destination", args.slots))
-        server.start()
+        server = Ejabberd(domain, ip, base / "ejabberd", [], balancing=("destination", slots))
         try:
-            for w in args.workers:
-                r = await one_run(server, pg, base, w, args)
-                print(json.dumps(r), flush=True)
-                out.append(r)
+            server.start()
+            yield server, pg, base
         finally:
             server.stop()
             pg.stop()
+
+
+async def main(args) -> list[dict]:
+    out = []
+    with balanced_host("bench.test", IP, args.slots) as (server, pg, base):
+        for w in args.workers:
+            r = await one_run(server, pg, base, w, args)
+            print(json.dumps(r), flush=True)
+            out.append(r)
     return out
 
 

@@ -24,6 +24,16 @@ from .prosody import PASSWORD, SECRET, port_open, wait_port
 HERE = Path(__file__).parent
 
 
+def require() -> None:
+    """Skip the test when ejabberd cannot run here; in CI, fail it (CI installs ejabberd)."""
+    import pytest
+    problem = unavailable()
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
 def unavailable() -> str | None:
     if shutil.which("ejabberdctl") is None:
         return "ejabberd is not installed (scripts/setup.sh installs it)"

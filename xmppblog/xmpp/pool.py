@@ -41,7 +41,6 @@ class ComponentPool:
         self.online = asyncio.Event()
         self.stopping = False
         self._on_online: list[Callable[[], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
         #: the connection the last stanza of our own (not a reply) went out on
         self._writer: BlogComponent | None = None
         for member in members:
@@ -144,12 +143,8 @@ class ComponentPool:
     # ------------------------------------------------------------ life cycle
 
     def background(self, coro: Awaitable[None]) -> None:
-        """Work that is not a reply, as a task `drain` waits for."""
-        if self.stopping:
-            return
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Work that is not a reply, as a task `drain` waits for (the first connection's)."""
+        self.members[0].background(coro)
 
     def connect(self) -> None:
         for member in self.members:
@@ -158,8 +153,6 @@ class ComponentPool:
     async def drain(self, timeout: float = 10.0) -> None:
         self.stopping = True
         await asyncio.gather(*(m.drain(timeout) for m in self.members))
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
 
     async def close(self) -> None:
         self.stopping = True
