@@ -50,6 +50,7 @@ from .federation.bounces import Bounces
 from .federation.inbound import InboundEvents
 from .federation.iq import Requests, condition
 from .federation.receive import EntryPipeline
+from .federation.recovery import ServerRecovery
 from .federation.remote import RemoteBlogs
 from .federation.verify import Verifier
 from .http.health import Health, Probes
@@ -254,6 +255,9 @@ class App:
             tx.projections.on(kind, self._directory_changed)
         self.roster_adapter = RosterAdapter(core.roster, core.follows, self.component, self.online)
         self.inbound = InboundEvents(c.jid, self.guard, pipeline, core.remote, self.remote)
+        # a server that was down and answers again gets what waits for it at once (one worker of a cluster)
+        self.recovery = ServerRecovery(requests, core.deliveries, runs=(
+            (lambda: self.membership.runs("server-recovery")) if self.membership is not None else (lambda: True)))
         self._versions = Versions(self.engine)
         self._blocklists_seen = 0
         if self.membership is not None and blocklists.sources:
@@ -419,6 +423,7 @@ class App:
         policies = (asyncio.create_task(self.follow_shared_lists(), name="shared lists")
                     if self.membership is not None else None)
         keys = asyncio.create_task(self.signer.run(), name="signing keys")  # rotate-key needs no restart
+        recovery = asyncio.create_task(self.recovery.run(), name="servers back")
         beats = asyncio.create_task(self.membership.run(), name="cluster") if self.membership else None
         self.component.connect()
         try:
@@ -436,7 +441,8 @@ class App:
                 policies.cancel()
                 await asyncio.gather(policies, return_exceptions=True)
             keys.cancel()
-            await asyncio.gather(sender, stats, keys, return_exceptions=True)
+            recovery.cancel()
+            await asyncio.gather(sender, stats, keys, recovery, return_exceptions=True)
             await self._flush_stats()
             if self.membership is not None and beats is not None:
                 await self.membership.leave()  # the others take the shards over at their next beat

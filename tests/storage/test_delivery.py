@@ -106,3 +106,38 @@ async def test_a_retried_notification_is_counted_sent_once(stack):
     clock.advance(31)
     assert await sender.drain_once() == 1, "the retry went out"
     assert counted == [("item_published", 1)], "and was not counted as another notification"
+
+
+async def test_a_server_that_answers_again_gets_its_waiting_notifications_at_once(stack):
+    """After a long outage the backoff has grown: a server that answers a ping again has what
+    waits for it sent now (federation/recovery.py), not when each row's backoff runs out."""
+    from xmppblog.core import errors
+    from xmppblog.federation.recovery import ServerRecovery
+
+    core, uow, clock = stack
+    d = Deliveries(core.transactions, clock, DeliveryPolicy(retry_for=timedelta(hours=1)))
+    row = await _sent_row(core.pubsub, uow, clock)
+    for _ in range(5):  # the backoff grows to 8 minutes
+        assert await d.bounced(row, PEER, "remote-server-timeout") == "retry"
+    assert await d.retrying_servers() == [PEER]
+
+    class Pings:
+        up: set[str] = set()
+        asked: list[str] = []
+
+        async def get(self, to, payload):
+            self.asked.append(to)
+            if to not in self.up:
+                raise errors.RemoteUnavailable(f"{to} did not answer")
+            return payload
+
+    pings = Pings()
+    recovery = ServerRecovery(pings, d)  # type: ignore[arg-type]
+    assert await recovery.check() == 0 and pings.asked == [PEER], "still down: nothing changes"
+    async with uow() as u:
+        assert await u.outbox.due(clock.now(), 10) == []
+    pings.up.add(PEER)
+    assert await recovery.check() == 1
+    async with uow() as u:
+        assert [x.row_id for x in await u.outbox.due(clock.now(), 10)] == [row], "due now, not in 8 minutes"
+    assert await d.server_back("other.org") == 0, "another server's rows are left alone"

@@ -100,6 +100,21 @@ class Deliveries:
                      row.recipient, ev.node, ev.item_id, failures, condition)
             return "ended" if failures >= self.policy.max_failures else "failed"
 
+    async def retrying_servers(self, limit: int = 50) -> list[str]:
+        """Servers some of whose notifications bounced and wait for a retry (at most `limit`)."""
+        async with self._uow() as uow:
+            return list(await uow.outbox.retrying_servers(limit * 20))[:limit]
+
+    async def server_back(self, server: str) -> int:
+        """`server` answers again: what waits for a retry to it is due now, instead of after a
+        backoff that grew while it was away (an outage's backlog drains at full speed)."""
+        async with self._uow() as uow:
+            n = await uow.outbox.retry_now(server, self._clock.now())
+            await uow.commit()
+        if n:
+            log.info("delivery: %s answers again; its %d waiting notification(s) are sent now", server, n)
+        return n
+
     async def requeue_after_restart(self, since: datetime | None = None) -> int:
         """Notifications handed to other servers may have bounced while nobody listened (this
         process was stopped, or a worker of a cluster died with the slots their bounces hash

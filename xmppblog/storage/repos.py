@@ -989,6 +989,21 @@ class OutboxRepo:
             OutboxEventRow.id.in_(event_ids), OutboxEventRow.next_at.is_(None),
             ~exists().where(OutboxRow.event_id == OutboxEventRow.id)))
 
+    async def retrying_servers(self, limit: int) -> list[str]:
+        """The servers (domains) of up to `limit` recipients whose notifications bounced and wait
+        for a retry."""
+        rows = (await self.s.execute(select(_O.c.recipient).distinct().where(
+            _O.c.attempts > 0, _O.c.sent_at.is_(None)).limit(limit))).scalars()
+        return sorted({server_of(r) for r in rows})
+
+    async def retry_now(self, server: str, at: datetime) -> int:
+        """Every notification to `server` waiting for a retry is due at `at`; returns how many."""
+        on = or_(_O.c.recipient == server, _O.c.recipient.endswith(f"@{server}", autoescape=True),
+                 _O.c.recipient.contains(f"@{server}/", autoescape=True))
+        res = await self.s.execute(update(_O).where(_O.c.attempts > 0, _O.c.sent_at.is_(None), _O.c.next_at > at,
+                                                    on).values(next_at=at))
+        return int(res.rowcount or 0)
+
     async def retry(self, row_id: int, attempts: int, next_at: datetime) -> None:
         await self.s.execute(update(OutboxRow).where(OutboxRow.id == row_id)
                              .values(attempts=attempts, next_at=next_at, sent_at=None))
