@@ -12,6 +12,7 @@ database. Tests build the same graph with their own parts (tests/support).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -79,13 +80,13 @@ from .spamguard.guard import Limits as GuardLimits
 from .spamguard.rtbl import BlockLists
 from .spamguard.shared import SharedLimits
 from .storage import migrate, probe
-from .storage.cluster import ClusterStore, SpamUsage, Versions
+from .storage.cluster import ClusterStore, SpamUsage, Versions, cluster_engine
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
 from .storage.search import SearchReader
 from .xmpp.component import BlogComponent, Request
 from .xmpp.multicast import discover
-from .xmpp.pool import connections
+from .xmpp.pool import ComponentPool, connections
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,10 @@ SPAM_USAGE_EXPIRY_SECONDS = 60.0
 DOMAIN_POLICY_SECONDS = 5.0
 #: the version counter a cluster's workers bump when a push changed a real-time block list
 BLOCKLISTS = "rtbl"
+#: ... and when a worker left, taking its view of who is online with it
+PRESENCE = "presence"
+#: contacts are asked for their presence again at most this often (slots moving, workers leaving)
+REPROBE_SECONDS = 10.0
 
 
 class SystemClock:
@@ -200,16 +205,18 @@ class App:
         if cl.enabled:
             # one of many workers on one PostgreSQL: shards of the outbox, presence shared
             me = cl.worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
-            store = ClusterStore(self.engine, me, cl.lease_seconds)
+            self._cluster_engine = cluster_engine(cfg.database.url)
+            store = ClusterStore(self._cluster_engine, me, cl.lease_seconds)
             self.online: OnlineTracker = SharedOnline(store)
             # spamguard's limits, shared at every heartbeat: never a database trip per stanza
-            usage = SpamUsage(self.engine)
+            usage = SpamUsage(self._cluster_engine)
             shared_limits = SharedLimits(usage, time.monotonic)
             self._next_usage_expiry = 0.0
             self.membership = Membership(store, cl.heartbeat_seconds, cl.lease_seconds,
                                          requeue_since=lambda since: self.core.deliveries.requeue_after_restart(since),
                                          on_change=self._shards_changed, on_buried=self._worker_died,
                                          serving=lambda: self.component.online.is_set(),
+                                         on_rejoined=lambda: self.online.reshare(),  # type: ignore[attr-defined]
                                          on_beat=lambda: self._share_limits(shared_limits, usage))
         else:
             self.online = OnlineTracker()
@@ -260,6 +267,12 @@ class App:
             (lambda: self.membership.runs("server-recovery")) if self.membership is not None else (lambda: True)))
         self._versions = Versions(self.engine)
         self._blocklists_seen = 0
+        self._presence_seen: int | None = None
+        self._reprobed_at = float("-inf")
+        if isinstance(self.component, ComponentPool):
+            # a connection that takes a slot later (another worker's, or after a reconnect) hears
+            # from contacts nobody here asked yet
+            self.component.on_slot(self._reprobe)
         if self.membership is not None and blocklists.sources:
             self.inbound.blocklist_changed = self._blocklist_changed
         if self.membership is not None:
@@ -304,7 +317,7 @@ class App:
         self._resyncs = runs
 
     async def _expire_sent(self) -> int:
-        held = self.membership.held if self.membership is not None else None
+        held = self.membership.shards() if self.membership is not None else None
         return await self.core.deliveries.expire_sent(held)
 
     async def _share_limits(self, shared: SharedLimits, usage: SpamUsage) -> None:
@@ -346,6 +359,27 @@ class App:
                 await self.reload_blocklists()
             except Exception:
                 log.warning("block lists: could not check for changes", exc_info=True)
+            try:
+                await self._presence_lost_elsewhere()
+            except Exception:
+                log.warning("presence: could not check whether a worker left", exc_info=True)
+
+    async def _presence_lost_elsewhere(self) -> None:
+        """A worker that left took its view of who is online with it: ask everyone again."""
+        version = await self._versions.read(PRESENCE)
+        if version != self._presence_seen:
+            if self._presence_seen is not None:
+                self._reprobe()
+            self._presence_seen = version
+
+    def _reprobe(self) -> None:
+        """Ask every contact for their presence again (at most every REPROBE_SECONDS): a slot
+        moved here, or a worker that saw some contacts went away."""
+        now = time.monotonic()
+        if now - self._reprobed_at < REPROBE_SECONDS or not self.component.online.is_set():
+            return
+        self._reprobed_at = now
+        self.component.background(self.roster_adapter.probe_all())
 
     async def reload_blocklists(self) -> bool:
         """Load the real-time block lists from their sources again if another worker saw them
@@ -369,8 +403,7 @@ class App:
     def _worker_died(self) -> None:
         # Its connections held slots whose presences it alone saw: ask everyone again,
         # once the slots have moved (a free slot is taken within NO_SLOT_RETRY + probing).
-        self.component.loop.call_later(DEAD_WORKER_REPROBE_SECONDS,
-                                       lambda: self.component.background(self.roster_adapter.probe_all()))
+        self.component.loop.call_later(DEAD_WORKER_REPROBE_SECONDS, self._reprobe)
 
     async def _check_host(self) -> None:
         """Several connections or workers need a host that balances one component domain over
@@ -445,14 +478,19 @@ class App:
             await asyncio.gather(sender, stats, keys, recovery, return_exceptions=True)
             await self._flush_stats()
             if self.membership is not None and beats is not None:
-                await self.membership.leave()  # the others take the shards over at their next beat
+                beats.cancel()  # no heartbeat may renew or take a shard after the leases are given back
                 await asyncio.gather(beats, return_exceptions=True)
                 await self.online.close()  # type: ignore[attr-defined]
+                await self.membership.leave()  # the others take the shards over at their next beat
+                with contextlib.suppress(Exception):  # the presences this worker alone saw: others ask again
+                    await self._versions.bump(PRESENCE)
             await self.component.close()
             if http is not None:
                 await http.cleanup()
             self.search_index.close()
             await self.engine.dispose()
+            if self.membership is not None:
+                await self._cluster_engine.dispose()
             log.info("stopped")
 
     async def _directory_changed(self, tx: Tx, event: AccessChanged | NodeDeleted) -> None:

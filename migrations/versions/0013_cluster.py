@@ -26,12 +26,17 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("outbox_events") as batch:
         batch.add_column(sa.Column("shard", sa.SmallInteger(), nullable=False, server_default="0"))
+    # what is due reads only rows not yet sent: the rows kept to match bounces stay out of the scan
+    op.create_index("ix_outbox_unsent_next_at", "outbox", ["next_at"], postgresql_where=sa.text("sent_at IS NULL"),
+                    sqlite_where=sa.text("sent_at IS NULL"))
     op.create_table(
         "cluster_workers",
         sa.Column("id", sa.String(160), primary_key=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("serving", sa.Boolean(), nullable=False, server_default=sa.false()),
+        # which process beats under this id: a second live one with the same id is refused
+        sa.Column("token", sa.String(32), nullable=False, server_default=""),
     )
     op.create_table(
         "cluster_leases",
@@ -52,6 +57,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_unsent_next_at", table_name="outbox")
     op.drop_table("online_contacts")
     op.drop_table("cluster_leases")
     op.drop_table("cluster_workers")

@@ -62,10 +62,15 @@ async def test_own_stanzas_go_out_on_one_connection_and_the_ping_goes_on_it():
 
     writer.processed = processed  # type: ignore[method-assign]
     assert await pool.processed("example.org") and pinged == ["example.org"]
-    writer.online.clear()  # its connection dropped: what it wrote is not proven
-    assert not await pool.processed("example.org")
+    assert await pool.processed("example.org") and pinged == ["example.org"], "nothing written since: no ping"
+    assert pool.send_raw_stanza("<message to='w@example.org' from='blog.example.org'/>")
+    writer.online.clear()  # its connection dropped mid-batch: what it wrote is not proven
     other = b if writer is a else a
+    other.processed = processed  # type: ignore[method-assign]
     assert pool.send_raw_stanza("<message to='z@example.org' from='blog.example.org'/>") and other.out
+    assert not await pool.processed("example.org"), "the rest went out on another connection: not enough"
+    assert pool.send_raw_stanza("<message to='v@example.org' from='blog.example.org'/>")
+    assert await pool.processed("example.org"), "a batch written on one live connection is proven"
 
 
 async def test_the_pool_is_online_while_any_connection_holds_a_slot():
@@ -74,10 +79,11 @@ async def test_the_pool_is_online_while_any_connection_holds_a_slot():
         w.online.clear()
     came: list[str] = []
     pool.on_online(lambda: came.append("up"))
+    pool.on_slot(lambda: came.append("another slot"))
     a._came_online()
     assert pool.online.is_set() and came == ["up"]
     b._came_online()
-    assert came == ["up"], "told once, not per connection"
+    assert came == ["up", "another slot"], "online once; each later slot told apart (presence is asked again)"
     a.online.clear()
     pool._member_offline(None)
     assert pool.online.is_set(), "b still holds a slot"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -34,6 +35,7 @@ class Membership:
     def __init__(self, store: ClusterStore, heartbeat_seconds: float, lease_seconds: float,
                  requeue_since: Callable[..., Awaitable[int]], on_change: Callable[[], None] = lambda: None,
                  on_buried: Callable[[], None] = lambda: None, serving: Callable[[], bool] = lambda: True,
+                 clock: Callable[[], float] = time.monotonic, on_rejoined: Callable[[], None] = lambda: None,
                  on_beat: Callable[[], Awaitable[None]] | None = None) -> None:
         self.store = store
         #: whether this worker can send now (a connection of it holds a slot of the host's)
@@ -50,17 +52,28 @@ class Membership:
         #: held by the outbox sender while it sends a batch: shards are given back between batches
         self.batch_lock = asyncio.Lock()
         self._stopping = False
+        #: when the last heartbeat that renewed the leases began (monotonic)
+        self._renewed_at = float("-inf")
+        self._served_at = float("-inf")
+        self._clock = clock
+        self._on_rejoined = on_rejoined
+        self._beats = 0
 
     @property
     def me(self) -> str:
         return self.store.me
 
     def shards(self) -> frozenset[int]:
+        """The shards to send from now: none once this worker's leases may have run out (its
+        last renewal began more than `lease - heartbeat` seconds ago: the database, or this
+        process, stalled), so it never sends from a shard another worker may have taken."""
+        if self._clock() - self._renewed_at > self.lease_seconds - self.heartbeat_seconds:
+            return frozenset()
         return self.held
 
     def runs(self, job: str) -> bool:
         """Whether this worker runs the once-per-cluster job `job` now."""
-        return job_shard(job) in self.held
+        return job_shard(job) in self.shards()
 
     async def join(self) -> bool:
         """Enter the cluster: True if no other worker is alive (a cold start)."""
@@ -96,8 +109,21 @@ class Membership:
             log.warning("cluster: the work after a heartbeat failed", exc_info=True)
 
     async def beat(self) -> None:
-        serving = self._serving()
+        now = self._clock()
+        if self._serving():
+            self._served_at = now
+        # a connection that drops and comes back within half a lease keeps the shards (giving
+        # them back and taking them again would move every shard twice for a blip)
+        serving = now - self._served_at < self.lease_seconds / 2
+        started = self._clock()  # the leases renewed now run until at least started + lease
         beat = await self.store.heartbeat(serving)
+        self._renewed_at = started
+        if beat.fresh and self._beats:
+            # the others took this worker for dead (it stalled, or the database was away) and
+            # forgot what it saw online: share it again
+            log.warning("cluster: this worker was taken for dead and forgotten; it rejoins")
+            self._on_rejoined()
+        self._beats += 1
         lost = self.held - beat.held
         if lost:
             log.warning("cluster: leases of %d shard(s) ran out before they were renewed (this worker "
@@ -114,9 +140,11 @@ class Membership:
         # only workers that can send share the outbox; one whose connections hold no slot gives
         # its shards back (the host routes nothing to it, not even the answer to its delivery ping)
         target = share(beat.serving) if serving else 0
-        if len(held) > target:
+        if len(held) > target and not self.batch_lock.locked():
+            # given back between two batches only; while one is being sent, at a later beat (the
+            # heartbeat never waits for a batch: its leases would run out meanwhile)
             extra = sorted(held)[target:]
-            async with self.batch_lock:  # not while a batch of them is being sent
+            async with self.batch_lock:
                 await self.store.release(extra)
             held -= set(extra)
         elif len(held) < target:

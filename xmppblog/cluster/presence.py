@@ -69,6 +69,12 @@ class SharedOnline(OnlineTracker):
         if was and not self.is_online(bare):
             self._tell(bare, False)
 
+    def reshare(self) -> None:
+        """Write this worker's whole view again (the others forgot it: they took this worker for
+        dead while it was alive)."""
+        for bare in list(self._resources):
+            self._tell(bare, True)
+
     def clear(self) -> None:
         if self._resources:
             self._tell("", False)

@@ -9,19 +9,26 @@ migrations 0013 and 0014.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..core.shards import SHARDS
 
 _SETUP = text("INSERT INTO cluster_leases (name) SELECT 'shard:' || n FROM generate_series(0, :last) AS n "
               "ON CONFLICT (name) DO NOTHING")
-_ALIVE = text("INSERT INTO cluster_workers (id, started_at, seen_at, serving) VALUES (:me, now(), now(), :serving) "
-              "ON CONFLICT (id) DO UPDATE SET seen_at = now(), serving = :serving")
+#: alive: a new row, this process's own row renewed, or a dead process's row with our id taken
+#: over; nothing when another live process beats under the same id. `fresh`: the row was
+#: (re)inserted, i.e. this worker had been forgotten (buried) by the others
+_ALIVE = text(
+    "INSERT INTO cluster_workers (id, started_at, seen_at, serving, token) VALUES (:me, now(), now(), :serving, "
+    ":token) ON CONFLICT (id) DO UPDATE SET seen_at = now(), serving = :serving, token = :token "
+    "WHERE cluster_workers.token = :token OR cluster_workers.seen_at <= now() - make_interval(secs => :lease) "
+    "RETURNING (xmax = 0) AS fresh")
 _RENEW = text("UPDATE cluster_leases SET until = now() + make_interval(secs => :lease) "
               "WHERE owner = :me AND until > now() RETURNING name")
 _LIVE = text("SELECT count(*) FROM cluster_workers WHERE seen_at > now() - make_interval(secs => :lease)")
@@ -39,7 +46,7 @@ _ACQUIRE = text(
 _RELEASE = text("UPDATE cluster_leases SET owner = NULL, until = NULL WHERE owner = :me AND name = ANY(:names)")
 _LEAVE = (text("UPDATE cluster_leases SET owner = NULL, until = NULL WHERE owner = :me"),
           text("DELETE FROM online_contacts WHERE worker = :me"),
-          text("DELETE FROM cluster_workers WHERE id = :me"))
+          text("DELETE FROM cluster_workers WHERE id = :me AND token = :token"))
 _SEEN = text("INSERT INTO online_contacts (contact, worker, seen_at) VALUES (:contact, :me, now()) "
              "ON CONFLICT (contact, worker) DO UPDATE SET seen_at = now()")
 _GONE = text("DELETE FROM online_contacts WHERE contact = :contact AND worker = :me")
@@ -65,6 +72,14 @@ _CHARGE = text(
 _EXPIRE = text("DELETE FROM spam_usage WHERE drained_at < now()")
 
 
+def cluster_engine(url: str) -> AsyncEngine:
+    """The engine of a worker's cluster statements (heartbeats, leases, shared presence and
+    limits): a small pool of its own, so they never wait for the requests' pool, and a
+    publish that holds a connection of that pool and asks who is online never waits for a
+    second one of it (all its connections could be held by publishes doing the same)."""
+    return create_async_engine(url, pool_size=2, max_overflow=6, pool_pre_ping=True)
+
+
 def _shard(name: str) -> int:
     return int(name.split(":", 1)[1])
 
@@ -77,6 +92,13 @@ class Heartbeat:
     serving: int                                # of which can send (hold a slot)
     held: frozenset[int]                        # the shards whose leases this worker renewed
     buried: tuple[tuple[str, datetime], ...]    # dead workers forgotten now: (id, last seen)
+    #: this worker's row was inserted anew: at its first beat, or after the others had taken it
+    #: for dead and forgotten it (with what it saw online)
+    fresh: bool = False
+
+
+class WorkerIdInUse(Exception):
+    """Another live process beats under this worker's id."""
 
 
 class ClusterStore:
@@ -86,6 +108,7 @@ class ClusterStore:
         self._engine = engine
         self.me = me
         self._lease = float(lease_seconds)
+        self._token = secrets.token_hex(8)
 
     async def setup(self) -> None:
         """The lease rows of every shard (idempotent)."""
@@ -104,16 +127,19 @@ class ClusterStore:
     async def heartbeat(self, serving: bool) -> Heartbeat:
         """Say this worker is alive (and whether it can send), renew its leases, forget dead
         workers (and what they saw)."""
-        params = {"me": self.me, "lease": self._lease, "serving": serving}
+        params = {"me": self.me, "lease": self._lease, "serving": serving, "token": self._token}
         async with self._engine.begin() as conn:
-            await conn.execute(_ALIVE, params)
+            alive = (await conn.execute(_ALIVE, params)).first()
+            if alive is None:
+                raise WorkerIdInUse(f"[cluster] worker_id {self.me!r} is in use by another live worker; "
+                                    "give each worker its own (or leave it empty)")
             held = frozenset(_shard(r[0]) for r in await conn.execute(_RENEW, params))
             buried = tuple((r[0], r[1]) for r in await conn.execute(_BURY, params))
             if buried:
                 await conn.execute(_ORPHANS)
             live = int((await conn.execute(_LIVE, params)).scalar_one())
             sending = int((await conn.execute(_SERVING, params)).scalar_one())
-        return Heartbeat(live, sending, held, buried)
+        return Heartbeat(live, sending, held, buried, bool(alive.fresh))
 
     async def acquire(self, n: int) -> list[tuple[int, str | None]]:
         """Up to `n` shards no live worker holds: (shard, its previous holder)."""
@@ -132,7 +158,7 @@ class ClusterStore:
         """A clean stop: every lease released at once, what this worker saw forgotten."""
         async with self._engine.begin() as conn:
             for statement in _LEAVE:
-                await conn.execute(statement, {"me": self.me})
+                await conn.execute(statement, {"me": self.me, "token": self._token})
 
     # ------------------------------------------------------------ who is online, as the cluster saw it
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -183,7 +184,10 @@ class OutboxRow(Base):
 
     __tablename__ = "outbox"
     # AUTOINCREMENT: a bounce names its row (`ob<id>`): never a newer row that took its id
-    __table_args__ = (Index("ix_outbox_next_at", "next_at"), {"sqlite_autoincrement": True})
+    __table_args__ = (Index("ix_outbox_next_at", "next_at"),
+                      Index("ix_outbox_unsent_next_at", "next_at", postgresql_where=text("sent_at IS NULL"),
+                            sqlite_where=text("sent_at IS NULL")),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"))
@@ -309,6 +313,8 @@ class ClusterWorkerRow(Base):
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: a connection of it holds a slot: it can send, so it takes a share of the outbox
     serving: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    #: the process beating under this id (another live one with the same id is refused)
+    token: Mapped[str] = mapped_column(String(32), server_default="")
 
 
 class ClusterLeaseRow(Base):

@@ -124,6 +124,8 @@ RECEIVED_ON: contextvars.ContextVar[BlogComponent | None] = contextvars.ContextV
 #: and a connection wrongly taken for slotless only gives its slot back and tries again)
 PROBE_ROUNDS = (16, 64, 256)
 PROBE_WAIT = 2.0
+#: pings that must all come back on this connection from the resource it found
+CONFIRM_PINGS = 3
 #: a connection that got no slot tries again this soon (a slot frees when a worker dies)
 NO_SLOT_RETRY = 3.0
 
@@ -355,15 +357,25 @@ class BlogComponent(slixmpp.ComponentXMPP):
             if self.transport is not transport or self.stopping:
                 return
             mine = [rid for rid, ok in zip(rids, answered, strict=True) if ok]
+            for rid in mine[:3]:
+                # a host that balances by destination sends every answer to one resource to the
+                # same connection; one that picks at random (no domain_balancing, or `random`,
+                # `source`) only seemed to, and would scatter our answers later
+                if all(await asyncio.gather(*(self._ping_from(rid) for _ in range(CONFIRM_PINGS)))):
+                    self.rid = rid
+                    log.info("component connection%s holds a slot: answers come back to %s",
+                             f" {self.name}" if self.name else "", self.return_jid)
+                    self._came_online()
+                    return
             if mine:
-                self.rid = mine[0]
-                log.info("component connection%s holds a slot: answers come back to %s",
-                         f" {self.name}" if self.name else "", self.return_jid)
-                self._came_online()
-                return
-        self.problem = "the host routes nothing to this connection (every domain_balancing slot is held)"
-        log.info("component connection%s holds no slot (%d probes unanswered): every slot is held; "
-                 "trying again in %.0fs", f" {self.name}" if self.name else "", sum(PROBE_ROUNDS), NO_SLOT_RETRY)
+                self.problem = ("answers to one resource came back on different connections: the host does not "
+                                "balance by destination (ejabberd: domain_balancing type: destination)")
+                log.error("component connection%s: %s", f" {self.name}" if self.name else "", self.problem)
+                break
+        else:
+            self.problem = "the host routes nothing to this connection (every domain_balancing slot is held)"
+            log.info("component connection%s holds no slot (%d probes unanswered): every slot is held; "
+                     "trying again in %.0fs", f" {self.name}" if self.name else "", sum(PROBE_ROUNDS), NO_SLOT_RETRY)
         self._no_slot = True
         self.abort()
 

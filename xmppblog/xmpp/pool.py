@@ -41,8 +41,11 @@ class ComponentPool:
         self.online = asyncio.Event()
         self.stopping = False
         self._on_online: list[Callable[[], None]] = []
-        #: the connection the last stanza of our own (not a reply) went out on
+        self._on_slot: list[Callable[[], None]] = []
+        #: the connection our own stanzas (not replies) go out on while it is up
         self._writer: BlogComponent | None = None
+        #: connections our own stanzas went out on since the last `processed`, with their stream
+        self._unconfirmed: dict[BlogComponent, object] = {}
         for member in members:
             member.on_online(self._member_online)
             member.add_event_handler("disconnected", self._member_offline)
@@ -71,6 +74,10 @@ class ComponentPool:
         """`callback` runs when the pool goes from no connection holding a slot to one."""
         self._on_online.append(callback)
 
+    def on_slot(self, callback: Callable[[], None]) -> None:
+        """`callback` runs when another connection takes a slot while the pool is online."""
+        self._on_slot.append(callback)
+
     # ------------------------------------------------------------ state
 
     def live(self) -> list[BlogComponent]:
@@ -92,6 +99,9 @@ class ComponentPool:
         if not self.online.is_set():
             self.online.set()
             for cb in self._on_online:
+                cb()
+        else:
+            for cb in self._on_slot:
                 cb()
 
     def _member_offline(self, _reason: Any) -> None:
@@ -116,7 +126,11 @@ class ComponentPool:
     def send_raw_stanza(self, data: str, largest: int | None = None) -> bool:
         """Write pre-serialised stanzas on one connection (`BlogComponent.send_raw_stanza`)."""
         member = self._via()
-        return member is not None and member.send_raw_stanza(data, largest)
+        if member is None or not member.send_raw_stanza(data, largest):
+            return False
+        if RECEIVED_ON.get() is None:  # our own stanza: `processed` must prove this stream routed it
+            self._unconfirmed.setdefault(member, member.transport)
+        return True
 
     async def writable(self, high_water: int = 4 * 1024 * 1024) -> None:
         member = self._via()
@@ -124,13 +138,16 @@ class ComponentPool:
             await member.writable(high_water)
 
     async def processed(self, host_domain: str, timeout: float = 15.0) -> bool:
-        """True once the host processed what our own stanzas wrote: a ping on the connection
-        they went out on (the writer never changes silently: a new one fails this check)."""
-        writer = self._writer
-        if writer is None or not writer.online.is_set():
-            self._writer = None
+        """True once the host processed every stanza of our own written since the last call: a
+        ping on each connection they went out on. If one of those streams closed meanwhile
+        (what it had not sent is lost) the answer is False, and the batch is sent again."""
+        written, self._unconfirmed = self._unconfirmed, {}
+        if not written:
+            return True
+        if any(m.transport is not t or not m.online.is_set() for m, t in written.items()):
             return False
-        return await writer.processed(host_domain, timeout)
+        answers = await asyncio.gather(*(m.processed(host_domain, timeout) for m in written))
+        return all(answers) and all(m.transport is t for m, t in written.items())
 
     async def disco(self, to: str, namespace: str, timeout: float = 10.0) -> ET.Element | None:
         member = self._via()

@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""A cluster's heartbeats and leases on PostgreSQL (storage/cluster.ClusterStore; issue #16):
+shards shared among the workers that can send, taken over from a dead one, one live process
+per worker id, and a worker taken for dead while alive told so.
+
+PostgreSQL only: a cluster runs on PostgreSQL (the statements use its `now()` and
+`make_interval`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from xmppblog.storage import migrate
+from xmppblog.storage.cluster import ClusterStore, WorkerIdInUse
+from xmppblog.storage.engine import create_engine, is_sqlite
+
+LEASE = 0.6
+
+
+@pytest.fixture
+async def engine(db_url):
+    if is_sqlite(db_url):
+        pytest.skip("a cluster runs on PostgreSQL only")
+    await migrate.upgrade(db_url)
+    engine = create_engine(db_url)
+    yield engine
+    await engine.dispose()
+
+
+async def test_shards_are_shared_and_taken_over_from_a_dead_worker(engine):
+    a, b = ClusterStore(engine, "a", LEASE), ClusterStore(engine, "b", LEASE)
+    await a.setup()
+    first = await a.heartbeat(True)
+    assert first.fresh and first.live == 1 and first.held == frozenset()
+    assert len(await a.acquire(64)) == 64
+    assert await b.acquire(10) == [], "every shard is held"
+    await b.heartbeat(True)
+    await asyncio.sleep(LEASE + 0.2)  # a stops beating
+    beat = await b.heartbeat(True)
+    assert [w for w, _ in beat.buried] == ["a"] and beat.live == 1
+    taken = await b.acquire(64)
+    assert len(taken) == 64 and {was for _, was in taken} == {"a"}, "its expired leases, with who held them"
+
+
+async def test_one_live_process_per_worker_id(engine):
+    first, second = ClusterStore(engine, "w", LEASE), ClusterStore(engine, "w", LEASE)
+    await first.heartbeat(True)
+    with pytest.raises(WorkerIdInUse):
+        await second.heartbeat(True)
+    await asyncio.sleep(LEASE + 0.2)  # the first died: its id is free again
+    assert not (await second.heartbeat(True)).fresh, "the dead one's row, taken over"
+    with pytest.raises(WorkerIdInUse):
+        await first.heartbeat(True)
+
+
+async def test_a_worker_taken_for_dead_while_alive_is_told_so(engine):
+    slow, other = ClusterStore(engine, "slow", LEASE), ClusterStore(engine, "other", LEASE)
+    assert (await slow.heartbeat(True)).fresh
+    assert not (await slow.heartbeat(True)).fresh
+    await asyncio.sleep(LEASE + 0.2)  # slow stalls; the other forgets it
+    assert [w for w, _ in (await other.heartbeat(True)).buried] == ["slow"]
+    assert (await slow.heartbeat(True)).fresh, "its row had to be inserted again"
