@@ -223,3 +223,26 @@ def test_one_process_keeps_its_plain_buckets():
     assert all(type(b) is TokenBuckets for b in buckets)
     (c,) = workers(1, Clock(), FakeLevels(Clock()))
     assert isinstance(c._local_publishes, SharedBuckets) and type(c._rates["event"].jid) is TokenBuckets
+
+
+async def test_a_flood_of_senders_never_makes_a_flush_unbounded(monkeypatch):
+    """Past MAX_KEYS keys, new senders are limited by this worker's buckets only: one flush
+    (and the heartbeat it runs after) stays bounded however many senders flood."""
+    from xmppblog.spamguard import shared
+    monkeypatch.setattr(shared, "MAX_KEYS", 3)
+    clock = Clock()
+    store = FakeLevels(clock)
+    limits = SharedLimits(store, clock)
+    for i in range(10):
+        limits.spent(f"subscribes:jid:u{i}@flood.example", 20)
+    assert len(limits) == 3 and limits.unshared == 7
+    charged = []
+    real = store.charge
+
+    async def charge(seconds, watched):
+        charged.append(len(seconds) + len(watched))
+        return await real(seconds, watched)
+
+    store.charge = charge  # type: ignore[method-assign]
+    await limits.flush(2)
+    assert charged == [3]

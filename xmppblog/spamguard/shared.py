@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 #: a limit of A a minute lets A through at once: the shared bucket, like the local one, holds a minute
 BURST_SECONDS = 60.0
+#: keys shared at most (a flood of distinct senders beyond it is limited per worker)
+MAX_KEYS = 20_000
+#: a flush that takes longer is given up: the heartbeat it runs after must go on
+FLUSH_SECONDS = 2.0
 
 
 class LevelStore(Protocol):
@@ -90,6 +94,8 @@ class SharedLimits:
         self._flushing = asyncio.Lock()
         #: live workers, as the last heartbeat counted them (each admits 1/N of the room)
         self.workers = 1
+        #: admissions of keys beyond MAX_KEYS, limited by this worker's buckets only
+        self.unshared = 0
 
     def admits(self, key: str) -> bool:
         """Whether this worker's share of `key`'s shared bucket has room for one more."""
@@ -100,9 +106,14 @@ class SharedLimits:
         return room >= 1 and k.since_read < math.ceil(room / self.workers)
 
     def spent(self, key: str, per_minute: int) -> None:
-        """Count one admission of `key` (a limit of `per_minute`), to be charged at the next flush."""
+        """Count one admission of `key` (a limit of `per_minute`), to be charged at the next flush.
+        Past MAX_KEYS keys a new one is not shared (its local bucket still limits it): a flood
+        of senders never makes one flush, or the heartbeat that runs it, unboundedly large."""
         k = self._keys.get(key)
         if k is None:
+            if len(self._keys) >= MAX_KEYS:
+                self.unshared += 1
+                return
             k = self._keys[key] = _Key(60.0 / per_minute, self._now())
         k.since_read += 1
         k.unreported += 1
@@ -128,7 +139,9 @@ class SharedLimits:
         if not sent and not watched:
             return
         try:
-            levels = await self._store.charge({key: n * self._keys[key].cost for key, n in sent.items()}, watched)
+            levels = await asyncio.wait_for(
+                self._store.charge({key: n * self._keys[key].cost for key, n in sent.items()}, watched),
+                FLUSH_SECONDS)
         except Exception:
             log.warning("spamguard: could not share %d rate-limit keys with the cluster; until it can, this "
                         "worker admits as if every worker admitted what it did", len(sent) + len(watched),
