@@ -463,10 +463,11 @@ class App:
             await self._stop.wait()
         finally:
             log.info("shutting down")
-            await self.component.drain()
+            # a cluster's worker leaves within 20 s: what it does not flush, the others send
+            await self.component.drain(5.0 if self.membership is not None else 10.0)
             await self.sender.stop()
             try:
-                await asyncio.wait_for(sender, timeout=15)
+                await asyncio.wait_for(sender, timeout=8 if self.membership is not None else 15)
             except TimeoutError:
                 log.warning("outbox: flush did not finish; the rest is sent at next start")
             stats.cancel()
@@ -523,6 +524,8 @@ class App:
     def _host_problem(self) -> str | None:
         if self.component.online.is_set():
             return None
+        if self.membership is not None and self.component.spare:
+            return None  # a cluster's spare worker: ready to take the slots of one that dies
         c = self.cfg.component
         return f"not connected to the host server {c.host}:{c.port}" + (
             f" ({self.component.problem})" if self.component.problem else "")

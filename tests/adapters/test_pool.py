@@ -91,3 +91,16 @@ async def test_the_pool_is_online_while_any_connection_holds_a_slot():
     pool._member_offline(None)
     assert not pool.online.is_set()
     assert not pool.send_raw_stanza("<message to='x@example.org' from='blog.example.org'/>")
+
+
+def test_a_pool_whose_connections_all_wait_for_a_slot_is_a_spare():
+    pool, a, b = pool_of_two()
+    for w in (a, b):
+        w.online.clear()
+    pool.online.clear()
+    a.spare = True
+    assert not pool.spare, "one connection is down for another reason"
+    b.spare = True
+    assert pool.spare
+    a._came_online()
+    assert not pool.spare and not a.spare

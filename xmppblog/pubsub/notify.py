@@ -217,7 +217,9 @@ class OutboxSender:
         if self._online.is_set():
             try:
                 await self.drain_once()
-                while self.more:  # full batches: there may be more
+                # full batches: there may be more (a cluster's worker leaves them to the workers
+                # that take its shards over, rather than be cut off in the middle of a batch)
+                while self.more and self._batch_lock is None:
                     await self.drain_once()
             except errors.BlogError:
                 log.warning("outbox: could not flush on shutdown; it resumes at next start")

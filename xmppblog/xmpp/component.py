@@ -232,6 +232,8 @@ class BlogComponent(slixmpp.ComponentXMPP):
         #: the resource answers to our requests reach this connection at (None: the bare JID does)
         self.rid: str | None = None
         self._no_slot = False
+        #: the host is up but every slot is held: this connection waits to take one (a spare)
+        self.spare = False
         #: the handshake is done and the stream not closed (online: and it holds a slot)
         self._stream_up = False
         #: how logs name this connection among several ("" when it is the only one)
@@ -340,6 +342,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self._came_online()
 
     def _came_online(self) -> None:
+        self.spare = False
         self._reconnect_delay = 1.0
         self.online.set()
         for cb in self._on_online:
@@ -374,6 +377,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
                 break
         else:
             self.problem = "the host routes nothing to this connection (every domain_balancing slot is held)"
+            self.spare = True
             log.info("component connection%s holds no slot (%d probes unanswered): every slot is held; "
                      "trying again in %.0fs", f" {self.name}" if self.name else "", sum(PROBE_ROUNDS), NO_SLOT_RETRY)
         self._no_slot = True
@@ -393,6 +397,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
     def _stream_error(self, error: Any) -> None:
         cond = error["condition"]
         self.last_stream_error = cond
+        self.spare = False
         hint = {
             "not-authorized": "the host server refused our handshake: check [component] secret",
             "host-unknown": "the host server has no Component entry for this jid: check [component] jid",
@@ -406,6 +411,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
         self.problem = f"stream error {cond}" + (f": {hint}" if hint else "")
 
     def _connection_failed(self, reason: Any) -> None:
+        self.spare = False
         log.error("cannot reach host server %s:%s: %s; retrying", self.server_host, self.server_port, reason)
         self.problem = f"cannot reach it: {reason}"
 

@@ -92,6 +92,11 @@ class ComponentPool:
         return problems[0] if problems else None
 
     @property
+    def spare(self) -> bool:
+        """No connection holds a slot because every slot is held (the host is fine)."""
+        return not self.online.is_set() and all(m.spare for m in self.members)
+
+    @property
     def oversize(self) -> int:
         return sum(m.oversize for m in self.members)
 
