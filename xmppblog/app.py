@@ -80,7 +80,7 @@ from .spamguard.guard import Limits as GuardLimits
 from .spamguard.rtbl import BlockLists
 from .spamguard.shared import SharedLimits
 from .storage import migrate, probe
-from .storage.cluster import ClusterStore, SpamUsage, Versions, cluster_engine
+from .storage.cluster import ClusterStore, SpamUsage, Versions, cluster_engine, live_workers
 from .storage.engine import create_engine, sessionmaker
 from .storage.repos import uow_factory
 from .storage.search import SearchReader
@@ -439,6 +439,11 @@ class App:
         await self.signer.load()
         # In a cluster only a cold start sends everything again; a worker that joins a running
         # cluster leaves the others' notifications alone (a dead one's are requeued when found).
+        if self.membership is None and await live_workers(self.engine, self.cfg.cluster.lease_seconds):
+            # it would send every shard's notifications beside them, and its requests' answers
+            # would reach their connections
+            raise RuntimeError("workers of a cluster are running on this database: start this process with "
+                               "the same [cluster] section ([cluster] enabled = true)")
         if self.membership is None or await self.membership.join():
             await self.core.deliveries.requeue_after_restart()
 

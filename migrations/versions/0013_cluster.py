@@ -54,10 +54,13 @@ def upgrade() -> None:
             sa.Column("worker", sa.String(160), primary_key=True),
             sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         )
+    # what one worker saw is forgotten at once when it leaves or is found dead
+    op.create_index("ix_online_contacts_worker", "online_contacts", ["worker"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_outbox_unsent_next_at", table_name="outbox")
+    op.drop_index("ix_online_contacts_worker", table_name="online_contacts")
     op.drop_table("online_contacts")
     op.drop_table("cluster_leases")
     op.drop_table("cluster_workers")

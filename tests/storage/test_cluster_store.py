@@ -13,7 +13,7 @@ import asyncio
 import pytest
 
 from xmppblog.storage import migrate
-from xmppblog.storage.cluster import ClusterStore, WorkerIdInUse
+from xmppblog.storage.cluster import ClusterStore, WorkerIdInUse, live_workers
 from xmppblog.storage.engine import create_engine, is_sqlite
 
 LEASE = 0.6
@@ -62,3 +62,12 @@ async def test_a_worker_taken_for_dead_while_alive_is_told_so(engine):
     await asyncio.sleep(LEASE + 0.2)  # slow stalls; the other forgets it
     assert [w for w, _ in (await other.heartbeat(True)).buried] == ["slow"]
     assert (await slow.heartbeat(True)).fresh, "its row had to be inserted again"
+
+
+async def test_a_process_outside_the_cluster_sees_its_workers(engine):
+    """App.prepare refuses to run a process without [cluster] beside a cluster's live workers."""
+    assert await live_workers(engine, LEASE) == 0
+    await ClusterStore(engine, "w", LEASE).heartbeat(True)
+    assert await live_workers(engine, LEASE) == 1
+    await asyncio.sleep(LEASE + 0.2)
+    assert await live_workers(engine, LEASE) == 0, "a dead worker does not count"

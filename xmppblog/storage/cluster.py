@@ -101,6 +101,14 @@ class WorkerIdInUse(Exception):
     """Another live process beats under this worker's id."""
 
 
+async def live_workers(engine: AsyncEngine, lease_seconds: float) -> int:
+    """How many workers of a cluster beat on this database now (0 on SQLite, or before any did)."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    async with engine.connect() as conn:
+        return int((await conn.execute(_LIVE, {"lease": float(lease_seconds)})).scalar_one())
+
+
 class ClusterStore:
     """Heartbeats, shard leases and shared presence for worker `me`."""
 

@@ -331,6 +331,7 @@ class OnlineContactRow(Base):
     """A contact that `worker` saw online (UNLOGGED on PostgreSQL: rebuilt from presence)."""
 
     __tablename__ = "online_contacts"
+    __table_args__ = (Index("ix_online_contacts_worker", "worker"),)
 
     contact: Mapped[str] = mapped_column(String(3071), primary_key=True)
     worker: Mapped[str] = mapped_column(String(160), primary_key=True)
