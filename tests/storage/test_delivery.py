@@ -116,6 +116,8 @@ async def test_a_server_that_answers_again_gets_its_waiting_notifications_at_onc
 
     core, uow, clock = stack
     d = Deliveries(core.transactions, clock, DeliveryPolicy(retry_for=timedelta(hours=1)))
+    delivered = await _sent_row(core.pubsub, uow, clock)  # before the outage: it arrived, never bounces
+    clock.advance(5)
     row = await _sent_row(core.pubsub, uow, clock)
     for _ in range(5):  # the backoff grows to 8 minutes
         assert await d.bounced(row, PEER, "remote-server-timeout") == "retry"
@@ -136,8 +138,17 @@ async def test_a_server_that_answers_again_gets_its_waiting_notifications_at_onc
     assert await recovery.check() == 0 and pings.asked == [PEER], "still down: nothing changes"
     async with uow() as u:
         assert await u.outbox.due(clock.now(), 10) == []
-    pings.up.add(PEER)
-    assert await recovery.check() == 1
+    # while it was down, another notification went out and its bounce never came back
+    clock.advance(60)
+    await core.pubsub.publish(ALICE, REF, None, draft("sent into the void"))
     async with uow() as u:
-        assert [x.row_id for x in await u.outbox.due(clock.now(), 10)] == [row], "due now, not in 8 minutes"
+        silent = next(x.row_id for x in await u.outbox.due(clock.now(), 10) if x.recipient == PEER)
+        await u.outbox.mark_sent([silent], clock.now())
+        await u.commit()
+    pings.up.add(PEER)
+    assert await recovery.check() == 2
+    async with uow() as u:
+        due = sorted(x.row_id for x in await u.outbox.due(clock.now(), 10))
+    assert due == sorted([row, silent]), "due now, not in 8 minutes; and what was sent into the outage too"
+    assert delivered not in due, "what arrived before the outage is not sent again"
     assert await d.server_back("other.org") == 0, "another server's rows are left alone"

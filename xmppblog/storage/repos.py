@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import (DateTime, Table, bindparam, delete, exists, func, insert, literal, literal_column, or_, select,
-                        update)
+from sqlalchemy import (DateTime, Table, and_, bindparam, delete, exists, func, insert, literal, literal_column, or_,
+                        select, update)
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import aliased
@@ -997,11 +997,19 @@ class OutboxRepo:
         return sorted({server_of(r) for r in rows})
 
     async def retry_now(self, server: str, at: datetime) -> int:
-        """Every notification to `server` waiting for a retry is due at `at`; returns how many."""
+        """`server` answers again: every notification to it waiting for a retry is due at `at`,
+        and so is every one sent to it since the first that bounced was planned and not bounced
+        since (a server that is down does not always bounce: its host may drop what it queued
+        for it). Returns how many."""
         on = or_(_O.c.recipient == server, _O.c.recipient.endswith(f"@{server}", autoescape=True),
                  _O.c.recipient.contains(f"@{server}/", autoescape=True))
-        res = await self.s.execute(update(_O).where(_O.c.attempts > 0, _O.c.sent_at.is_(None), _O.c.next_at > at,
-                                                    on).values(next_at=at))
+        # when the outage began, at the latest: the planning of the oldest notification that bounced
+        down_since = (select(func.min(_E.c.created_at)).select_from(_O.join(_E, _E.c.id == _O.c.event_id))
+                      .where(on, _O.c.attempts > 0).scalar_subquery())
+        since_down = select(_E.c.id).where(_E.c.created_at >= down_since)
+        res = await self.s.execute(update(_O).where(on, or_(
+            and_(_O.c.attempts > 0, _O.c.sent_at.is_(None), _O.c.next_at > at),
+            and_(_O.c.sent_at.is_not(None), _O.c.event_id.in_(since_down)))).values(next_at=at, sent_at=None))
         return int(res.rowcount or 0)
 
     async def retry(self, row_id: int, attempts: int, next_at: datetime) -> None:
