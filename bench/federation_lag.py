@@ -145,12 +145,14 @@ async def main(args) -> dict:
                 "outage_s": args.outage, "backlog_posts": len(backlog),
                 "live_rate_posts_per_s": round(1 / args.interval, 2),
                 "r3_back_to_first_post_s": round(first_post - back, 1),
-                "r3_back_to_drained_s": round(drained_at - back, 1) if drained_at else None,
-                "drain_rate_posts_per_s": round(len(backlog) / (drained_at - back), 2) if drained_at else None,
                 "backlog_delivered": got, "backlog_expected": len(backlog) * len(fresh),
+                # drained: every r3 follower has every post of the backlog (else no rate is given)
+                "r3_back_to_drained_s": round(drained_at - back, 1) if drained_at and got == len(backlog) * len(
+                    fresh) else None,
                 "r3_log_sent_now": "answers again" in "".join(c.log_text() for c in cluster.workers.values()),
             })
-            if result["drain_rate_posts_per_s"]:
+            if result["r3_back_to_drained_s"]:
+                result["drain_rate_posts_per_s"] = round(len(backlog) / result["r3_back_to_drained_s"], 2)
                 result["drain_vs_live"] = round(result["drain_rate_posts_per_s"] * args.interval, 1)
             print(json.dumps(result), flush=True)
             minis += fresh
