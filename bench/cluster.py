@@ -246,9 +246,11 @@ async def kills(cluster: Cluster, load: Load, args, sig: signal.Signals = signal
 
 
 @contextlib.contextmanager
-def balanced_host(domain: str, ip: str, slots: int) -> Iterator[tuple[Ejabberd, PostgresServer, Path]]:
+def balanced_host(domain: str, ip: str, slots: int,
+                  extra_hosts: str = "") -> Iterator[tuple[Ejabberd, PostgresServer, Path]]:
     """A fresh PostgreSQL and an ejabberd with `domain_balancing` (destination, `slots` fixed
-    slots), both stopped afterwards, and a scratch directory; exits when either cannot run."""
+    slots; `extra_hosts`: the hosts-file lines of the servers it federates with), both stopped
+    afterwards, and a scratch directory; exits when either cannot run."""
     if why := unavailable():
         raise SystemExit(why)
     with tempfile.TemporaryDirectory() as d:
@@ -258,7 +260,8 @@ def balanced_host(domain: str, ip: str, slots: int) -> Iterator[tuple[Ejabberd, 
             raise SystemExit(why)
         pg.start()
         # the clients register themselves in band
-        server = Ejabberd(domain, ip, base / "ejabberd", [], balancing=("destination", slots))
+        server = Ejabberd(domain, ip, base / "ejabberd", [], balancing=("destination", slots),
+                          extra_hosts=extra_hosts)
         try:
             server.start()
             yield server, pg, base

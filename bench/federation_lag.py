@@ -30,16 +30,14 @@ import argparse
 import asyncio
 import json
 import re
-import tempfile
 import time
 from pathlib import Path
 
-from bench.cluster import Cluster, post
+from bench.cluster import Cluster, balanced_host, post
 from bench.common import pct
 from tests.support.component import Component
-from tests.support.ejabberd import Ejabberd, unavailable
 from tests.support.mini import Mini
-from tests.support.postgres import PostgresServer, fresh_database
+from tests.support.postgres import fresh_database
 from tests.support.prosody import Prosody, ProsodyNet
 
 SENDER_IP = "127.0.20.11"
@@ -57,21 +55,11 @@ async def follow(f: Mini, service: str, who: str) -> None:
 
 
 async def main(args) -> dict:
-    if why := unavailable():
-        raise SystemExit(why)
-    with tempfile.TemporaryDirectory() as d:
-        base = Path(d)
-        pg = PostgresServer(base / "pg")
-        if why := pg.unavailable():
-            raise SystemExit(why)
-        pg.start()
+    hosts = "".join(f"{ip} {dom} blog.{dom}\n" for _, dom, ip in RECEIVERS)
+    with balanced_host("lag.test", SENDER_IP, 2, hosts) as (sender, pg, base):
         servers = [Prosody(n, dom, ip, base, []) for n, dom, ip in RECEIVERS]
         net = ProsodyNet(base, servers, extra_hosts=f"{SENDER_IP} lag.test blog.lag.test\n")
         net.start()
-        hosts = "".join(f"{s.ip} {s.domain} {s.component}\n" for s in servers)
-        sender = Ejabberd("lag.test", SENDER_IP, base / "ejabberd", [], balancing=("destination", 2),
-                          extra_hosts=hosts)
-        sender.start()
         comps = [Component(s, base / f"x{s.name}").for_load() for s in servers]
         cluster = Cluster(sender, base / "cluster", fresh_database(pg.url), 1)
         minis: list[Mini] = []
@@ -178,9 +166,7 @@ async def main(args) -> dict:
             cluster.stop()
             for c in comps:
                 c.stop()
-            sender.stop()
             net.stop()
-            pg.stop()
 
 
 if __name__ == "__main__":

@@ -12,21 +12,14 @@ import asyncio
 
 import pytest
 
-from xmppblog.storage import migrate
 from xmppblog.storage.cluster import ClusterStore, WorkerIdInUse, live_workers
-from xmppblog.storage.engine import create_engine, is_sqlite
 
 LEASE = 0.6
 
 
 @pytest.fixture
-async def engine(db_url):
-    if is_sqlite(db_url):
-        pytest.skip("a cluster runs on PostgreSQL only")
-    await migrate.upgrade(db_url)
-    engine = create_engine(db_url)
-    yield engine
-    await engine.dispose()
+def engine(cluster_engine):
+    return cluster_engine
 
 
 async def test_shards_are_shared_and_taken_over_from_a_dead_worker(engine):

@@ -13,19 +13,13 @@ import time
 import pytest
 from sqlalchemy import text
 
-from xmppblog.storage import migrate
 from xmppblog.storage.cluster import SpamUsage
-from xmppblog.storage.engine import create_engine, is_sqlite
+from xmppblog.storage.engine import create_engine
 
 
 @pytest.fixture
-async def engine(db_url):
-    if is_sqlite(db_url):
-        pytest.skip("a cluster's shared limits are PostgreSQL-only SQL (SQLite runs one process)")
-    await migrate.upgrade(db_url)
-    engine = create_engine(db_url)
-    yield engine
-    await engine.dispose()
+def engine(cluster_engine):
+    return cluster_engine
 
 
 async def test_charges_add_up_and_are_read_back(engine):
