@@ -660,7 +660,7 @@ class BlogComponent(slixmpp.ComponentXMPP):
                 (the outbox's bulk writes); by default `data` is one stanza and is measured.
         """
         # a connection still looking for its slot answers what reaches it already
-        if self.transport is None or not (self._stream_up or self.online.is_set()):
+        if self.transport is None or not self._stream_up:
             return False
         if largest is None:
             largest = stanza_bytes(data, self.max_stanza_bytes)
