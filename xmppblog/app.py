@@ -213,7 +213,6 @@ class App:
             shared_limits = SharedLimits(usage, time.monotonic)
             self._next_usage_expiry = 0.0
             self.membership = Membership(store, cl.heartbeat_seconds, cl.lease_seconds,
-                                         requeue_since=lambda since: self.core.deliveries.requeue_after_restart(since),
                                          on_change=self._shards_changed, on_buried=self._worker_died,
                                          serving=lambda: self.component.online.is_set(),
                                          on_rejoined=lambda: self.online.reshare(),  # type: ignore[attr-defined]

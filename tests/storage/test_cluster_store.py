@@ -37,6 +37,39 @@ async def test_shards_are_shared_and_taken_over_from_a_dead_worker(engine):
     assert len(taken) == 64 and {was for _, was in taken} == {"a"}, "its expired leases, with who held them"
 
 
+async def test_the_worker_that_forgets_a_dead_one_sends_its_last_moments_again_in_the_same_transaction(engine):
+    """Bounces to a dead worker's slots were lost: what any worker sent to other servers from
+    two leases before it was last seen is due again, decided with the burial itself (a crash
+    between the two would lose them)."""
+    from sqlalchemy import text
+
+    a, b = ClusterStore(engine, "a", LEASE), ClusterStore(engine, "b", LEASE)
+    await a.setup()
+    async with engine.begin() as conn:
+        event = (await conn.execute(text(
+            "INSERT INTO outbox_events (kind, sender, node, created_at, shard) "
+            "VALUES ('item', 'alice@blog.example.org', 'urn:xmpp:microblog:0', now(), 0) RETURNING id"))).scalar_one()
+        rows = {}
+        for name, sent in (("long before", "now() - interval '10 minutes'"), ("last moments", "now()"),
+                           ("never sent", "NULL")):
+            rows[name] = (await conn.execute(text(
+                f"INSERT INTO outbox (event_id, recipient, attempts, next_at, sent_at) VALUES "
+                f"(:e, 'bob@example.net', 0, now() + interval '1 hour', {sent}) RETURNING id"), {"e": event})
+            ).scalar_one()
+    await a.heartbeat(True)
+    await b.heartbeat(True)
+    await asyncio.sleep(LEASE + 0.2)  # a stops beating
+    beat = await b.heartbeat(True)
+    assert [w for w, _ in beat.buried] == ["a"] and beat.requeued == 1
+    async with engine.connect() as conn:
+        state = {r[0]: (r[1], r[2]) for r in await conn.execute(
+            text("SELECT id, sent_at IS NULL, next_at <= now() FROM outbox"))}
+    assert state[rows["last moments"]] == (True, True), "due again, now"
+    assert state[rows["long before"]] == (False, False), "its bounce had come back long ago"
+    assert state[rows["never sent"]] == (True, False)
+    assert (await b.heartbeat(True)).requeued == 0, "only once"
+
+
 async def test_one_live_process_per_worker_id(engine):
     first, second = ClusterStore(engine, "w", LEASE), ClusterStore(engine, "w", LEASE)
     await first.heartbeat(True)

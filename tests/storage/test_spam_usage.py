@@ -76,9 +76,6 @@ async def test_two_workers_share_a_limit_through_their_heartbeats(engine):
     from xmppblog.spamguard.shared import SharedLimits
     from xmppblog.storage.cluster import ClusterStore
 
-    async def requeue(since):
-        return 0
-
     async def consent(origin, node):
         return False
 
@@ -86,7 +83,7 @@ async def test_two_workers_share_a_limit_through_their_heartbeats(engine):
     members, guards = [], []
     for name in ("w1", "w2"):
         shared = SharedLimits(usage, time.monotonic)
-        members.append(Membership(ClusterStore(engine, name, 1.0), 0.1, 1.0, requeue,
+        members.append(Membership(ClusterStore(engine, name, 1.0), 0.1, 1.0,
                                   on_beat=lambda s=shared, i=len(members): s.flush(members[i].live)))
         guards.append(Guard(consent, {"example.org"}, Limits(subscribes_per_minute=4), shared=shared))
     for m in members:

@@ -33,12 +33,8 @@ class Store:
         self.leases -= set(shards)
 
 
-async def nothing(*_: object) -> int:
-    return 0
-
-
 def worker(store: Store, now: list[float]) -> Membership:
-    return Membership(store, 2.0, 10.0, nothing, clock=lambda: now[0])  # type: ignore[arg-type]
+    return Membership(store, 2.0, 10.0, clock=lambda: now[0])  # type: ignore[arg-type]
 
 
 async def test_no_shard_is_sent_from_once_the_leases_may_have_run_out():
@@ -71,7 +67,7 @@ async def test_a_worker_forgotten_by_the_others_shares_what_it_saw_again():
     now = [100.0]
     store = Store()
     told: list[str] = []
-    m = Membership(store, 2.0, 10.0, nothing, clock=lambda: now[0],  # type: ignore[arg-type]
+    m = Membership(store, 2.0, 10.0, clock=lambda: now[0],  # type: ignore[arg-type]
                    on_rejoined=lambda: told.append("again"))
     real = store.heartbeat
 

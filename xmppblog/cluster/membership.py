@@ -9,8 +9,9 @@ holds, and moves towards its fair share among the workers that can send
 it takes shards nobody live holds (free, released, or left by a dead worker whose
 lease ran out) and gives back those above its share, between two outbox batches
 (`batch_lock`), so a shard is never sent from by two workers on purpose. The one
-worker that forgets a dead one also has its remote notifications of the last
-moments sent again: bounces that came back while its slots were empty were lost.
+worker that forgets a dead one also has the remote notifications of its last
+moments sent again, in the same transaction (storage/cluster): bounces that came
+back while its slots were empty were lost.
 After every heartbeat that reached the database, and once more when it leaves, the
 worker runs `on_beat` (the composition root shares spamguard's limits there).
 """
@@ -21,7 +22,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from ..core.shards import SHARDS, job_shard, share
 from ..storage.cluster import ClusterStore
@@ -33,7 +33,7 @@ class Membership:
     """Held by the composition root; the outbox sender reads `held` and holds `batch_lock`."""
 
     def __init__(self, store: ClusterStore, heartbeat_seconds: float, lease_seconds: float,
-                 requeue_since: Callable[..., Awaitable[int]], on_change: Callable[[], None] = lambda: None,
+                 on_change: Callable[[], None] = lambda: None,
                  on_buried: Callable[[], None] = lambda: None, serving: Callable[[], bool] = lambda: True,
                  clock: Callable[[], float] = time.monotonic, on_rejoined: Callable[[], None] = lambda: None,
                  on_beat: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -42,7 +42,6 @@ class Membership:
         self._serving = serving
         self.heartbeat_seconds = heartbeat_seconds
         self.lease_seconds = lease_seconds
-        self._requeue_since = requeue_since
         self._on_change = on_change
         self._on_buried = on_buried
         self._on_beat = on_beat
@@ -133,8 +132,9 @@ class Membership:
         for dead, seen in beat.buried:
             log.warning("cluster: worker %s is gone (last seen %s); its shards and slots are taken over",
                         dead, seen.isoformat(timespec="seconds"))
-            # what it sent in its last moments may have bounced to its empty slots
-            await self._requeue_since(seen - timedelta(seconds=self.lease_seconds))
+        if beat.requeued:
+            log.info("cluster: %d notification(s) to other servers sent again (their bounces may have "
+                     "reached a worker that is gone)", beat.requeued)
         if beat.buried:
             self._on_buried()
         # only workers that can send share the outbox; one whose connections hold no slot gives

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from .events import Cause, SubscriptionChanged
 from .jid import bare
@@ -115,17 +115,15 @@ class Deliveries:
             log.info("delivery: %s answers again; its %d waiting notification(s) are sent now", server, n)
         return n
 
-    async def requeue_after_restart(self, since: datetime | None = None) -> int:
-        """Notifications handed to other servers may have bounced while nobody listened (this
-        process was stopped, or a worker of a cluster died with the slots their bounces hash
-        to): send them again, all of them or those sent at or after `since` (a duplicate at
-        worst, never a loss)."""
+    async def requeue_after_restart(self) -> int:
+        """Notifications handed to other servers may have bounced while this process was
+        stopped: send them all again (a duplicate at worst, never a loss). A cluster does the
+        same for a dead worker's last moments when it forgets it (storage/cluster)."""
         async with self._uow() as uow:
-            n = await uow.outbox.requeue_sent(since)
+            n = await uow.outbox.requeue_sent()
             await uow.commit()
         if n:
-            log.info("outbox: %d notification(s) to other servers sent again (%s)", n,
-                     "after restart" if since is None else f"bounces since {since:%H:%M:%S} may be lost")
+            log.info("outbox: %d notification(s) to other servers sent again after restart", n)
         return n
 
     async def expire_sent(self, shards: frozenset[int] | None = None) -> int:

@@ -35,9 +35,19 @@ _LIVE = text("SELECT count(*) FROM cluster_workers WHERE seen_at > now() - make_
 #: the workers that share the outbox: alive, and able to send
 _SERVING = text("SELECT count(*) FROM cluster_workers WHERE seen_at > now() - make_interval(secs => :lease) "
                 "AND serving")
-#: a dead worker is forgotten by exactly one of the others (the DELETE decides which)
-_BURY = text("DELETE FROM cluster_workers WHERE seen_at <= now() - make_interval(secs => :lease) AND id <> :me "
-             "RETURNING id, seen_at")
+#: A dead worker is forgotten by exactly one of the others (the DELETE decides which), and in
+#: the same statement the remote notifications sent in its last moments are due again: their
+#: bounces may have come back to its slots while nobody read them. "Its last moments" start two
+#: leases before it was last seen: one for what was in flight, one for the skew between the
+#: database's clock (`seen_at`) and the workers' clocks that stamped `sent_at` (kept in sync
+#: by NTP). Every worker's rows in that window are sent again, not only the dead one's: a
+#: bounce is routed by the blog it is addressed to, whichever worker sent the notification.
+_BURY = text(
+    "WITH gone AS (DELETE FROM cluster_workers WHERE seen_at <= now() - make_interval(secs => :lease) "
+    "AND id <> :me RETURNING id, seen_at), "
+    "requeued AS (UPDATE outbox SET sent_at = NULL, next_at = now() WHERE sent_at IS NOT NULL "
+    "AND sent_at >= (SELECT min(seen_at) FROM gone) - make_interval(secs => 2 * :lease) RETURNING 1) "
+    "SELECT id, seen_at, (SELECT count(*) FROM requeued) FROM gone")
 _ACQUIRE = text(
     "WITH free AS (SELECT name, owner FROM cluster_leases WHERE name LIKE 'shard:%' "
     "AND (owner IS NULL OR until IS NULL OR until <= now()) ORDER BY name LIMIT :n FOR UPDATE SKIP LOCKED) "
@@ -95,6 +105,8 @@ class Heartbeat:
     #: this worker's row was inserted anew: at its first beat, or after the others had taken it
     #: for dead and forgotten it (with what it saw online)
     fresh: bool = False
+    #: remote notifications due again because their bounces may have reached a buried worker
+    requeued: int = 0
 
 
 class WorkerIdInUse(Exception):
@@ -134,7 +146,7 @@ class ClusterStore:
 
     async def heartbeat(self, serving: bool) -> Heartbeat:
         """Say this worker is alive (and whether it can send), renew its leases, forget dead
-        workers (and what they saw)."""
+        workers (what they saw, and the bounces they may have missed), in one transaction."""
         params = {"me": self.me, "lease": self._lease, "serving": serving, "token": self._token}
         async with self._engine.begin() as conn:
             alive = (await conn.execute(_ALIVE, params)).first()
@@ -142,12 +154,13 @@ class ClusterStore:
                 raise WorkerIdInUse(f"[cluster] worker_id {self.me!r} is in use by another live worker; "
                                     "give each worker its own (or leave it empty)")
             held = frozenset(_shard(r[0]) for r in await conn.execute(_RENEW, params))
-            buried = tuple((r[0], r[1]) for r in await conn.execute(_BURY, params))
+            rows = (await conn.execute(_BURY, params)).all()
+            buried = tuple((r[0], r[1]) for r in rows)
             if buried:
                 await conn.execute(_ORPHANS)
             live = int((await conn.execute(_LIVE, params)).scalar_one())
             sending = int((await conn.execute(_SERVING, params)).scalar_one())
-        return Heartbeat(live, sending, held, buried, bool(alive.fresh))
+        return Heartbeat(live, sending, held, buried, bool(alive.fresh), int(rows[0][2]) if rows else 0)
 
     async def acquire(self, n: int) -> list[tuple[int, str | None]]:
         """Up to `n` shards no live worker holds: (shard, its previous holder)."""

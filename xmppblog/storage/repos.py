@@ -959,11 +959,10 @@ class OutboxRepo:
         if row_ids:
             await self.s.execute(update(OutboxRow).where(OutboxRow.id.in_(list(row_ids))).values(sent_at=at))
 
-    async def requeue_sent(self, since: datetime | None = None) -> int:
-        """Sent but unconfirmed rows (a bounce may have been missed while nobody listened): due
-        again; only those sent at or after `since` if given."""
-        conds = [OutboxRow.sent_at.is_not(None)] + ([OutboxRow.sent_at >= since] if since is not None else [])
-        res = await self.s.execute(update(OutboxRow).where(*conds).values(sent_at=None, next_at=self._now()))
+    async def requeue_sent(self) -> int:
+        """Sent but unconfirmed rows (a bounce may have been missed while nobody listened): due again."""
+        res = await self.s.execute(update(OutboxRow).where(OutboxRow.sent_at.is_not(None))
+                                   .values(sent_at=None, next_at=self._now()))
         return int(res.rowcount or 0)
 
     async def expire_sent(self, before: datetime, shards: frozenset[int] | None = None) -> int:
