@@ -2,11 +2,17 @@
 """Profile one post's whole server-side path in process: publish (plan, store) and drain.
 
     .venv/bin/python -m bench.profile_publish [--subscribers 1000] [--posts 50] [--db URL] [--top 25]
+                                              [--cluster SHARDS]
 
 Uses the real core (built by the composition root), repositories and OutboxSender over a fresh SQLite
 file (or --db), with a `send` that only counts bytes: what is left is
 xmppblog's own CPU per post, without XMPP. Prints statements and CPU per post
 and per notification, then the cProfile top functions by cumulative time.
+
+With --cluster SHARDS (PostgreSQL --db only), the drain runs as a cluster's worker
+holding SHARDS of the 64 outbox shards (the one that holds alice's), with presence
+shared through the database (cluster/presence.SharedOnline): what clustering adds
+to one post's path, beside a run without it.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ async def main() -> None:
     ap.add_argument("--db", default="")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--sql", action="store_true", help="print the statements of one post")
+    ap.add_argument("--cluster", type=int, default=0, metavar="SHARDS",
+                    help="drain as a cluster worker holding SHARDS outbox shards (PostgreSQL only)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite+aiosqlite:///{tmp}/p.db"
@@ -75,10 +83,23 @@ async def main() -> None:
                           local=lambda j: j.split("/")[0].endswith(("@example.org", "blog.example.org")))
         signer = Signer(uow, clock)
         await signer.load()
-        core = test_core(uow, engine, url, clock, Limits(max_payload_bytes=60000),  # type: ignore[arg-type]
-                         online=OnlineTracker(), codec=AtomCodec(signer))
-        service = core.pubsub
         ref = NodeRef("alice@blog.example.org", NS_MICROBLOG)
+        online: OnlineTracker = OnlineTracker()
+        cluster: dict = {}
+        if args.cluster:
+            from xmppblog.cluster.presence import SharedOnline
+            from xmppblog.core.shards import SHARDS, shard_of
+            from xmppblog.storage.cluster import ClusterStore, cluster_engine
+            store = ClusterStore(cluster_engine(url), "profiler", 60.0)
+            await store.setup()
+            await store.heartbeat(True)
+            online = SharedOnline(store)
+            mine = shard_of(ref.service)
+            held = frozenset([mine, *[s for s in range(SHARDS) if s != mine][:args.cluster - 1]])
+            cluster = {"shards": lambda: held, "batch_lock": asyncio.Lock(), "idle_poll": 0.25}
+        core = test_core(uow, engine, url, clock, Limits(max_payload_bytes=60000),  # type: ignore[arg-type]
+                         online=online, codec=AtomCodec(signer))
+        service = core.pubsub
         alice = Actor("alice@example.org")
         await service.publish(alice, ref, None, draft(-1))
         for i in range(args.subscribers):
@@ -90,9 +111,9 @@ async def main() -> None:
             sent[1] += len(data)
             return True
 
-        online = asyncio.Event()
-        online.set()
-        sender = OutboxSender(uow, send, online, clock, im_body=im_body)
+        up = asyncio.Event()
+        up.set()
+        sender = OutboxSender(uow, send, up, clock, im_body=im_body, **cluster)
         core.transactions.on_commit(sender.wake)
         while await sender.drain_once():
             pass

@@ -77,3 +77,28 @@ async def test_tracked_rows_done_first_leave_the_bulk_recipients_due(uow):
         await u.commit()
     async with uow() as u:
         assert await u.outbox.due_bulk(clock.now(), 10) == [] and await u.outbox.pending_count() == 0
+
+
+async def test_a_cluster_worker_reads_only_its_own_shards(uow):
+    """Shards 0 and 63 are the mask's edges (bit 63 is the sign bit of the bound integer)."""
+    from xmppblog.core.shards import shard_of
+    clock = FakeClock()
+    senders: dict[int, str] = {}
+    n = 0
+    while not {0, 5, 63} <= senders.keys():
+        sender = f"u{n}@blog.example.org"
+        senders.setdefault(shard_of(sender), sender)
+        n += 1
+    async with uow() as u:
+        for shard in (0, 5, 63):
+            await u.outbox.add(OutboxEvent(EventKind.ITEM_PUBLISHED, senders[shard], "urn:xmpp:microblog:0",
+                                           ("bob@example.org", "dan@other.org"), item_id=str(shard)))
+        await u.commit()
+    async with uow() as u:
+        for held in ({0}, {63}, {0, 63}, {5, 63}, {1, 2}, set(range(64))):
+            wanted = sorted({0, 5, 63} & held)
+            bulk = await u.outbox.due_bulk(clock.now(), 10, frozenset(held))
+            rows = await u.outbox.due(clock.now(), 10, frozenset(held))
+            assert sorted(int(b.event.item_id) for b in bulk) == wanted, held
+            assert sorted(int(r.event.item_id) for r in rows) == wanted, held
+            assert await u.outbox.any_due(clock.now(), frozenset(held)) == bool(wanted), held
