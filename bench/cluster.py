@@ -26,7 +26,7 @@ same with SIGTERM (none lost, none duplicated is expected).
 
     .venv/bin/python -m bench.cluster [--workers 1,2,4] [--slots 4] [--posters 8]
                                       [--subscribers 100] [--posts 20] [--interval 0.2]
-                                      [--kills 0] [--json out.json]
+                                      [--kills 0] [--heartbeat 1.0] [--lease 4.0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -62,17 +62,18 @@ def post(to: str, marker: int, iq_id: str) -> str:
 
 
 class Cluster:
-    def __init__(self, server: Ejabberd, base: Path, db: str, connections: int, clustered: bool = True) -> None:
+    def __init__(self, server: Ejabberd, base: Path, db: str, connections: int, clustered: bool = True,
+                 heartbeat: float = 1.0, lease: float = 4.0) -> None:
         self.server, self.base, self.db, self.connections = server, base, db, connections
-        self.clustered = clustered
+        self.clustered, self.heartbeat, self.lease = clustered, heartbeat, lease
         self.workers: dict[str, Component] = {}
         self.made = 0
 
     def start(self) -> str:
         self.made += 1
         name = f"w{self.made}"
-        cluster = (f'[cluster]\nenabled = true\nworker_id = "{name}"\nheartbeat_seconds = 1.0\n'
-                   'lease_seconds = 4.0\n') if self.clustered else ""
+        cluster = (f'[cluster]\nenabled = true\nworker_id = "{name}"\nheartbeat_seconds = {self.heartbeat}\n'
+                   f'lease_seconds = {self.lease}\n') if self.clustered else ""
         comp = Component(self.server, self.base / name, db_url=self.db, extra=cluster)  # type: ignore[arg-type]
         comp.for_load()
         comp.config.write_text(comp.config.read_text().replace(
@@ -178,7 +179,8 @@ async def one_run(server: Ejabberd, pg: PostgresServer, base: Path, workers: int
     clustered = workers > 0
     workers = max(workers, 1)
     run = f"n{workers}" if clustered else "base"
-    cluster = Cluster(server, base / run, fresh_database(pg.url), args.slots // workers, clustered)
+    cluster = Cluster(server, base / run, fresh_database(pg.url), args.slots // workers, clustered,
+                      args.heartbeat, args.lease)
     load = Load(server, run, args.posters, args.subscribers)
     try:
         for _ in range(workers):
@@ -291,6 +293,9 @@ if __name__ == "__main__":
     ap.add_argument("--interval", type=float, default=0.2)
     ap.add_argument("--idle", type=float, default=20.0)
     ap.add_argument("--kills", type=int, default=0)
+    ap.add_argument("--heartbeat", type=float, default=1.0, help="[cluster] heartbeat_seconds (default 1.0)")
+    ap.add_argument("--lease", type=float, default=4.0, help="[cluster] lease_seconds (default 4.0: kills are "
+                    "taken over fast; the product's defaults are 2.0 and 10.0)")
     ap.add_argument("--json")
     a = ap.parse_args()
     if any(a.slots % max(w, 1) for w in a.workers):

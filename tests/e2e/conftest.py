@@ -16,6 +16,8 @@ from ..support.prosody import Prosody, ProsodyNet
 DELTA_IP = "127.0.10.5"
 #: the ejabberd of the scale-out tests (tests/e2e/test_cluster.py)
 ZETA_IP = "127.0.10.8"
+#: the two nodes of the ejabberd cluster of tests/e2e/test_cluster.py
+ETA_IPS = ("127.0.10.9", "127.0.10.10")
 ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
                "ivan", "judy", "mallory", "oscar", "peggy", "trent", "victor", "walter",
                # IM tests (tests/e2e/test_im.py)

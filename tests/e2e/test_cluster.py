@@ -4,7 +4,8 @@ domain_balancing (type destination, 2 fixed slots) with one PostgreSQL; there ar
 connections than slots, and spare ones wait for a slot. Publishing, its answer, XEP-0060 and chat
 delivery work whichever worker holds a blog's slot or its outbox shard; a worker killed
 with SIGKILL is taken over within 30 s; one stopped with SIGTERM leaves within 20 s and
-loses nothing."""
+loses nothing. On a two-node ejabberd cluster, workers on either node serve users of
+both, and when a node stops, connections on the other take its workers' slots."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..support import ports
 from ..support.clients import Client, connect
 from ..support.component import Component
 from ..support.postgres import fresh_database
-from .conftest import ZETA_IP
+from .conftest import ETA_IPS, ZETA_IP
 
 DOMAIN = "zeta.test"
 SERVICE = f"blog.{DOMAIN}"
@@ -53,14 +54,16 @@ class Workers:
         self.zeta, self.base, self.db_url = zeta, base, db_url
         self.procs: dict[str, Component] = {}
 
-    def start(self, name: str, connections: int = 2) -> Component:
-        comp = Component(self.zeta, self.base / name, db_url=self.db_url, extra=(
+    def start(self, name: str, connections: int = 2, node: ej.Ejabberd | None = None) -> Component:
+        """Worker `name`, connected to `node` (default: the first node) of the ejabberd cluster."""
+        node = node or self.zeta
+        comp = Component(node, self.base / name, db_url=self.db_url, extra=(
             f'[cluster]\nenabled = true\nworker_id = "{name}"\nheartbeat_seconds = 1.0\nlease_seconds = 4.0\n'))
         comp.for_load()
         # every worker of this machine on the one HTTP port (SO_REUSEPORT)
         comp.config.write_text(comp.config.read_text().replace(
             "reconnect_max_delay = 2.0\n", f"reconnect_max_delay = 2.0\nconnections = {connections}\n").replace(
-            'listen = ""', f'listen = "{ZETA_IP}:{ports.HTTP}"'))
+            'listen = ""', f'listen = "{node.ip}:{ports.HTTP}"'))
         comp.start(wait=False)
         self.procs[name] = comp
         return comp
@@ -120,7 +123,8 @@ def entry(text: str) -> ET.Element:
 class Ledger:
     """What each poster got acknowledged, and what the fan received (per blog, in order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, service: str = SERVICE) -> None:
+        self.service = service
         self.acked: dict[str, list[int]] = {p: [] for p in POSTERS}
         self.got: dict[str, list[int]] = {p: [] for p in POSTERS}
 
@@ -134,7 +138,7 @@ class Ledger:
 
     async def publish(self, poster: Client, who: str, seq: int, timeout: float = 5.0) -> bool:
         try:
-            await poster.pubsub.publish(f"{who}@{SERVICE}", NODE, id=f"s{seq}", payload=entry(f"seq {who} {seq}"),
+            await poster.pubsub.publish(f"{who}@{self.service}", NODE, id=f"s{seq}", payload=entry(f"seq {who} {seq}"),
                                         timeout=timeout)
         except (IqError, IqTimeout):
             return False
@@ -281,3 +285,97 @@ async def test_on_prosody_one_worker_serves_and_says_why_the_others_cannot(epsil
     finally:
         second.stop()
         assert first.stop() == 0
+
+
+ETA = "eta.test"
+
+
+@pytest.fixture(scope="module")
+def eta(tmp_path_factory):
+    """A two-node ejabberd cluster for eta.test (the second node joins the first: same
+    accounts, one routing table), both with the same domain_balancing."""
+    ej.require()
+    first = ej.Ejabberd(ETA, ETA_IPS[0], tmp_path_factory.mktemp("eta1"), [*POSTERS, "fan", "far"],
+                        balancing=("destination", SLOTS))
+    first.start()
+    second = ej.Ejabberd(ETA, ETA_IPS[1], tmp_path_factory.mktemp("eta2"), balancing=("destination", SLOTS),
+                         join=first)
+    try:
+        second.start()
+        yield first, second
+    finally:
+        second.stop()
+        first.stop()
+
+
+async def test_workers_on_two_ejabberd_nodes_serve_one_domain_and_survive_a_node(eta, pg_server, tmp_path):
+    first, second = eta
+    service = f"blog.{ETA}"
+    workers = Workers(first, tmp_path, fresh_database(pg_server))
+    # one slot held from each node; then a spare on the second node
+    workers.start("a", connections=1, node=first)
+    await workers.slots_held(1)
+    workers.start("b", connections=1, node=second)
+    await workers.slots_held(2)
+    workers.start("c", connections=2, node=second)
+    await workers.settled({"a", "b"}, exactly=True)
+    posters = {p: await connect(f"{p}@{ETA}", first.ip) for p in POSTERS}
+    fan = await connect(f"fan@{ETA}", first.ip)
+    far = await connect(f"far@{ETA}", second.ip)  # a user of the other node
+    ledger = Ledger(service)
+    ledger.watch(fan)
+    far_got: list[str] = []
+    far.add_event_handler("pubsub_publish", lambda msg: far_got.extend(
+        m.group(0) for item in msg.xml.iter("{http://jabber.org/protocol/pubsub#event}item")
+        for m in [SEQ.search(ET.tostring(item, encoding="unicode"))] if m))
+    try:
+        for p, c in posters.items():
+            assert await ledger.publish(c, p, 0, timeout=10), f"{p}'s first post was not answered"
+            ledger.acked[p].clear()
+            for follower in (fan, far):
+                r = await follower.pubsub.subscribe(f"{p}@{service}", NODE)
+                assert r["pubsub"]["subscription"]["subscription"] == "subscribed"
+        served = {w for w in ("a", "b") if "published: service=" in workers.procs[w].log_text(True)}
+        assert served == {"a", "b"}, "the blogs are spread over the workers of both nodes"
+        await far.pubsub.publish(f"far@{service}", NODE, payload=entry("from the second node"), timeout=10)
+        for seq in range(1, 4):
+            await publish_round(ledger, posters, seq)
+        await ledger.delivered()
+        assert ledger.duplicates() == 0
+        end = time.monotonic() + 20
+        while len(far_got) < 3 * len(POSTERS) and time.monotonic() < end:
+            await asyncio.sleep(0.2)
+        assert sorted(far_got) == sorted(f"seq {p} {s}" for p in POSTERS for s in (1, 2, 3)), \
+            "a subscriber on the other node got every post once"
+
+        # kill -9 the first node's worker: the spare on the second node takes its slot
+        killed = time.monotonic()
+        workers.procs["a"].kill()
+        await publish_round(ledger, posters, 10, tries=12)
+        assert time.monotonic() - killed < 30, "publishing back within 30 s of a kill -9"
+        await ledger.delivered(timeout=30)
+        await workers.settled({"b", "c"}, exactly=True)
+
+        # the second node stops: its workers' connections drop, ejabberd frees their slots
+        # cluster-wide, and a spare on the first node takes them
+        workers.start("d", connections=2, node=first)
+        await asyncio.to_thread(workers.procs["d"].wait_log, "holds no slot", 30)
+        far.disconnect()
+        stopped = time.monotonic()
+        second.stop()
+        await publish_round(ledger, posters, 20, tries=12)
+        assert time.monotonic() - stopped < 30, "publishing back within 30 s of losing a node"
+        await workers.settled({"d"}, exactly=True)  # b and c live on, with nothing to serve
+        for seq in range(21, 24):
+            await publish_round(ledger, posters, seq)
+        await ledger.delivered(timeout=30)
+        assert ledger.duplicates() <= 12, ledger.got
+        for p in POSTERS:
+            got = [s for s in ledger.got[p] if s >= 21]
+            assert got == [21, 22, 23], f"{p}: order and completeness after the node stopped: {got}"
+    finally:
+        for c in [*posters.values(), fan, far]:
+            c.disconnect()
+        workers.stop_all()
+    for name, comp in workers.procs.items():
+        assert "Traceback" not in comp.log_text(), f"{name} logged a traceback:\n{comp.log_text()[-4000:]}"

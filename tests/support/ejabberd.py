@@ -44,6 +44,8 @@ def unavailable() -> str | None:
 
 @dataclass
 class Ejabberd:
+    """One node; with `join`, a second node of that node's cluster (same domain, own IP)."""
+
     domain: str
     ip: str
     base: Path
@@ -53,6 +55,9 @@ class Ejabberd:
     component_port: int = ports.COMPONENT
     #: ejabberd's domain_balancing for the component domain: (type, component_number), or None
     balancing: tuple[str, int] | None = None
+    #: a running node of the cluster this node joins (its accounts then come from the cluster)
+    join: Ejabberd | None = None
+    cookie: str = field(default_factory=lambda: secrets.token_hex(16))
     proc: subprocess.Popen | None = None
 
     @property
@@ -68,6 +73,8 @@ class Ejabberd:
 
     def start(self) -> None:
         b = self.base
+        if self.join is not None:
+            self.cookie = self.join.cookie  # Erlang nodes of one cluster share their cookie
         if b.exists():
             shutil.rmtree(b)
         (b / "spool").mkdir(parents=True)
@@ -93,7 +100,7 @@ class Ejabberd:
         ip_tuple = "{" + self.ip.replace(".", ",") + "}"
         cfg = b / "ejabberdctl.cfg"
         cfg.write_text(f'EXEC_CMD=as_current_user\nERL_DIST_PORT={ports.ERL_DIST}\n'
-                       f'ERL_OPTIONS="-setcookie {secrets.token_hex(16)} -kernel inet_dist_use_interface {ip_tuple}"\n'
+                       f'ERL_OPTIONS="-setcookie {self.cookie} -kernel inet_dist_use_interface {ip_tuple}"\n'
                        f'EJABBERD_PID_PATH="{b}/ejabberd.pid"\nCONTRIB_MODULES_PATH="{b}/modules"\n'
                        f'EJABBERD_BYPASS_WARNINGS=true\n')
         cfg.chmod(0o600)
@@ -108,23 +115,38 @@ class Ejabberd:
                                       script, "sh", str(b)], stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ejabberd exited: {(b / 'console.log').read_text()[-2000:]}")
-            if (b / "ejabberd.pid").exists() and all(
-                    port_open(self.ip, p) for p in (self.c2s_port, ports.S2S, self.component_port)):
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("ejabberd did not open its ports")
+        self._wait_ready()
+        if self.join is not None:
+            # replaces this node's fresh Mnesia with the cluster's; ejabberd restarts in the same VM
+            r = self._ctl("join_cluster", self.join.node)
+            if r.returncode:
+                self.stop()
+                raise RuntimeError(f"join_cluster {self.join.node} failed: {r.stdout}{r.stderr}")
+            self._wait_ready(started=True)
         for u in self.users:
             r = self._ctl("register", u, self.domain, PASSWORD)
             if r.returncode:
                 self.stop()
                 raise RuntimeError(f"ejabberdctl register {u} failed: {r.stdout}{r.stderr}")
 
+    def _wait_ready(self, started: bool = False) -> None:
+        b = self.base
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ejabberd exited: {(b / 'console.log').read_text()[-2000:]}")
+            if (b / "ejabberd.pid").exists() and all(
+                    port_open(self.ip, p) for p in (self.c2s_port, ports.S2S, self.component_port)) and (
+                    not started or self._ctl("status").returncode == 0):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("ejabberd did not open its ports")
+
     def stop(self) -> None:
+        """Stop this node (again: nothing happens; its pid may belong to another process by then)."""
+        if self.proc is None:
+            return
         pid_file = self.base / "ejabberd.pid"
         if pid_file.exists():
             try:

@@ -32,9 +32,9 @@ _ALIVE = text(
 _RENEW = text("UPDATE cluster_leases SET until = now() + make_interval(secs => :lease) "
               "WHERE owner = :me AND until > now() RETURNING name")
 _LIVE = text("SELECT count(*) FROM cluster_workers WHERE seen_at > now() - make_interval(secs => :lease)")
-#: the workers that share the outbox: alive, and able to send
-_SERVING = text("SELECT count(*) FROM cluster_workers WHERE seen_at > now() - make_interval(secs => :lease) "
-                "AND serving")
+#: the live workers, and of those the ones that share the outbox (able to send)
+_LIVE_SERVING = text("SELECT count(*), count(*) FILTER (WHERE serving) FROM cluster_workers "
+                     "WHERE seen_at > now() - make_interval(secs => :lease)")
 #: A dead worker is forgotten by exactly one of the others (the DELETE decides which), and in
 #: the same statement the remote notifications sent in its last moments are due again: their
 #: bounces may have come back to its slots while nobody read them. "Its last moments" start two
@@ -158,9 +158,8 @@ class ClusterStore:
             buried = tuple((r[0], r[1]) for r in rows)
             if buried:
                 await conn.execute(_ORPHANS)
-            live = int((await conn.execute(_LIVE, params)).scalar_one())
-            sending = int((await conn.execute(_SERVING, params)).scalar_one())
-        return Heartbeat(live, sending, held, buried, bool(alive.fresh), int(rows[0][2]) if rows else 0)
+            live, sending = (await conn.execute(_LIVE_SERVING, params)).one()
+        return Heartbeat(int(live), int(sending), held, buried, bool(alive.fresh), int(rows[0][2]) if rows else 0)
 
     async def acquire(self, n: int) -> list[tuple[int, str | None]]:
         """Up to `n` shards no live worker holds: (shard, its previous holder)."""
