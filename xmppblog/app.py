@@ -26,12 +26,14 @@ from typing import Any
 
 from .cluster.membership import Membership
 from .cluster.presence import SharedOnline
-from .config import Config, safe_url
+from .config import Config, FirehoseConfig, safe_url
 from .core.accounts import Accounts
 from .core.addressing import Addressing
 from .core.archive import Archive
 from .core.delivery import Deliveries, DeliveryPolicy
+from .core.discovery import Discovery
 from .core.fanout import Notifications
+from .core.firehose import Firehose
 from .core.following import FollowService
 from .core.model import NodeRef
 from .core.moderation import Moderation
@@ -136,21 +138,23 @@ class Core:
 def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCodec, online: OnlineView,
                search_index: SearchIndex, remote: RemoteFeeds, directory: RemoteDirectory,
                limits: Limits = Limits(), admins: tuple[str, ...] = (), delivery: DeliveryPolicy = DeliveryPolicy(),
-               new_id: Callable[[], str] | None = None) -> Core:
+               new_id: Callable[[], str] | None = None, discovery: Discovery = Discovery(),
+               firehose_items: int = FirehoseConfig.max_items) -> Core:
     """The core services over `tx`, and the projections of their domain events.
 
     The projections run in registration order inside the transaction that emits: the
-    search index and the public timeline first, then the notifications (which also
-    notify the timeline's copies), then presence grants.
+    search index, the public timeline and the firehose first, then the notifications
+    (which also notify the copies), then presence grants.
     """
     nodes = NodeMap(addr)
-    pubsub = (PubsubService(addr, tx, codec, clock, limits, new_id) if new_id is not None
-              else PubsubService(addr, tx, codec, clock, limits))
+    pubsub = (PubsubService(addr, tx, codec, clock, limits, new_id, discovery=discovery) if new_id is not None
+              else PubsubService(addr, tx, codec, clock, limits, discovery=discovery))
     moderation = Moderation(addr, tx, clock, admins)
     follows = FollowService(addr, tx, pubsub, remote, directory)
     roster = RosterService(addr, tx, pubsub, codec)
     SearchIndexer(nodes, codec).register(tx.projections)
     PublicTimeline(nodes, limits.max_items_per_node).register(tx.projections)
+    Firehose(nodes, firehose_items, discovery).register(tx.projections)
     Notifications(addr, online).register(tx.projections)
     PresenceGrants(roster).register(tx.projections)
     posting = PostingService(addr, tx, pubsub, codec, directory)
@@ -166,6 +170,11 @@ def core_limits(cfg: Config) -> Limits:
     lim = cfg.limits
     return Limits(lim.max_payload_bytes, lim.max_items_per_node, lim.max_page_items,
                   min(256 * 1024, lim.max_stanza_bytes // 2))
+
+
+def discovery_of(cfg: Config) -> Discovery:
+    """The consent rule for network-wide indexes, with `[firehose] default_discoverable`."""
+    return Discovery(cfg.firehose.default_discoverable)
 
 
 def delivery_policy(cfg: Config) -> DeliveryPolicy:
@@ -242,7 +251,8 @@ class App:
         self.remote = RemoteBlogs(self.component, requests, remote, verifier, pipeline, blocklists)
         self.core = core = build_core(
             tx, addr, self._clock, codec, self.online, self.search_index, remote, self.remote,
-            core_limits(cfg), c.admins, delivery_policy(cfg))
+            core_limits(cfg), c.admins, delivery_policy(cfg), discovery=discovery_of(cfg),
+            firehose_items=cfg.firehose.max_items)
         self.sender = OutboxSender(self._uow, self.component.send_raw_stanza, self.component.online, self._clock,
                                    max_stanza_bytes=lim.max_stanza_bytes, im_body=im_body,
                                    is_remote=lambda jid: not addr.serves(jid),
@@ -279,7 +289,7 @@ class App:
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
                         ArchiveAdapter(core.archive),
                         MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search,
-                                                       core.status),
+                                                       core.status, core.social),
                         VCardAdapter(core.pubsub), BlockingAdapter(core.social), self.roster_adapter,
                         ChatBot(self.component, core.follows, core.posting, core.social, core.search, core.roster,
                                 core.moderation, lim.max_payload_bytes, core.accounts, core.status,

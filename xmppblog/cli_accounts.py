@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from .app import Core, SystemClock, build_core, core_limits, delivery_policy, rtbl_nodes
+from .app import Core, SystemClock, build_core, core_limits, delivery_policy, discovery_of, rtbl_nodes
 from .config import Config
 from .core import errors
 from .core.addressing import Addressing
@@ -88,7 +88,7 @@ async def offline_core(cfg: Config) -> AsyncIterator[Core]:
     index = SearchReader(engine, url)
     try:
         yield build_core(tx, addr, clock, codec, Nobody(), index, remote, Offline(), core_limits(cfg), c.admins,
-                         delivery_policy(cfg))
+                         delivery_policy(cfg), discovery=discovery_of(cfg), firehose_items=cfg.firehose.max_items)
     finally:
         index.close()
         await engine.dispose()

@@ -113,6 +113,17 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class FirehoseConfig:
+    """The network-wide view, with consent (core/discovery.py, core/firehose.py)."""
+
+    #: whether the public posts of users who never chose (`discoverable on|off`) may be taken
+    #: into other servers' indexes
+    default_discoverable: bool = False
+    #: the firehose node keeps this many posts (consumers backfill from it; keep a day's worth)
+    max_items: int = 100_000
+
+
+@dataclass(frozen=True)
 class Config:
     component: ComponentConfig
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -122,12 +133,13 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    firehose: FirehoseConfig = field(default_factory=FirehoseConfig)
 
 
 SECTIONS: dict[str, type] = {
     "component": ComponentConfig, "database": DatabaseConfig,
     "limits": LimitsConfig, "federation": FederationConfig, "spamguard": SpamguardConfig,
-    "http": HttpConfig, "log": LogConfig, "cluster": ClusterConfig,
+    "http": HttpConfig, "log": LogConfig, "cluster": ClusterConfig, "firehose": FirehoseConfig,
 }
 REQUIRED = {"component": ("jid", "secret")}
 
@@ -246,6 +258,8 @@ def _validate(cfg: Config) -> Config:
             allowed_domains=tuple(parse(d).domain for d in sg.allowed_domains)))
     except InvalidJid as exc:
         raise ConfigError(f"[spamguard] blocked_domains/allowed_domains: {exc}") from None
+    if cfg.firehose.max_items < 1:
+        raise ConfigError("[firehose] max_items: must be positive")
     if cfg.http.listen:
         host, _, port = cfg.http.listen.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:

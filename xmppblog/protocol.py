@@ -57,3 +57,5 @@ ATTACHMENTS_PREFIX = NS_PUBSUB_ATTACHMENTS + "/"
 NS_XMPPBLOG = "urn:xmppblog:0"
 #: the service JID's node carrying this server's signing keys
 NS_KEYS_NODE = "urn:xmppblog:keys:0"
+#: the service JID's node of every discoverable public post (core/discovery.py)
+NS_FIREHOSE = "urn:xmppblog:firehose:0"

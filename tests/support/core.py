@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from xmppblog.app import Core, build_core
 from xmppblog.core import errors
 from xmppblog.core.addressing import Addressing
+from xmppblog.core.discovery import Discovery
 from xmppblog.core.model import Actor, NodeRef, SubState
 from xmppblog.core.ports import UnitOfWorkFactory
 from xmppblog.core.pubsub import Limits
@@ -65,13 +66,13 @@ class Everyone:
 
 def test_core(uows: UnitOfWorkFactory, engine: object, db_url: str, clock: FakeClock, limits: Limits = Limits(),
               online: object = Nobody(), new_id: Callable[[], str] | None = None,
-              codec: AtomCodec | None = None) -> Core:
+              codec: AtomCodec | None = None, discovery: Discovery = Discovery()) -> Core:
     """build_core over `uows`, with no other server to reach."""
     codec = codec or AtomCodec()
     tx = Transactions(uows)
     remote = RemoteFeeds(ADDR, tx, codec, clock, limits.max_items_per_node)
     return build_core(tx, ADDR, clock, codec, online, SearchReader(engine, db_url), remote,  # type: ignore[arg-type]
-                      NoRemoteDirectory(), limits, ("admin@example.org",), new_id=new_id)
+                      NoRemoteDirectory(), limits, ("admin@example.org",), new_id=new_id, discovery=discovery)
 
 
 test_core.__test__ = False  # type: ignore[attr-defined]  # a builder, not a test

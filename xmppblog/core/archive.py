@@ -139,8 +139,9 @@ class Archive:
             node, access, _ = await self.nodes.readable(tx, actor, ref)
             if node is None:
                 return ArchivePage((), True, 0, None, None, None)
-            # SearchIndexer.indexed: what is public, less comments and attachments
-            indexed = not ref.of_post and (timeline or is_public(access))
+            # SearchIndexer.indexed: what is public, less comments and attachments; the
+            # firehose's posts are a subset of the index's, so it is scanned as it is
+            indexed = not ref.of_post and ref != self.nodes.firehose_ref and (timeline or is_public(access))
             rng = ArchiveRange(_utc(query.start), _utc(query.end), after, before, query.before is not None,
                                text if indexed else None, self.nodes.addr.service_jid if timeline else None)
             if text is None or indexed:

@@ -37,6 +37,7 @@ class ItemPublished:
     new: bool                         # False: an edit of an item the node held
     parent_owner: str | None = None   # a comment: who wrote the post it answers
     notify: bool = True               # False: stored quietly (catch-up, restoring a re-opened blog)
+    discoverable: bool = False        # it carries its author's consent to network-wide indexes
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,14 @@ class AccessChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentChanged:
+    """The owner of `node` changed their choice for network-wide indexes (core/discovery.py)."""
+
+    node: Node            # with its new configuration
+    before: bool | None
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionChanged:
     node: Node
     access: Node
@@ -87,5 +96,5 @@ class AffiliationChanged:
     after: Affiliation
 
 
-Event = (ItemPublished | ItemRetracted | NodePurged | NodeDeleted | AccessChanged
+Event = (ItemPublished | ItemRetracted | NodePurged | NodeDeleted | AccessChanged | ConsentChanged
          | SubscriptionChanged | AffiliationChanged)

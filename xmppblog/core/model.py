@@ -17,8 +17,8 @@ from urllib.parse import quote_plus, unquote_plus
 
 from ..protocol import ATTACHMENTS_PREFIX as ATTACHMENTS_PREFIX
 from ..protocol import COMMENTS_PREFIX as COMMENTS_PREFIX
+from ..protocol import NS_FIREHOSE as NS_FIREHOSE
 from ..protocol import NS_MICROBLOG as NS_MICROBLOG
-
 
 
 class AccessModel(enum.StrEnum):
@@ -140,6 +140,8 @@ class NodeConfig:
     max_items: int = 10000
     notify_retract: bool = True
     title: str = ""
+    #: the owner's choice for network-wide indexes (core/discovery.py); None: the admin's default
+    discoverable: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,8 @@ class Stamp:
     author_name: str
     self_uri: str
     replies_uri: str | None
+    #: the entry carries the author's consent to network-wide indexes, under the signature
+    discoverable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ class EntryFacts:
 
     atom_id: str            # its atom:id ('' if none)
     replies: str            # the href of its <link rel='replies'/> ('' if none)
+    discoverable: bool = False  # it carries the consent flag (core/discovery.py)
 
 
 class EntryCodec(Protocol):

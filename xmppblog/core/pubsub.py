@@ -22,10 +22,12 @@ from dataclasses import dataclass, replace
 from . import errors, fanout
 from .addressing import Addressing
 from .consent import MAX_CHANGES_PER_REQUEST, MAX_PENDING_PER_NODE, owner_may_set
+from .discovery import Discovery
 from .events import (
     AccessChanged,
     AffiliationChanged,
     Cause,
+    ConsentChanged,
     ItemPublished,
     ItemRetracted,
     NodeDeleted,
@@ -87,9 +89,11 @@ class PubsubService:
     """XEP-0060 on blog JIDs and the public timeline. Methods take the actor first (STYLE.md §5)."""
 
     def __init__(self, addr: Addressing, transactions: Transactions, codec: EntryCodec, clock: Clock,
-                 limits: Limits = Limits(), new_id: Callable[[], str] = lambda: secrets.token_hex(6)) -> None:
+                 limits: Limits = Limits(), new_id: Callable[[], str] = lambda: secrets.token_hex(6),
+                 discovery: Discovery = Discovery()) -> None:
         self.addr = addr
         self.nodes = NodeMap(addr)
+        self.discovery = discovery
         self._tx = transactions
         self._codec = codec
         self._clock = clock
@@ -148,7 +152,7 @@ class PubsubService:
             return node
         if not create:
             raise errors.NodeNotFound("this user has not posted yet")
-        owner = self.addr.service_jid if ref == self.timeline_ref else self.owner_of(ref.service)
+        owner = self.addr.service_jid if self.nodes.is_copies(ref) else self.owner_of(ref.service)
         return await self._create(tx, ref, owner, self._config(self.default_config(), options or {}))
 
     async def _comments_node(self, tx: Tx, ref: NodeRef, access: Node) -> tuple[Node, Item]:
@@ -190,8 +194,9 @@ class PubsubService:
     async def publish_in(self, tx: Tx, actor: Actor, ref: NodeRef, item_id: str | None, draft: object,
                          options: dict[str, object] | None = None) -> str:
         """`publish` inside an open transaction."""
-        if ref == self.timeline_ref:
-            raise errors.Forbidden("the public timeline is read-only: it carries every public post here")
+        if self.nodes.is_copies(ref):
+            raise errors.Forbidden("the public timeline and the firehose are read-only: they carry copies "
+                                   "of the posts here")
         if ref.is_attachments:
             raise errors.InvalidPayload("an attachments node holds <attachments/> items (XEP-0470), not entries")
         owner = self.owner_of(ref.service)
@@ -216,6 +221,8 @@ class PubsubService:
             author_name=parse(author).local,
             self_uri=xmpp_uri(ref.service, ref.node, item_id),
             replies_uri=None if ref.is_comments else xmpp_uri(ref.service, ref.comments(item_id).node),
+            discoverable=self.discovery.carries(node, access, self._codec.facts(existing.payload).discoverable
+                                                if existing is not None else None),
         )
         payload = self._codec.render(draft, stamp)
         if len(payload.encode("utf-8")) > self.limits.max_payload_bytes:
@@ -224,7 +231,7 @@ class PubsubService:
         await tx.items.put(node, item, new=existing is None)
         await self._trim(tx, node, access, min(node.config.max_items, self.limits.max_items_per_node))
         await tx.emit(ItemPublished(node, access, item, self._codec.text(draft), existing is None,
-                                    parent.publisher if parent else None))
+                                    parent.publisher if parent else None, discoverable=stamp.discoverable))
         log.info("published: service=%s node=%s item=%s by=%s%s", ref.service, ref.node, item_id, actor.jid,
                  " (update)" if existing else "")
         return item_id
@@ -308,7 +315,7 @@ class PubsubService:
     async def _gone(self, tx: Tx, node: Node, access: Node, item_id: str, notify: bool) -> None:
         """An item left its node: its comments and attachments nodes go with it, and its
         projections hear of it."""
-        if not node.ref.of_post and node.ref != self.timeline_ref:
+        if not node.ref.of_post and not self.nodes.is_copies(node.ref):
             for ref in (node.ref.comments(item_id), node.ref.attachments(item_id)):
                 of_post = await tx.nodes.get(ref)
                 if of_post is not None:
@@ -446,7 +453,7 @@ class PubsubService:
                              actor: Actor) -> tuple[Item, ...]:
         """Public-timeline copies whose original `actor` may see now (the rule again, at serve time:
         still public, and not on a blog that banned them)."""
-        if node is None or node.ref != self.timeline_ref:
+        if node is None or not self.nodes.is_copies(node.ref):
             return tuple(items)
         readable: dict[NodeRef, bool] = {}
         kept = []
@@ -486,11 +493,15 @@ class PubsubService:
 
     async def visible_nodes(self, actor: Actor, service: str) -> list[Node]:
         """The nodes of a blog JID (or the service JID) `actor` may read (disco#items)."""
-        ref = self.timeline_ref if service == self.addr.service_jid else NodeRef(service, NS_MICROBLOG)
-        try:
-            return [await self.visible_node(actor, ref)]
-        except errors.NodeNotFound:
-            return []
+        refs = ([self.timeline_ref, self.nodes.firehose_ref] if service == self.addr.service_jid
+                else [NodeRef(service, NS_MICROBLOG)])
+        nodes = []
+        for ref in refs:
+            try:
+                nodes.append(await self.visible_node(actor, ref))
+            except errors.NodeNotFound:
+                pass
+        return nodes
 
     # ------------------------------------------------------------ subscriptions
 
@@ -667,8 +678,8 @@ class PubsubService:
                 raise errors.Unsupported("config-node", "a comments node follows its blog's settings: "
                                                         "configure the blog instead")
             return blog.config  # the settings it already has: nothing to change
-        if ref == self.timeline_ref:
-            raise errors.Forbidden("the public timeline is configured by the server")
+        if self.nodes.is_copies(ref):
+            raise errors.Forbidden("the public timeline and the firehose are configured by the server")
         async with self._tx() as tx:
             config = await self.configure_in(tx, actor, ref, changes)
             await tx.commit()
@@ -688,6 +699,8 @@ class PubsubService:
         removed = await self._prune(tx, node)
         if config.access_model is not before.access_model:
             await tx.emit(AccessChanged(node, before.access_model))
+        if config.discoverable != before.discoverable:
+            await tx.emit(ConsentChanged(node, before.discoverable))
         log.info("configured: service=%s node=%s access=%s max_items=%d removed_subscriptions=%d",
                  ref.service, ref.node, config.access_model, config.max_items, removed)
         return config

@@ -144,8 +144,9 @@ class SearchIndexer:
         projections.on(AccessChanged, self.access_changed)
 
     def indexed(self, node: Node) -> bool:
-        """Blog posts and cached remote posts are indexed; comments and timeline copies are not."""
-        return not node.ref.of_post and node.ref != self.nodes.timeline_ref
+        """Blog posts and cached remote posts are indexed; comments and the copies of the public
+        timeline and the firehose are not."""
+        return not node.ref.of_post and not self.nodes.is_copies(node.ref)
 
     async def published(self, tx: Tx, ev: ItemPublished) -> None:
         if self.indexed(ev.node) and is_public(ev.access):

@@ -176,6 +176,21 @@ class SocialService:
             await tx.commit()
         return model
 
+    async def discoverable(self, actor: Actor, on: bool | None = None) -> bool:
+        """Set (`on`) or read (None) whether the actor's public posts may enter other servers'
+        indexes (core/discovery.py); returns the choice in force. Turning it off withdraws
+        every earlier post from the firehose in the same transaction (core/firehose.py)."""
+        ref = self._own_ref(actor)
+        async with self._tx() as tx:
+            if on is None:
+                node = await tx.nodes.get(ref)
+                return self._pubsub.discovery.consents(node) if node is not None \
+                    else self._pubsub.discovery.default
+            config = await self._pubsub.configure_in(tx, actor, ref, {"discoverable": on}, create=True)
+            await tx.commit()
+        log.info("discoverable: %s turns it %s", actor.jid, "on" if config.discoverable else "off")
+        return bool(config.discoverable)
+
     # ------------------------------------------------------------ preferences
 
     async def set_paused(self, actor: Actor, paused: bool) -> None:

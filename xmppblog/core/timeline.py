@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from .events import AccessChanged, ItemPublished, ItemRetracted, NodeDeleted, NodePurged
 from .jid import parse
-from .model import Item, Node, NodeConfig
+from .model import Item, Node, NodeConfig, NodeRef
 from .transactions import Projections, Tx
 from .visibility import MAX_ITEM_ID, NodeMap, all_items, is_public
 
@@ -43,10 +43,21 @@ def _copy(owner: str, item: Item) -> Item | None:
 
 
 class PublicTimeline:
+    """Copies every public post onto the public timeline (the firehose's base: core/firehose.py)."""
+
     def __init__(self, nodes: NodeMap, max_items: int) -> None:
         self.nodes = nodes
         self.max_items = max_items
         self._node: Node | None = None
+
+    @property
+    def ref(self) -> NodeRef:
+        """The node the copies are kept on."""
+        return self.nodes.timeline_ref
+
+    def admits(self, ev: ItemPublished) -> bool:
+        """Whether the post of `ev` (on a blog) gets a copy here."""
+        return is_public(ev.access)
 
     def register(self, projections: Projections) -> None:
         projections.on(ItemPublished, self.published)
@@ -56,14 +67,14 @@ class PublicTimeline:
         projections.on(AccessChanged, self.access_changed)
 
     def _is_blog(self, node: Node) -> bool:
-        return not node.remote and not node.ref.of_post and node.ref != self.nodes.timeline_ref
+        return not node.remote and not node.ref.of_post and not self.nodes.is_copies(node.ref)
 
     async def timeline(self, tx: Tx) -> Node:
-        """The timeline node, created with the first public post (it is never deleted nor reconfigured,
+        """The node of the copies, created with the first copy (it is never deleted nor reconfigured,
         so once it is known to be committed it is kept)."""
         if self._node is not None:
             return self._node
-        ref = self.nodes.timeline_ref
+        ref = self.ref
         found = await tx.nodes.get(ref)
         if found is not None:
             self._node = found
@@ -71,7 +82,7 @@ class PublicTimeline:
         return await tx.nodes.create(Node(ref, self.nodes.addr.service_jid, NodeConfig(max_items=self.max_items)))
 
     async def published(self, tx: Tx, ev: ItemPublished) -> None:
-        if not self._is_blog(ev.node) or not is_public(ev.access):
+        if not self._is_blog(ev.node) or not self.admits(ev):
             return
         copy = _copy(ev.node.owner, ev.item)
         if copy is None:
@@ -105,12 +116,12 @@ class PublicTimeline:
         await tx.items.trim(tl, self.max_items)
 
     async def _remove_all(self, tx: Tx, blog: Node) -> None:
-        tl = await tx.nodes.get(self.nodes.timeline_ref)
+        tl = await tx.nodes.get(self.ref)
         if tl is not None:
             await self._remove(tx, await tx.items.ids_with_prefix(tl, copy_id(blog.owner, "")), tl)
 
     async def _remove(self, tx: Tx, ids: Sequence[str], tl: Node | None = None) -> None:
-        tl = tl or await tx.nodes.get(self.nodes.timeline_ref)
+        tl = tl or await tx.nodes.get(self.ref)
         if tl is None:
             return
         for tl_id in ids:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from .addressing import Addressing
 from .errors import BadRequest, Forbidden, NodeNotFound
 from .jid import stored_bare
-from .model import NS_MICROBLOG, AccessModel, Actor, Affiliation, Item, Node, NodeConfig, NodeRef, SubState
+from .model import NS_FIREHOSE, NS_MICROBLOG, AccessModel, Actor, Affiliation, Item, Node, NodeConfig, NodeRef, SubState
 from .policy import NOBODY, Action, Viewer, check, may
 from .ports import Repos
 
@@ -96,7 +96,8 @@ class NodeMap:
 
     A blog JID hosts its owner's microblog node and one comments node and one attachments
     node (XEP-0470) per post (both follow their post's blog); the service JID hosts the public
-    timeline; remote caches are keyed by their origin's JID.
+    timeline and the firehose (copies of posts, read-only, each copy under its blog's rules);
+    remote caches are keyed by their origin's JID.
     """
 
     def __init__(self, addr: Addressing) -> None:
@@ -106,6 +107,17 @@ class NodeMap:
     def timeline_ref(self) -> NodeRef:
         """The public timeline: the microblog node of the service JID, every public local post."""
         return NodeRef(self.addr.service_jid, NS_MICROBLOG)
+
+    @property
+    def firehose_ref(self) -> NodeRef:
+        """The firehose: every discoverable public local post, for other servers' indexes
+        (core/discovery.py)."""
+        return NodeRef(self.addr.service_jid, NS_FIREHOSE)
+
+    def is_copies(self, ref: NodeRef) -> bool:
+        """Whether `ref` is a node of the service JID's, whose items are copies of blog posts
+        (`user/id`): the public timeline or the firehose. Nobody publishes to them."""
+        return ref == self.timeline_ref or ref == self.firehose_ref
 
     def own_blog(self, actor: Actor) -> NodeRef:
         """The actor's own microblog node. Raises Forbidden for JIDs of other servers."""
@@ -123,7 +135,7 @@ class NodeMap:
 
     def check_name(self, ref: NodeRef) -> None:
         """Raises NodeNotFound for a node name no JID of ours hosts."""
-        if ref == self.timeline_ref:
+        if self.is_copies(ref):
             return
         self.owner_of(ref.service)
         if ref.node == NS_MICROBLOG:
@@ -146,7 +158,7 @@ class NodeMap:
         self.check_name(ref)
         blog = await tx.nodes.get(ref.parent() if ref.of_post else ref)
         if blog is None:
-            if ref == self.timeline_ref:
+            if self.is_copies(ref):
                 return Node(ref, self.addr.service_jid, NodeConfig())
             raise NodeNotFound("this user has not posted yet")
         return blog
@@ -172,7 +184,7 @@ class NodeMap:
         return await tx.nodes.get(ref), access, viewer
 
     async def original(self, tx: Repos, copy: Item) -> tuple[Node, Item] | None:
-        """The blog and post a public-timeline copy (`user/id`) stands for, if it is still public."""
+        """The blog and post a copy (`user/id`, core/timeline.py) stands for, if it is still public."""
         local, sep, item_id = copy.item_id.partition("/")
         if not sep:
             return None

@@ -38,6 +38,7 @@ post TEXT · reply ID TEXT · repost ID · delete ID
 follow JID · unfollow JID · following · followers · timeline [N]
 track WORD · untrack WORD · tracking · on · off (pause/resume chat delivery)
 approve JID · deny JID · requests · protect on|off · remove JID (a follower)
+discoverable on|off (may other servers' network-wide search and timelines show your public posts?)
 search WORDS ("a phrase", #tag, @user@domain, from:JID) · whois JID · help
 block JID · unblock JID · blocked · report JID [why]
 status ID (how far your post got) · export (your posts and comments) · delete-account
@@ -48,11 +49,12 @@ To post text that starts with a command word, start it with "post "."""
 #: commands that are commands only when they are the whole message
 #: what `status` takes: the #id shown under a post (ours: 6 hex digits), or user/id; another word is a post
 _LOOKS_LIKE_ID = re.compile(r"#\S+|[0-9a-f]{6}|\S*[0-9/]\S*")
-EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked", "export"}
+EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked", "export",
+         "discoverable"}
 #: commands that take arguments (the first word decides)
 WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track", "untrack",
              "approve", "deny", "remove", "protect", "block", "unblock", "whois", "report", "search",
-             "delete-account"}
+             "delete-account", "discoverable"}
 MAX_BODY = 8000
 _COUNT = re.compile(r"[0-9]{1,6}")
 
@@ -86,6 +88,7 @@ class ChatBot:
             "off": self.cmd_off, "approve": self.cmd_approve, "deny": self.cmd_deny,
             "remove": self.cmd_remove,
             "requests": self.cmd_requests, "protect": self.cmd_protect, "block": self.cmd_block,
+            "discoverable": self.cmd_discoverable,
             "unblock": self.cmd_unblock, "blocked": self.cmd_blocked, "whois": self.cmd_whois,
             "report": self.cmd_report, "search": self.cmd_search, "status": self.cmd_status,
             "export": self.cmd_export, "delete-account": self.cmd_delete_account,
@@ -282,6 +285,21 @@ class ChatBot:
         if model is AccessModel.AUTHORIZE:
             return "Your blog is now protected: new followers need your approval (approve JID / deny JID)."
         return "Your blog is public again: anyone can follow it and read all its posts."
+
+    async def cmd_discoverable(self, actor: Actor, rest: str) -> str:
+        choice = rest.strip().casefold()
+        if choice not in ("", "on", "off"):
+            return "Usage: discoverable on | discoverable off"
+        if not choice:
+            on = await self.social.discoverable(actor)
+            return (f"Your public posts are {'' if on else 'not '}discoverable: other servers' network-wide "
+                    f"search and timelines {'may' if on else 'do not'} show them. "
+                    "Change it with 'discoverable on' or 'discoverable off'.")
+        if await self.social.discoverable(actor, choice == "on"):
+            return ("Your public posts from now on are discoverable: other servers' network-wide search and "
+                    "timelines may show them (earlier posts stay out). 'discoverable off' withdraws them all.")
+        return ("Your posts are not discoverable: every earlier one is withdrawn from this server's firehose, "
+                "and so from the network-wide indexes that follow it.")
 
     async def cmd_block(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:

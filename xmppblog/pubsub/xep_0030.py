@@ -20,6 +20,7 @@ from ..protocol import (
     NS_COMMANDS,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    NS_FIREHOSE,
     NS_FULLTEXT,
     NS_KEYS_NODE,
     NS_MAM,
@@ -35,7 +36,7 @@ from ..protocol import (
     NS_XMPPBLOG,
 )
 from . import forms
-from .xep_0050 import ADMIN_COMMANDS
+from .xep_0050 import ADMIN_COMMANDS, USER_COMMANDS
 
 DI = f"{{{NS_DISCO_INFO}}}"
 DT = f"{{{NS_DISCO_ITEMS}}}"
@@ -88,6 +89,8 @@ class DiscoAdapter:
         if req.to == self.service_jid and node == NS_MICROBLOG:
             await self.service.visible_node(req.actor, self.service.timeline_ref)
             return _info([("pubsub", "leaf", "Public timeline")], (NS_PUBSUB, NS_MAM, NS_FULLTEXT), node)
+        if req.to == self.service_jid and node == NS_FIREHOSE:
+            return _info([("pubsub", "leaf", "Firehose")], (NS_PUBSUB, NS_MAM, NS_FULLTEXT), node)
         if req.to == self.service_jid:
             if node:
                 raise errors.NodeNotFound("no such node on the service JID")
@@ -97,6 +100,8 @@ class DiscoAdapter:
             q.append(forms.Form("result")
                      .field("FORM_TYPE", NS_XMPPBLOG, "hidden")
                      .field("users_domain", self.service.addr.users_domain, "text-single")
+                     # issue #17: the node of every discoverable post, for aggregators
+                     .field("firehose", NS_FIREHOSE, "text-single")
                      .field("version", __version__, "text-single").el)
             return q
         owner = self.service.owner_of(req.to)
@@ -131,6 +136,9 @@ class DiscoAdapter:
         q = ET.Element(DT + "query", {"node": node} if node else {})
         if req.to == self.service_jid:
             if node == NS_COMMANDS:
+                if self.service.addr.is_local_user(req.actor.jid):
+                    for cmd_node, name in USER_COMMANDS.items():
+                        ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": cmd_node, "name": name})
                 if req.actor.jid in self.admins:
                     for cmd_node, name in ADMIN_COMMANDS.items():
                         ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": cmd_node, "name": name})
@@ -139,6 +147,9 @@ class DiscoAdapter:
                 raise errors.NodeNotFound("no such node on the service JID")
             ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": NS_MICROBLOG,
                                            "name": "Public timeline: every public post of this server"})
+            ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": NS_FIREHOSE,
+                                           "name": "Firehose: every discoverable public post of this server, "
+                                                   "for other servers' indexes"})
             ET.SubElement(q, DT + "item", {"jid": self.service_jid, "node": NS_KEYS_NODE,
                                            "name": "Signing keys of this xmppblog server"})
             return q

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
-"""XEP-0050 ad-hoc commands on blog JIDs: XEP-0060 §8.7 get-pending (adapter layer).
+"""XEP-0050 ad-hoc commands (adapter layer): XEP-0060 §8.7 get-pending on blog JIDs; on
+the service JID, search, `discoverable` for users of this server and the admins' commands.
 
-Two steps: `execute` returns a form listing the owner's nodes with pending
-subscriptions; submitting it makes the service send one §8.6 authorization
-form per pending subscriber. Sessions need no server state: the form says all.
+Two steps: `execute` returns a form (get-pending: the owner's nodes with pending
+subscriptions, and submitting it makes the service send one §8.6 authorization
+form per pending subscriber). Sessions need no server state: the form says all.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..core.model import NodeRef
 from ..core.moderation import Moderation
 from ..core.pubsub import PubsubService
 from ..core.search import SearchService
+from ..core.social import SocialService
 from ..core.status import DeliveryStatus, server_line
 from ..core.uri import xmpp_uri
 from ..protocol import NS_COMMANDS, NS_DATA, NS_PUBSUB_GET_PENDING, NS_PUBSUB_SUB_AUTH
@@ -42,12 +44,20 @@ ADMIN_COMMANDS = {
 
 
 SEARCH_COMMAND = "xmppblog#search"
+#: a user's choice for network-wide indexes (core/discovery.py), as the chat `discoverable`
+DISCOVERABLE_COMMAND = "xmppblog#discoverable"
+#: commands on the service JID for every user of this server: node -> name
+USER_COMMANDS = {
+    SEARCH_COMMAND: "Search public posts",
+    DISCOVERABLE_COMMAND: "Discoverable: may other servers' network-wide search and timelines show my posts?",
+}
 
 
 class CommandsAdapter:
     def __init__(self, service: PubsubService, moderation: Moderation, guard: Guard, search: SearchService,
-                 status: DeliveryStatus | None = None) -> None:
+                 status: DeliveryStatus | None = None, social: SocialService | None = None) -> None:
         self.status = status
+        self.social = social
         self.service = service
         self.search = search
         self.moderation = moderation
@@ -60,6 +70,8 @@ class CommandsAdapter:
         node = cmd.get("node", "")
         if req.to == self.service.addr.service_jid and node == SEARCH_COMMAND:
             return await self.search_command(req, cmd)
+        if req.to == self.service.addr.service_jid and node == DISCOVERABLE_COMMAND and self.social is not None:
+            return await self.discoverable_command(req, cmd, self.social)
         if req.to == self.service.addr.service_jid and node in ADMIN_COMMANDS:
             return await self.admin_command(req, cmd, node)
         if node != NS_PUBSUB_GET_PENDING or req.to == self.service.addr.service_jid:
@@ -199,6 +211,31 @@ class CommandsAdapter:
         out.set("status", "completed")
         out.append(result)
         return out
+
+    async def discoverable_command(self, req: Request, cmd: ET.Element, social: SocialService) -> ET.Element:
+        """A form with the user's choice (a boolean), then the new choice in a note."""
+        sessionid = cmd.get("sessionid") or secrets.token_hex(8)
+        out = ET.Element(C + "command", {"node": DISCOVERABLE_COMMAND, "sessionid": sessionid})
+        if cmd.get("action") == "cancel":
+            out.set("status", "canceled")
+            return out
+        x = cmd.find(forms.X)
+        if x is None:
+            on = await social.discoverable(req.actor)  # Forbidden for users of other servers
+            out.set("status", "executing")
+            ET.SubElement(ET.SubElement(out, C + "actions", {"execute": "complete"}), C + "complete")
+            out.append(forms.Form("form", "Discoverable",
+                                  "May other servers' network-wide search and timelines show your public posts? "
+                                  "On: your posts from now on. Off: every earlier one is withdrawn.")
+                       .field("discoverable", "1" if on else "0", "boolean", "Discoverable").el)
+            return out
+        _, values = forms.parse(x)
+        wanted = (forms.single(values, "discoverable") or "").strip().lower()
+        if wanted not in ("1", "true", "0", "false"):
+            raise errors.BadRequest("discoverable: a boolean (1/true or 0/false)")
+        on = await social.discoverable(req.actor, wanted in ("1", "true"))
+        return self._done(out, "Your public posts from now on are discoverable." if on else
+                          "Your posts are not discoverable: every earlier one is withdrawn from the firehose.")
 
     @staticmethod
     def _done(out: ET.Element, text: str) -> ET.Element:

@@ -20,6 +20,7 @@ from ..core.pubsub import Limits, PubsubService
 from ..protocol import (
     ATTACHMENTS_PREFIX,
     COMMENTS_PREFIX,
+    NS_FIREHOSE,
     NS_KEYS_NODE,
     NS_NICK,
     NS_PUBSUB,
@@ -231,9 +232,10 @@ class PubsubAdapter:
                 # XEP-0060 §8.1.3: the service's nodes are its own; nobody creates one here
                 raise errors.Forbidden(f"nodes are created on blogs (user@{self.service.addr.service_jid}), "
                                        "not on the service JID")
-            if not any(c.get("node") == NS_MICROBLOG for c in pubsub) and pubsub.find(P + "subscriptions") is None:
+            if (not any(c.get("node") in (NS_MICROBLOG, NS_FIREHOSE) for c in pubsub)
+                    and pubsub.find(P + "subscriptions") is None):
                 raise errors.NodeNotFound(
-                    f"the service JID hosts the public timeline ({NS_MICROBLOG}); "
+                    f"the service JID hosts the public timeline ({NS_MICROBLOG}) and the firehose ({NS_FIREHOSE}); "
                     f"blogs live at user@{self.service.addr.service_jid}")
         action = pubsub_action(pubsub)
         if action is None:

@@ -21,10 +21,12 @@ from ..core.accounts import Export
 from ..core.model import Stamp
 from ..core.uri import xmpp_uri
 from ..core.ports import EntryFacts
-from ..protocol import NS_ATOM, NS_MICROBLOG, NS_THR
+from ..protocol import NS_ATOM, NS_MICROBLOG, NS_THR, NS_XMPPBLOG
 from .sanitize import sanitize_entry
 
 A = f"{{{NS_ATOM}}}"
+#: the author's consent to network-wide indexes, under the signature (core/discovery.py)
+DISCOVERABLE = f"{{{NS_XMPPBLOG}}}discoverable"
 MAX_ENTRY_DEPTH = 16
 
 ET.register_namespace("thr", NS_THR)
@@ -238,7 +240,8 @@ class AtomCodec:
         if entry is None:
             return EntryFacts("", "")
         atom_id = entry.find(A + "id")
-        return EntryFacts((atom_id.text or "").strip() if atom_id is not None else "", link(entry, "replies"))
+        return EntryFacts((atom_id.text or "").strip() if atom_id is not None else "", link(entry, "replies"),
+                          entry.find(DISCOVERABLE) is not None)
 
     def render(self, draft: object, stamp: Stamp) -> str:
         assert isinstance(draft, AtomDraft)
@@ -275,6 +278,12 @@ class AtomCodec:
         if stamp.replies_uri:
             entry.append(ET.Element(A + "link", {"rel": "replies", "title": "comments",
                                                  "href": stamp.replies_uri}))
+        # only the server says whether the author consented, never the client's draft
+        for parent in list(entry.iter()):
+            for claimed in parent.findall(DISCOVERABLE):
+                parent.remove(claimed)
+        if stamp.discoverable:
+            entry.append(ET.Element(DISCOVERABLE))
         if self.signer is not None:
             self.signer.sign(entry)  # last, over the final form (pubsub/signing.py)
         return serialise(entry, NS_ATOM)

@@ -214,7 +214,8 @@ def _like_prefix(prefix: str) -> str:
 
 
 def _node(row: Any) -> Node:
-    config = NodeConfig(AccessModel(row.access_model), row.max_items, row.notify_retract, row.title)
+    config = NodeConfig(AccessModel(row.access_model), row.max_items, row.notify_retract, row.title,
+                        row.discoverable)
     return Node(NodeRef(row.service, row.node), row.owner, config, row.id, bool(row.remote))
 
 
@@ -239,7 +240,8 @@ class NodeRepo:
         c = node.config
         row = NodeRow(service=node.ref.service, node=node.ref.node, owner=node.owner,
                       access_model=c.access_model.value, max_items=c.max_items,
-                      notify_retract=c.notify_retract, title=c.title, created_at=now(), remote=node.remote)
+                      notify_retract=c.notify_retract, title=c.title, created_at=now(), remote=node.remote,
+                      discoverable=c.discoverable)
         self.s.add(row)
         await self.s.flush()
         return _node(row)
@@ -248,7 +250,7 @@ class NodeRepo:
         c = node.config
         await self.s.execute(update(NodeRow).where(NodeRow.id == node.db_id).values(
             access_model=c.access_model.value, max_items=c.max_items,
-            notify_retract=c.notify_retract, title=c.title))
+            notify_retract=c.notify_retract, title=c.title, discoverable=c.discoverable))
 
     async def delete(self, node: Node) -> None:
         # Explicit child deletes: no reliance on ON DELETE CASCADE being enabled.

@@ -56,6 +56,8 @@ class NodeRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: a local cache of a node on another server, fed by federation
     remote: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    #: the owner's choice for network-wide indexes (core/discovery.py); NULL: the admin's default
+    discoverable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class ItemRow(Base):

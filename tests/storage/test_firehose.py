@@ -1,0 +1,156 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Consent and the firehose (issue #17; core/discovery.py, core/firehose.py), on both
+databases: a post carries its author's consent under the signature only when they gave it
+and the post is public; the firehose holds exactly those, and loses them (with retractions
+to its subscribers) when they are retracted, the blog is protected or consent withdrawn."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from xmppblog.core import errors
+from xmppblog.core.discovery import Discovery
+from xmppblog.core.model import NS_MICROBLOG, Actor, EventKind, NodeRef
+from xmppblog.core.pubsub import Limits
+from xmppblog.pubsub.signing import Signer, verify
+from xmppblog.pubsub.xep_0277 import DISCOVERABLE, AtomCodec
+from xmppblog.storage import migrate
+from xmppblog.storage.engine import create_engine, sessionmaker
+from xmppblog.storage.repos import uow_factory
+
+from ..support.core import FakeClock, test_core
+from .test_service_storage import ALICE, BOB, draft
+
+REF = NodeRef("alice@blog.example.org", NS_MICROBLOG)
+AGGREGATOR = "blog.example.net"
+
+
+async def _core(db_url, discovery=Discovery()):
+    await migrate.upgrade(db_url)
+    engine = create_engine(db_url)
+    clock = FakeClock()
+    counter = iter(range(1, 10**9))
+    uow = uow_factory(sessionmaker(engine), clock)
+    signer = Signer(uow, clock)
+    await signer.load()
+    core = test_core(uow, engine, db_url, clock, Limits(max_payload_bytes=8192), new_id=lambda: f"id{next(counter)}",
+                     codec=AtomCodec(signer), discovery=discovery)
+    return core, uow, clock, signer, engine
+
+
+@pytest.fixture
+async def stack(db_url):
+    core, uow, clock, signer, engine = await _core(db_url)
+    yield core, uow, clock, signer
+    core.search.close()
+    await engine.dispose()
+
+
+def entry(payload: str) -> ET.Element:
+    return ET.fromstring(payload)
+
+
+async def firehose(core) -> list[str]:
+    page = await core.pubsub.get_items(BOB, core.pubsub.nodes.firehose_ref)
+    return sorted(i.item_id for i in page.items)
+
+
+async def retractions(uow, clock) -> list[str]:
+    async with uow() as u:
+        due = await u.outbox.due(clock.now(), 1000)
+    return sorted(d.event.item_id or "" for d in due
+                  if d.recipient == AGGREGATOR and d.event.kind is EventKind.ITEM_RETRACTED)
+
+
+async def test_consent_rides_under_the_signature_and_fills_the_firehose(stack):
+    core, uow, clock, signer = stack
+    before = await core.pubsub.publish(ALICE, REF, None, draft("before consent"))
+    assert await core.social.discoverable(ALICE) is False, "the admin's default: off"
+    assert await core.social.discoverable(ALICE, True) is True
+    after = await core.pubsub.publish(ALICE, REF, None, draft("after consent"))
+    items = {i.item_id: i for i in (await core.pubsub.get_items(ALICE, REF)).items}
+    assert entry(items[before].payload).find(DISCOVERABLE) is None, "consent applies from then on"
+    flagged = entry(items[after].payload)
+    assert flagged.find(DISCOVERABLE) is not None
+    assert verify(flagged, signer.public) is None
+    flagged.remove(flagged.find(DISCOVERABLE))
+    assert verify(flagged, signer.public) == "bad-signature", "the flag is covered by the signature"
+    assert await firehose(core) == [f"alice/{after}"]
+    # an edit keeps what the post had: the earlier post stays out, the later one stays in
+    await core.pubsub.publish(ALICE, REF, before, draft("before consent, edited"))
+    await core.pubsub.publish(ALICE, REF, after, draft("after consent, edited"))
+    items = {i.item_id: i for i in (await core.pubsub.get_items(ALICE, REF)).items}
+    assert entry(items[before].payload).find(DISCOVERABLE) is None
+    assert entry(items[after].payload).find(DISCOVERABLE) is not None
+    assert await firehose(core) == [f"alice/{after}"]
+
+
+async def test_a_client_cannot_claim_consent(stack):
+    core, *_ = stack
+    claimed = ET.fromstring("<item><entry xmlns='http://www.w3.org/2005/Atom'><title>claimed</title>"
+                            "<discoverable xmlns='urn:xmppblog:0'/></entry></item>")
+    from xmppblog.pubsub.xep_0277 import parse_entry
+    item_id = await core.pubsub.publish(ALICE, REF, None, parse_entry(claimed, 65536))
+    item = (await core.pubsub.get_items(ALICE, REF, [item_id])).items[0]
+    assert entry(item.payload).find(DISCOVERABLE) is None
+    assert await firehose(core) == []
+
+
+async def test_retraction_withdrawal_and_protection_take_posts_off_the_firehose(stack):
+    core, uow, clock, _ = stack
+    await core.pubsub.subscribe(Actor(AGGREGATOR), core.pubsub.nodes.firehose_ref, AGGREGATOR)
+    await core.social.discoverable(ALICE, True)
+    ids = [await core.pubsub.publish(ALICE, REF, None, draft(f"post {n}")) for n in range(4)]
+    async with uow() as u:
+        due = await u.outbox.due(clock.now(), 1000)
+    assert sorted(d.event.item_id for d in due if d.recipient == AGGREGATOR) == sorted(f"alice/{i}" for i in ids), \
+        "one notification per post to the consumer server"
+    await core.pubsub.retract(ALICE, REF, [ids[0]], notify=True)
+    assert await firehose(core) == sorted(f"alice/{i}" for i in ids[1:])
+    assert await retractions(uow, clock) == [f"alice/{ids[0]}"]
+    # withdrawing consent retracts every earlier post; consenting again brings none back
+    await core.social.discoverable(ALICE, False)
+    assert await firehose(core) == []
+    assert await retractions(uow, clock) == sorted(f"alice/{i}" for i in ids)
+    await core.social.discoverable(ALICE, True)
+    assert await firehose(core) == []
+    again = await core.pubsub.publish(ALICE, REF, None, draft("after consenting again"))
+    assert await firehose(core) == [f"alice/{again}"]
+    # protecting the blog withdraws too, and so do its later posts; re-opening restores nothing
+    await core.social.protect(ALICE, True)
+    assert await firehose(core) == []
+    protected = await core.pubsub.publish(ALICE, REF, None, draft("protected post"))
+    item = (await core.pubsub.get_items(ALICE, REF, [protected])).items[0]
+    assert entry(item.payload).find(DISCOVERABLE) is None, "protected posts never carry it"
+    await core.social.protect(ALICE, False)
+    assert await firehose(core) == []
+
+
+async def test_comments_never_carry_consent_and_the_firehose_is_read_only(stack):
+    core, *_ = stack
+    await core.social.discoverable(ALICE, True)
+    post = await core.pubsub.publish(ALICE, REF, None, draft("post"))
+    comments = REF.comments(post)
+    comment = await core.pubsub.publish(ALICE, comments, None, draft("comment"))
+    item = (await core.pubsub.get_items(ALICE, comments, [comment])).items[0]
+    assert entry(item.payload).find(DISCOVERABLE) is None
+    assert await firehose(core) == [f"alice/{post}"]
+    with pytest.raises(errors.Forbidden):
+        await core.pubsub.publish(ALICE, core.pubsub.nodes.firehose_ref, None, draft("spam"))
+    with pytest.raises(errors.Forbidden):
+        await core.pubsub.configure(ALICE, core.pubsub.nodes.firehose_ref, {"max_items": 1})
+
+
+async def test_the_admins_default_applies_to_users_who_never_chose(db_url):
+    core, uow, clock, signer, engine = await _core(db_url, Discovery(default=True))
+    try:
+        assert await core.social.discoverable(ALICE) is True
+        post = await core.pubsub.publish(ALICE, REF, None, draft("default on"))
+        assert await firehose(core) == [f"alice/{post}"]
+        assert await core.social.discoverable(ALICE, False) is False
+        assert await firehose(core) == []
+    finally:
+        core.search.close()
+        await engine.dispose()

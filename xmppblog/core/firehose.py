@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The firehose: a copy of every discoverable public local post on the service JID, for
+other servers and aggregators (core layer).
+
+The public timeline's projection (core/timeline.py) with the consent rule of
+core/discovery.py as its admission: a post is copied as `user/id` onto
+`urn:xmppblog:firehose:0` when its entry carries the author's consent, and its
+copy goes (with a retract notification to every subscriber: one per consumer
+server) when the post is retracted, its blog purged, deleted or protected, or
+its author withdraws consent. Unlike the public timeline, re-opening a blog or
+consenting again brings no earlier post back: consent applies from then on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .discovery import Discovery
+from .events import AccessChanged, ConsentChanged, ItemPublished
+from .model import NodeRef
+from .timeline import PublicTimeline
+from .transactions import Projections, Tx
+from .visibility import NodeMap, is_public
+
+log = logging.getLogger(__name__)
+
+
+class Firehose(PublicTimeline):
+    def __init__(self, nodes: NodeMap, max_items: int, discovery: Discovery) -> None:
+        super().__init__(nodes, max_items)
+        self.discovery = discovery
+
+    @property
+    def ref(self) -> NodeRef:
+        return self.nodes.firehose_ref
+
+    def admits(self, ev: ItemPublished) -> bool:
+        return ev.discoverable and is_public(ev.access)
+
+    def register(self, projections: Projections) -> None:
+        super().register(projections)
+        projections.on(ConsentChanged, self.consent_changed)
+
+    async def access_changed(self, tx: Tx, ev: AccessChanged) -> None:
+        if self._is_blog(ev.node) and not is_public(ev.node):
+            await self._remove_all(tx, ev.node)
+            log.info("firehose: %s's posts withdrawn (the blog is no longer public)", ev.node.owner)
+
+    async def consent_changed(self, tx: Tx, ev: ConsentChanged) -> None:
+        if self._is_blog(ev.node) and not self.discovery.consents(ev.node):
+            await self._remove_all(tx, ev.node)
+            log.info("firehose: %s's posts withdrawn (no longer discoverable)", ev.node.owner)
