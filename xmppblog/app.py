@@ -42,6 +42,7 @@ from .core.posting import PostingService
 from .core.pubsub import Limits, PubsubService
 from .core.remote_feeds import RemoteFeeds
 from .core.roster import PresenceGrants, RosterService
+from .core.stream import PostStream
 from .core.search import SearchIndexer, SearchService
 from .core.social import SocialService
 from .core.status import DeliveryStatus
@@ -54,6 +55,7 @@ from .federation.inbound import InboundEvents
 from .federation.iq import Requests, condition
 from .federation.receive import EntryPipeline
 from .federation.recovery import ServerRecovery
+from .federation.aggregator import Sources, firehose_of
 from .federation.remote import RemoteBlogs
 from .federation.verify import Verifier
 from .http.health import Health, Probes
@@ -61,6 +63,7 @@ from .http.export import ExportRoute
 from .http.server import HttpApi
 from .http.server import start as start_http
 from .http.snapshot import Snapshot
+from .http.stream import StreamHub
 from .im.commands import ChatBot
 from .im.online import OnlineTracker
 from .im.reports import BlockingAdapter
@@ -133,6 +136,7 @@ class Core:
     accounts: Accounts
     status: DeliveryStatus
     archive: Archive
+    stream: PostStream
 
 
 def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCodec, online: OnlineView,
@@ -162,7 +166,7 @@ def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCod
                 SocialService(addr, tx, pubsub, follows, moderation, roster), roster, SearchService(tx, search_index),
                 moderation, Deliveries(tx, clock, delivery),
                 Accounts(addr, tx, pubsub, remote, directory, moderation, clock),
-                DeliveryStatus(tx, posting, moderation), Archive(tx, pubsub, codec))
+                DeliveryStatus(tx, posting, moderation), Archive(tx, pubsub, codec), PostStream(tx, nodes, clock))
 
 
 def core_limits(cfg: Config) -> Limits:
@@ -232,8 +236,10 @@ class App:
         codec = AtomCodec(self.signer)
         blocklists = BlockLists(rtbl_nodes(cfg))
         tx = Transactions(self._uow)
+        # the admin's consents, never ended by users' unfollows: block lists and an aggregator's sources
         remote = RemoteFeeds(addr, tx, codec, self._clock, lim.max_items_per_node,
-                             frozenset(NodeRef(s, n) for s, n in blocklists.sources))
+                             frozenset(NodeRef(s, n) for s, n in blocklists.sources)
+                             | {firehose_of(s) for s in cfg.aggregator.sources})
         self.guard = Guard(remote.consented, {c.users_domain, c.jid}, GuardLimits(
             sg.local_publishes_per_minute, sg.remote_publishes_per_minute, sg.remote_domain_publishes_per_minute,
             sg.remote_events_per_minute, sg.remote_domain_events_per_minute, sg.subscribes_per_minute,
@@ -249,6 +255,9 @@ class App:
         verifier = Verifier(requests, tx, self._clock)
         pipeline = EntryPipeline(remote, verifier, self.guard, lim.max_payload_bytes)
         self.remote = RemoteBlogs(self.component, requests, remote, verifier, pipeline, blocklists)
+        agg = cfg.aggregator
+        self.sources = Sources(self.component, self.remote, remote, verifier, agg.sources, agg.blocked_sources,
+                               agg.max_items)
         self.core = core = build_core(
             tx, addr, self._clock, codec, self.online, self.search_index, remote, self.remote,
             core_limits(cfg), c.admins, delivery_policy(cfg), discovery=discovery_of(cfg),
@@ -286,6 +295,7 @@ class App:
             self.inbound.blocklist_changed = self._blocklist_changed
         if self.membership is not None:
             self.remote.runs = self.membership.runs
+            self.sources.runs = self.membership.runs
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
                         ArchiveAdapter(core.archive),
                         MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search,
@@ -297,6 +307,7 @@ class App:
                                 core.deliveries.policy.keep_counts_for.days),
                         self.inbound,
                         self.remote,
+                        self.sources,
                         Bounces(core.deliveries)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
@@ -514,8 +525,10 @@ class App:
 
     def http_api(self) -> HttpApi:
         h = self.cfg.http
+        hub = StreamHub(self.core.stream)
+        self.core.transactions.on_commit(hub.wake)  # a post committed here is streamed at once
         return HttpApi(self.core.pubsub, self.core.social, self.core.search, h.base_url or f"http://{h.listen}",
-                       self.stats, self.cfg.spamguard.searches_per_minute, self.directory.get)
+                       self.stats, self.cfg.spamguard.searches_per_minute, self.directory.get, stream=hub)
 
     async def _start_http(self) -> Any:
         if not self.cfg.http.listen:

@@ -124,6 +124,18 @@ class FirehoseConfig:
 
 
 @dataclass(frozen=True)
+class AggregatorConfig:
+    """Following other xmppblog servers' firehoses, for a network-wide view (issue #17)."""
+
+    #: service JIDs of xmppblog servers whose firehose this server follows
+    sources: tuple[str, ...] = ()
+    #: service JIDs (or their domains) never followed, even if listed or met
+    blocked_sources: tuple[str, ...] = ()
+    #: posts kept per source (the oldest go first)
+    max_items: int = 100_000
+
+
+@dataclass(frozen=True)
 class Config:
     component: ComponentConfig
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -134,12 +146,14 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     firehose: FirehoseConfig = field(default_factory=FirehoseConfig)
+    aggregator: AggregatorConfig = field(default_factory=AggregatorConfig)
 
 
 SECTIONS: dict[str, type] = {
     "component": ComponentConfig, "database": DatabaseConfig,
     "limits": LimitsConfig, "federation": FederationConfig, "spamguard": SpamguardConfig,
     "http": HttpConfig, "log": LogConfig, "cluster": ClusterConfig, "firehose": FirehoseConfig,
+    "aggregator": AggregatorConfig,
 }
 REQUIRED = {"component": ("jid", "secret")}
 
@@ -260,6 +274,17 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[spamguard] blocked_domains/allowed_domains: {exc}") from None
     if cfg.firehose.max_items < 1:
         raise ConfigError("[firehose] max_items: must be positive")
+    if cfg.aggregator.max_items < 1:
+        raise ConfigError("[aggregator] max_items: must be positive")
+    try:
+        agg = cfg.aggregator
+        cfg = dataclasses.replace(cfg, aggregator=dataclasses.replace(
+            agg, sources=tuple(dict.fromkeys(parse(s).bare for s in agg.sources)),
+            blocked_sources=tuple(parse(s).bare for s in agg.blocked_sources)))
+    except InvalidJid as exc:
+        raise ConfigError(f"[aggregator] sources/blocked_sources: {exc}") from None
+    if any("@" in s or "/" in s for s in cfg.aggregator.sources):
+        raise ConfigError("[aggregator] sources: service JIDs such as blog.example.net, not user JIDs")
     if cfg.http.listen:
         host, _, port = cfg.http.listen.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:

@@ -35,6 +35,8 @@ ALPHA_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi
                "mae", "ned",
                # scale-out, federating with the cluster (tests/e2e/test_cluster.py)
                "zora",
+               # the network-wide view: sources of an aggregator (tests/e2e/test_aggregator.py)
+               "fia", "gil", "hana",
                "admin"]  # [component] admins of the test component
 
 
@@ -52,9 +54,10 @@ def net(tmp_path_factory):
         pytest.skip("prosody is not installed (scripts/install-deps.sh installs it)")
     base = tmp_path_factory.mktemp("prosody")
     servers = [Prosody("alpha", "alpha.test", "127.0.10.2", base, ALPHA_USERS),
-               Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda", "xena", "ulla"]),
-               # a third server with no xmppblog: its users blog with Prosody's own PEP
-               Prosody("gamma", "gamma.test", "127.0.10.4", base, ["pat"])]
+               Prosody("beta", "beta.test", "127.0.10.3", base, ["zed", "yolanda", "xena", "ulla", "vera"]),
+               # a third server with no xmppblog: its users blog with Prosody's own PEP (but
+               # tests/e2e/test_aggregator.py attaches an aggregator to it for a while, for tom)
+               Prosody("gamma", "gamma.test", "127.0.10.4", base, ["pat", "tom"])]
     # delta.test is the ejabberd server of the interop tests (started only if they run)
     net = ProsodyNet(base, servers, extra_hosts=f"{DELTA_IP} delta.test blog.delta.test\n"
                                                 f"{ZETA_IP} zeta.test blog.zeta.test\n")

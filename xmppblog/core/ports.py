@@ -141,6 +141,14 @@ class ItemRepo(Protocol):
     async def quoting(self, uri_prefix: str, node: str) -> Sequence[tuple[NodeRef, str]]:
         """Items on nodes named `node` whose entry contains `uri_prefix` (reposts of a blog's posts)."""
         ...
+    async def stored_after(self, position: int, since: datetime, limit: int, node_names: Sequence[str]
+                           ) -> Sequence[tuple[int, Node, Item]]:
+        """Items stored after `position` (a store order, never reused) and at or after `since`,
+        on nodes named one of `node_names`, oldest first: (position, node, item)."""
+        ...
+    async def last_position(self) -> int:
+        """The store position of the newest item (0: none)."""
+        ...
 
 
 class SubscriptionRepo(Protocol):

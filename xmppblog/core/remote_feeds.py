@@ -163,6 +163,20 @@ class RemoteFeeds:
             await tx.nodes.delete(node)
             log.info("remote node dropped with its cache: service=%s node=%s", ref.service, ref.node)
 
+    async def follow_source(self, ref: NodeRef, max_items: int) -> None:
+        """The admin's consent to another server's firehose (`[aggregator] sources`): its cache,
+        owned by that service (so each entry is attributed to its signed author,
+        core/attribution.py), keeping `max_items` posts. Idempotent."""
+        async with self._tx() as tx:
+            node = await tx.nodes.get_locked(ref)
+            if node is None:
+                await tx.nodes.create(Node(ref, ref.service, NodeConfig(max_items=max_items), remote=True))
+            elif not node.remote:
+                raise errors.BadRequest("that is a node of this server")
+            if await tx.remote.get(ref.service, ref.node, self.addr.service_jid) is None:
+                await tx.remote.put(RemoteSub(ref.service, ref.node, self.addr.service_jid, SubState.PENDING))
+            await tx.commit()
+
     async def reserve(self, ref: NodeRef) -> None:
         """The admin's consent to a reserved node (a block list named in the configuration)."""
         async with self._tx() as tx:
@@ -225,7 +239,7 @@ class RemoteFeeds:
             for item_id in retracts:
                 if await tx.items.delete(node, item_id):
                     await tx.emit(ItemRetracted(node, node, item_id, notify=False))
-            for dropped in await tx.items.trim(node, self.max_items):
+            for dropped in await tx.items.trim(node, max(self.max_items, node.config.max_items)):
                 await tx.emit(ItemRetracted(node, node, dropped, notify=False))
             await tx.commit()
         if result.stored:

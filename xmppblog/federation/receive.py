@@ -9,6 +9,10 @@ origin is an xmppblog server (federation/verify.py), markup made safe
 (pubsub/sanitize.py, after the signature was checked), then the remote feeds
 store it in one transaction, where the attribution rule decides whom it is
 shown as (core/attribution.py). Every refusal is counted by spamguard.
+
+An entry of another server's firehose (an aggregator's source) must also be
+signed and carry its author's consent under that signature (docs/signatures.md):
+otherwise it is dropped as `missing-signature` or `no-consent`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from ..core import errors
 from ..core.attribution import Claim
 from ..core.remote_feeds import Incoming, Ingested, RemoteFeeds
 from ..pubsub.sanitize import sanitize_entry
-from ..pubsub.xep_0277 import AtomDraft, author_of, parse_entry
+from ..protocol import NS_FIREHOSE
+from ..pubsub.xep_0277 import DISCOVERABLE, AtomDraft, author_of, parse_entry
 from ..spamguard.guard import Guard
 from .verify import Verifier
 
@@ -54,6 +59,9 @@ class EntryPipeline:
                 if checked.reason:
                     self.guard.drop_item(origin, node, item_id, checked.reason)
                     continue
+                if node == NS_FIREHOSE and (reason := _unconsented(draft, checked.signed)):
+                    self.guard.drop_item(origin, node, item_id, reason)
+                    continue
                 sanitize_entry(draft.entry)
                 incoming.append(Incoming(item_id, draft, Claim(item_id, author_of(draft.entry), checked.signed)))
         else:
@@ -64,3 +72,13 @@ class EntryPipeline:
         for item_id, reason in result.dropped:
             self.guard.drop_item(origin, node, item_id, reason)
         return result
+
+
+def _unconsented(draft: AtomDraft, signed: bool) -> str:
+    """Why a firehose entry may not be indexed here ('' if it may): it must be signed by its
+    origin, and its author's consent must be under that signature."""
+    if not signed:
+        return "missing-signature"
+    if draft.entry.find(DISCOVERABLE) is None:
+        return "no-consent"
+    return ""

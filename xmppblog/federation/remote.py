@@ -24,7 +24,7 @@ from ..core.jid import parse
 from ..core.model import NS_MICROBLOG, Actor, NodeRef, SubState
 from ..core.remote_feeds import RemoteFeeds
 from ..core.uri import parse_uri
-from ..protocol import NS_DISCO_ITEMS, NS_PUBSUB, NS_RSM
+from ..protocol import NS_DISCO_ITEMS, NS_FIREHOSE, NS_PUBSUB, NS_RSM
 from ..spamguard.rtbl import BlockLists
 from ..xmpp.component import BlogComponent
 from .iq import Requests
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 P = f"{{{NS_PUBSUB}}}"
 CATCH_UP_ITEMS = 20
 CATCH_UP_PAGES = 5
+#: another server's firehose (an aggregator's source) is caught up deeper: a day of a busy server
+FIREHOSE_CATCH_UP_ITEMS = 50
+FIREHOSE_CATCH_UP_PAGES = 400
 RESYNC_EVERY = 6 * 3600.0
 PROTECTED = ("not-allowed", "not-authorized", "forbidden", "registration-required")
 
@@ -158,14 +161,17 @@ class RemoteBlogs:
 
     async def catch_up(self, ref: NodeRef) -> int:
         """Fetch what we missed: pages of the newest items (XEP-0059), back to the newest one we
-        already hold (at most CATCH_UP_PAGES pages), stored oldest first, without chat."""
+        already hold (at most CATCH_UP_PAGES pages; a firehose, FIREHOSE_CATCH_UP_PAGES), stored
+        oldest first, without chat."""
         known = await self.remote.last_item_id(ref)
         items: list[ET.Element] = []
         after: str | None = None
-        for _ in range(CATCH_UP_PAGES):
+        firehose = ref.node == NS_FIREHOSE
+        size = FIREHOSE_CATCH_UP_ITEMS if firehose else CATCH_UP_ITEMS
+        for _ in range(FIREHOSE_CATCH_UP_PAGES if firehose else CATCH_UP_PAGES):
             ps = _pubsub("items", node=ref.node)
             rsm = ET.SubElement(ps, f"{{{NS_RSM}}}set")
-            ET.SubElement(rsm, f"{{{NS_RSM}}}max").text = str(CATCH_UP_ITEMS)
+            ET.SubElement(rsm, f"{{{NS_RSM}}}max").text = str(size)
             if after is not None:
                 ET.SubElement(rsm, f"{{{NS_RSM}}}after").text = after
             reply = await self.requests.get(ref.service, ps)
@@ -174,7 +180,9 @@ class RemoteBlogs:
             items += page
             last = reply.find(f"{P}pubsub/{{{NS_RSM}}}set/{{{NS_RSM}}}last")
             # stop at what we hold, at the end, or when the peer does not page (Prosody 0.12)
-            if known in ids or len(page) < CATCH_UP_ITEMS or last is None or not last.text or last.text == after:
+            # (a source's page may be shorter than asked for: its own page limit)
+            short = not page if firehose else len(page) < size
+            if known in ids or short or last is None or not last.text or last.text == after:
                 break
             after = last.text
         result = await self.pipeline.receive(ref.service, ref.node, list(reversed(items)), [], notify=False)

@@ -75,6 +75,27 @@ OPENAPI: dict[str, Any] = {
         "/api/search": _get("Search public posts", {"$ref": "#/components/schemas/Page"}, [
             _Q, {"name": "order", "in": "query", "schema": {"enum": ["newest", "relevance"]}}, *_CURSOR]),
         "/api/stats": _get("Server statistics", {"type": "object"}),
+        "/api/stream": {"get": {
+            "summary": "Server-Sent Events of public posts as they are stored: this server's, and on an "
+                       "aggregator every source's (each consented and signed by its author)",
+            "description": "Each event is `event: post`, an opaque `id:` cursor and `data:` one JSON object: "
+                           "the Post fields, `source` (the JID the post was stored under) and `entry` (the "
+                           "signed Atom entry as XML text, docs/signatures.md). Reconnect with the header "
+                           "`Last-Event-ID` (or ?last_event_id=) to resume, up to 24 hours back. A comment "
+                           "line every 15 s keeps an idle stream open. Edits come again with the same post "
+                           "id; retractions are not streamed.",
+            "parameters": [
+                {"name": "author", "in": "query", "schema": {"type": "string"}, "description": "a bare JID"},
+                {"name": "tag", "in": "query", "schema": {"type": "string"}, "description": "a hashtag without '#'"},
+                {"name": "q", "in": "query", "schema": {"type": "string"},
+                 "description": 'words, "a phrase", #tag, @user@domain, from:user@domain'},
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
+                 "description": "the id of the last event received"}],
+            "responses": {"200": {"description": "the stream", "content": {"text/event-stream": {"schema": {
+                                      "type": "string"}}}},
+                          "400": {"description": "a malformed query or cursor",
+                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                          "429": {"description": "too many streams open from this address"}}}},
         # Atom feeds: what the HTML pages announce with <link rel="alternate">
         "/feeds/timeline.atom": _atom("The public timeline"),
         "/feeds/users/{user}.atom": _atom("A user's public posts", [_USER]),

@@ -16,7 +16,9 @@ Cursor paging: `cursor` is the id of the last item of the previous page (XEP-005
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import json
 import logging
 import re
 import time
@@ -29,20 +31,22 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from ..core import errors
+from ..core.jid import parse as parse_jid
 from ..core.model import NS_MICROBLOG, Actor, FoundPost, Item, Node, NodeRef, PageRequest
 from ..core.pubsub import PubsubService
-from ..core.search import MAX_OFFSET, SearchService
+from ..core.search import MAX_OFFSET, SearchService, parse_query
 from ..core.social import SocialService
 from ..core.text import hashtags, normal
 from ..core.uri import xmpp_uri
 from ..protocol import NS_ATOM, NS_XMPPBLOG
 from ..pubsub.sanitize import sanitize_entry
-from ..pubsub.xep_0277 import entry_of, serialise, title_and_text
+from ..pubsub.xep_0277 import entry_of, serialise, summary, title_and_text
 from ..spamguard.buckets import TokenBuckets
 from .errors import public_text, status_of
 from .links import person_href
 from .openapi import OPENAPI
 from .pages import Pages, qr_svg
+from .stream import HEARTBEAT_SECONDS, StreamHub, StreamLimits, cursor_of, position_of
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +84,15 @@ def client_of(remote: str | None) -> str:
 class HttpApi:
     def __init__(self, pubsub: PubsubService, social: SocialService, search: SearchService, base_url: str,
                  stats: Callable[[], Awaitable[dict[str, Any]]], searches_per_minute: int = 30,
-                 directory: Callable[[], Awaitable[list[tuple[Node, int]]]] | None = None) -> None:
+                 directory: Callable[[], Awaitable[list[tuple[Node, int]]]] | None = None,
+                 stream: StreamHub | None = None, stream_limits: StreamLimits = StreamLimits(2000, 50),
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
         """`stats`, `directory`: the statistics and the user list (if not `social.directory`
-        itself); the composition root passes snapshots of both (http/snapshot.py)."""
+        itself); the composition root passes snapshots of both (http/snapshot.py). `stream`:
+        the hub of /api/stream (none: no stream)."""
+        self.hub = stream
+        self._stream_limits = stream_limits
+        self.heartbeat_seconds = heartbeat_seconds
         self.blogs = pubsub
         self.social = social
         self.search = search
@@ -105,6 +115,8 @@ class HttpApi:
         r.add_get("/api/timeline", self.api_timeline)
         r.add_get("/api/search", self.api_search)
         r.add_get("/api/stats", self.api_stats)
+        if stream is not None:
+            r.add_get("/api/stream", self.api_stream)
         r.add_get("/feeds/timeline.atom", self.feed_timeline)
         r.add_get("/feeds/users/{user}.atom", self.feed_user)
         r.add_get("/feeds/tags/{tag}.atom", self.feed_tag)
@@ -225,6 +237,71 @@ class HttpApi:
 
     async def api_stats(self, request: web.Request) -> web.Response:
         return web.json_response(await self._stats())
+
+    def _stream_filter(self, request: web.Request) -> Callable[[FoundPost], bool]:
+        """The query of `author`, `tag` and `q` (the search language), as a test on a post."""
+        q = request.query
+        terms = [q.get("q", "").strip()]
+        if q.get("tag", "").strip():
+            terms.append("#" + q["tag"].strip().lstrip("#"))
+        if q.get("author", "").strip():
+            terms.append("from:" + parse_jid(q["author"].strip()).bare)  # InvalidJid: 400
+        text = " ".join(t for t in terms if t)
+        if not text:
+            return lambda post: True
+        query = parse_query(text)
+        return lambda post: query.matches(summary(post.item.payload), post.item.publisher)
+
+    def _event(self, position: int, post: FoundPost) -> bytes:
+        data = self._post_json(post.ref, post.item)
+        data["source"] = post.ref.service
+        data["entry"] = post.item.payload
+        return (f"event: post\nid: {cursor_of(position)}\ndata: "
+                f"{json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n").encode()
+
+    async def api_stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events of the posts that may leave this server (http/stream.py)."""
+        assert self.hub is not None
+        hub = self.hub
+        wanted = self._stream_filter(request)  # a bad query is a 400 before the stream opens
+        resume = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+        position = position_of(resume) if resume else None
+        client = client_of(request.remote)
+        if not self._stream_limits.take(client):
+            raise web.HTTPTooManyRequests(text="too many open streams; close one or wait",
+                                          headers={"Retry-After": "30", "Access-Control-Allow-Origin": "*"})
+        await hub.join()
+        try:
+            if position is None:
+                position = hub.position
+            response = web.StreamResponse(headers={
+                "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no", "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"})
+            await response.prepare(request)
+            await response.write(b": xmppblog stream\n\n")
+            log.info("stream opened: client=%s from=%s", client, cursor_of(position))
+            while True:
+                try:
+                    posts, after = await hub.next_posts(position)
+                except errors.BlogError:
+                    # the headers are sent: end the stream; the client resumes with Last-Event-ID
+                    log.warning("stream: could not read posts; closing client=%s at %s", client, cursor_of(position))
+                    return response
+                for at, post in posts:
+                    if wanted(post):
+                        await response.write(self._event(at, post))
+                if after == position:
+                    before = hub.position
+                    await hub.wait(position, self.heartbeat_seconds)
+                    if hub.position == before:
+                        await response.write(b": keepalive\n\n")
+                position = after
+        except (ConnectionResetError, asyncio.CancelledError):
+            log.info("stream closed: client=%s", client)
+            raise
+        finally:
+            hub.leave()
+            self._stream_limits.give_back(client)
 
     # ------------------------------------------------------------ Atom feeds
 

@@ -213,6 +213,17 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+#: items in store order (a republish gets a new row id) after a position, with their nodes: the
+#: stream of posts (core/stream.py); the primary key orders and bounds the scan
+_STORED_AFTER = (select(_I.c.id.label("position"), _I.c.item_id, _I.c.publisher, _I.c.payload, _I.c.published,
+                        _I.c.updated, _N.c.id, _N.c.service, _N.c.node, _N.c.owner, _N.c.access_model,
+                        _N.c.max_items, _N.c.notify_retract, _N.c.title, _N.c.discoverable, _N.c.remote)
+                 .join_from(_I, _N, _N.c.id == _I.c.node_id)
+                 .where(_I.c.id > bindparam("after"), _I.c.updated >= bindparam("since"),
+                        _N.c.node.in_(bindparam("names", expanding=True)))
+                 .order_by(_I.c.id).limit(bindparam("limit")))
+
+
 def _node(row: Any) -> Node:
     config = NodeConfig(AccessModel(row.access_model), row.max_items, row.notify_retract, row.title,
                         row.discoverable)
@@ -308,6 +319,15 @@ class ItemRepo:
     async def trim(self, node: Node, keep: int) -> Sequence[str]:
         # One statement: a full node (the public timeline always is) trims on every post.
         return list((await self.s.execute(_ITEM_TRIM, {"node_id": node.db_id, "keep": keep})).scalars())
+
+    async def stored_after(self, position: int, since: datetime, limit: int, node_names: Sequence[str]
+                           ) -> Sequence[tuple[int, Node, Item]]:
+        rows = (await self.s.execute(_STORED_AFTER, {"after": position, "since": since, "limit": limit,
+                                                     "names": list(node_names)})).all()
+        return [(r.position, _node(r), _item(r)) for r in rows]
+
+    async def last_position(self) -> int:
+        return int((await self.s.execute(select(func.max(_I.c.id)))).scalar() or 0)
 
     async def ids_with_prefix(self, node: Node, prefix: str) -> Sequence[str]:
         pattern = _like_prefix(prefix)

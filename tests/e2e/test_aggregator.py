@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The network-wide view, with consent (issue #17), across three real Prosody servers:
+alpha's and beta's xmppblog are sources, an xmppblog on gamma aggregates their firehoses.
+
+Discoverable posts from both sources are found by search and reach `track` users on the
+aggregator; posts whose authors did not consent, and protected posts, appear nowhere there;
+a retraction and a withdrawn consent disappear within 10 s; an aggregator down for a while
+catches up with nothing missing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import aiohttp
+import pytest
+
+from ..support import ports
+from ..support.clients import connect
+from ..support.component import Component
+
+AGGREGATOR = 'sources = ["blog.alpha.test", "blog.beta.test"]'
+
+
+@pytest.fixture(scope="module")
+def aggregator(net, component, component_beta, tmp_path_factory):
+    comp = Component(net["gamma"], tmp_path_factory.mktemp("aggregator"), extra=f"[aggregator]\n{AGGREGATOR}\n")
+    comp.start()
+    yield comp
+    assert comp.stop() == 0
+    assert "Traceback" not in comp.log_text(), comp.log_text()[-4000:]
+
+
+async def eventually(check, timeout: float = 10.0, every: float = 0.3):
+    """`await check()` until it is truthy (returned) or `timeout` passes (AssertionError)."""
+    end = time.monotonic() + timeout
+    while True:
+        got = await check()
+        if got:
+            return got
+        if time.monotonic() > end:
+            raise AssertionError(f"not within {timeout:.0f}s")
+        await asyncio.sleep(every)
+
+
+async def api_search(ip: str, q: str) -> list[str]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://{ip}:{ports.HTTP}/api/search", params={"q": q}) as r:
+            assert r.status == 200, r.status
+            return [p["text"] for p in (await r.json())["posts"]]
+
+
+async def test_an_aggregator_sees_only_what_authors_let_it_see(net, aggregator, clients):
+    gamma = net["gamma"]
+    fia, gil, hana = await clients("fia"), await clients("gil"), await clients("hana")
+    vera = await clients("vera@beta.test")
+    tom = await connect("tom@gamma.test", gamma.ip)
+    try:
+        await asyncio.to_thread(aggregator.wait_log, "aggregator: following the firehose of blog.beta.test", 30)
+        await asyncio.to_thread(aggregator.wait_log, "aggregator: following the firehose of blog.alpha.test", 30)
+        assert (await tom.say("track quokkanet")).startswith("Tracking")
+        assert (await fia.say("discoverable")).startswith("Your public posts are not discoverable")
+        for who in (fia, vera, hana):
+            assert (await who.say("discoverable on")).startswith("Your public posts from now on are discoverable")
+        assert (await hana.say("protect on")).startswith("Your blog is now protected")
+        started = time.monotonic()
+        fia_post = await fia.say("quokkanet from alpha, discoverable")
+        await vera.say("quokkanet from beta, discoverable")
+        await gil.say("quokkanet from gil, who never consented")
+        await hana.say("quokkanet from hana, protected")
+        # track across the network: live chat delivery on the aggregator
+        got = await tom.inbox.wait(lambda m: "quokkanet from alpha" in (m["body"] or ""), 10)
+        assert got is not None, "a tracked word from a source reached tom within 10 s"
+        got = await tom.inbox.wait(lambda m: "quokkanet from beta" in (m["body"] or ""), 10)
+        assert got is not None
+        assert time.monotonic() - started < 12
+        # search, by chat and HTTP, covers the network, and only what its authors let through
+        found = await eventually(lambda: _both_found(tom))
+        assert "gil" not in found and "hana" not in found
+        texts = await api_search(gamma.ip, "quokkanet")
+        assert sorted(t.split(",")[0] for t in texts) == ["quokkanet from alpha", "quokkanet from beta"], texts
+        await asyncio.sleep(1)
+        assert not any(("gil" in (m["body"] or "") or "hana" in (m["body"] or "")) for m in tom.inbox.items), \
+            "posts without consent, and protected ones, never reach the aggregator's trackers"
+
+        # a retraction, then a withdrawn consent, leave the aggregator within 10 s
+        short = re.search(r"#(\w+)", fia_post).group(1)
+        assert (await fia.say(f"delete {short}")).startswith("Deleted")
+        await eventually(lambda: _absent(gamma.ip, "quokkanet from alpha"))
+        assert (await vera.say("discoverable off")).startswith("Your posts are not discoverable")
+        await eventually(lambda: _absent(gamma.ip, "quokkanet from beta"))
+
+        # the aggregator is down for a while: it catches up with nothing missing
+        aggregator.stop()
+        for n in range(3):
+            await fia.say(f"quokkanet while the aggregator was down {n}")
+        aggregator.start()
+        await eventually(lambda: _count(gamma.ip, "quokkanet while the aggregator was down", 3), timeout=30)
+    finally:
+        tom.disconnect()
+
+
+async def _both_found(tom) -> str | None:
+    answer = await tom.say("search quokkanet")
+    ok = "fia@alpha.test: quokkanet from alpha" in answer and "vera@beta.test: quokkanet from beta" in answer
+    return answer if ok else None
+
+
+async def _absent(ip: str, text: str) -> bool:
+    return not any(text in t for t in await api_search(ip, "quokkanet"))
+
+
+async def _count(ip: str, text: str, n: int) -> bool:
+    return sum(text in t for t in await api_search(ip, "quokkanet")) == n

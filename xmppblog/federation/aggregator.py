@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""An aggregator's sources: following other xmppblog servers' firehoses (adapter layer).
+
+`[aggregator] sources` names service JIDs. Each is admitted only once it
+answers as an xmppblog server (its disco#info carries `urn:xmppblog:0`,
+federation/verify.py); then this server holds one subscription to its firehose
+node (`urn:xmppblog:firehose:0`), caught up at once and after every reconnect
+from the newest post it holds (federation/remote.py). Pushed entries go through
+the entry pipeline, which also demands a signature and the author's consent
+under it (federation/receive.py); stored, they are searched, tracked and
+listed like any followed remote post. A source that does not answer is tried
+again with a growing delay; the others are served meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..core.model import NodeRef, SubState
+from ..core.remote_feeds import RemoteFeeds
+from ..protocol import NS_FIREHOSE
+from ..xmpp.component import BlogComponent
+from .remote import RemoteBlogs
+from .verify import Verifier
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 5.0
+MAX_RETRY_SECONDS = 300.0
+
+
+def firehose_of(source: str) -> NodeRef:
+    return NodeRef(source, NS_FIREHOSE)
+
+
+def is_blocked(source: str, blocked: tuple[str, ...]) -> bool:
+    """Whether `source` is one of `blocked` or on one of their domains' subdomains."""
+    return any(source == b or source.endswith("." + b) for b in blocked)
+
+
+class Sources:
+    def __init__(self, component: BlogComponent, blogs: RemoteBlogs, remote: RemoteFeeds, verifier: Verifier,
+                 sources: tuple[str, ...], blocked: tuple[str, ...], max_items: int) -> None:
+        self.component = component
+        self.blogs = blogs
+        self.remote = remote
+        self.verifier = verifier
+        self.sources = tuple(s for s in sources if not is_blocked(s, blocked))
+        self.blocked = blocked
+        self.max_items = max_items
+        #: source -> its state as last seen: subscribed, pending (retrying), none (refused)
+        self.state: dict[str, SubState] = {s: SubState.PENDING for s in self.sources}
+        #: whether this process follows the sources now (a cluster: one worker does)
+        self.runs: Callable[[str], bool] = lambda job: True
+        self._following: set[str] = set()
+        for s in sources:
+            if is_blocked(s, blocked):
+                log.warning("aggregator: source %s is also in blocked_sources; not followed", s)
+
+    def register(self, component: BlogComponent) -> None:
+        component.on_online(self._start)
+
+    def _start(self) -> None:
+        if not self.runs("aggregator"):
+            return
+        for source in self.sources:
+            if source not in self._following:
+                self._following.add(source)
+                self.component.background(self._keep_following(source))
+
+    async def _keep_following(self, source: str) -> None:
+        """Follow `source` until it is followed, retrying with a growing delay."""
+        delay = FIRST_RETRY_SECONDS
+        try:
+            while not self.component.stopping:
+                state = await self.follow(source)
+                self.state[source] = state
+                if state is not SubState.PENDING:
+                    return
+                log.warning("aggregator: source %s not followed yet; next try in %.0fs", source, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
+        finally:
+            self._following.discard(source)
+
+    async def follow(self, source: str) -> SubState:
+        """One attempt: SUBSCRIBED (and caught up), PENDING (no answer, or not an xmppblog
+        server yet: tried again) or NONE (it refused: its firehose is not open)."""
+        if await self.verifier.users_domain(source) is None:
+            log.info("aggregator: %s does not answer as an xmppblog server", source)
+            return SubState.PENDING
+        ref = firehose_of(source)
+        await self.remote.follow_source(ref, self.max_items)
+        state = await self.blogs.subscribe(ref)
+        if state is SubState.SUBSCRIBED:
+            log.info("aggregator: following the firehose of %s", source)
+        return state
