@@ -7,7 +7,8 @@ XEP-0060, while the blog was open, never approved): the change keeps those the
 new model still admits (subscribers under `authorize`, contacts under
 `presence`) and revokes the others, and both lose everything under
 `whitelist`; outcast (banned), local stranger, remote stranger, anonymous HTTP. Paths: notifications (events and chat), items, item by id,
-comments, the public timeline node, disco info and items, presence (probe
+comments, the public timeline node, the firehose node and the stream of posts
+(the owner made their posts discoverable), disco info and items, presence (probe
 answers and the announcements after a reconnect), chat (personal timeline,
 search, whois), reposts (a repost would make the post public), error texts (a
 reader who may not see the blog must not tell an existing post from an absent
@@ -27,6 +28,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from xmppblog.core import errors
+from xmppblog.core.discovery import Discovery
 from xmppblog.core.model import NS_MICROBLOG, AccessModel, Actor, Delivery, NodeRef
 from xmppblog.core.pubsub import Limits
 from xmppblog.http.server import HttpApi
@@ -80,7 +82,8 @@ async def world(db_url):
     engine = create_engine(db_url)
     clock = FakeClock()
     uow = uow_factory(sessionmaker(engine), clock)
-    core = test_core(uow, engine, db_url, clock, Limits(max_payload_bytes=4096), online=Everyone())
+    core = test_core(uow, engine, db_url, clock, Limits(max_payload_bytes=4096), online=Everyone(),
+                     discovery=Discovery(default=True))  # the owner consents: the firehose carries what it may
 
     async def stats():  # type: ignore[no-untyped-def]
         return {}
@@ -130,6 +133,7 @@ async def _seen_by(world, viewer: str, item_id: str, word: str, sent: dict[str, 
         for path in HTTP_PATHS:
             r = await client.get(path.format(id=item_id, word=word))
             got[f"http {path}"] = mark in await r.text()
+        got["stream of posts"] = any(mark in p.item.payload for _, p in (await core.stream.after(0, 10_000)).posts)
         return got
     jid = JIDS[viewer]
     actor = Actor(jid)
@@ -147,6 +151,7 @@ async def _seen_by(world, viewer: str, item_id: str, word: str, sent: dict[str, 
     got["comments"] = await read(BLOG.comments(item_id))
     got["attachments"] = await read(BLOG.attachments(item_id))
     got["public timeline node"] = await read(service.timeline_ref)
+    got["firehose node"] = await read(service.nodes.firehose_ref)
     try:
         await service.visible_node(actor, BLOG)
         got["disco info"] = True
