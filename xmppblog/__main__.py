@@ -116,6 +116,7 @@ async def _stats(cfg) -> int:  # type: ignore[no-untyped-def]
             pending = await uow.outbox.pending_count()
             remote = await uow.remote.all()
             deliveries = await delivery_lines(uow, cfg)
+            held = {service: (n, latest) for service, n, latest in await _firehose_posts(uow)}
     finally:
         await engine.dispose()
     print(f"outbox: {pending} notification(s) waiting")
@@ -123,6 +124,14 @@ async def _stats(cfg) -> int:  # type: ignore[no-untyped-def]
     for sub in remote:
         print(f"  {sub.service} {sub.node} [{sub.state.value}]")
     print("\n".join(deliveries))
+    if cfg.aggregator.sources:
+        from .protocol import NS_FIREHOSE
+        states = {sub.service: sub.state.value for sub in remote if sub.node == NS_FIREHOSE}
+        print(f"aggregator sources: {len(cfg.aggregator.sources)}")
+        for source in cfg.aggregator.sources:
+            n, latest = held.get(source, (0, None))
+            when = f", latest received {latest:%Y-%m-%d %H:%M:%S}" if latest else ""
+            print(f"  {source} [{states.get(source, 'not subscribed')}] {n} post(s) held{when}")
     total = sum(n for _, _, n, _ in drops)
     print(f"spamguard: {total} refused stanza(s)")
     if drops:
@@ -130,6 +139,16 @@ async def _stats(cfg) -> int:  # type: ignore[no-untyped-def]
         for reason, domain, n, last in drops:
             print(f"  {reason:<22} {domain:<32} {n:>8}  {last:%Y-%m-%d %H:%M:%S}")
     return 0
+
+
+async def _firehose_posts(uow) -> list[tuple[str, int, object]]:  # type: ignore[no-untyped-def]
+    """(source, posts held, latest received) of each followed firehose (an aggregator's sources)."""
+    from .protocol import NS_FIREHOSE
+    per: dict[str, tuple[int, object]] = {}
+    for service, _, n, latest in await uow.items.authors_on(NS_FIREHOSE):
+        count, newest = per.get(service, (0, latest))
+        per[service] = (count + n, max(newest, latest))  # type: ignore[type-var]
+    return [(s, n, latest) for s, (n, latest) in per.items()]
 
 
 async def _rotate_key(cfg) -> int:  # type: ignore[no-untyped-def]

@@ -42,6 +42,7 @@ from .core.posting import PostingService
 from .core.pubsub import Limits, PubsubService
 from .core.remote_feeds import RemoteFeeds
 from .core.roster import PresenceGrants, RosterService
+from .core.network import NetworkView
 from .core.stream import PostStream
 from .core.search import SearchIndexer, SearchService
 from .core.social import SocialService
@@ -137,6 +138,7 @@ class Core:
     status: DeliveryStatus
     archive: Archive
     stream: PostStream
+    network: NetworkView
 
 
 def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCodec, online: OnlineView,
@@ -162,11 +164,13 @@ def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCod
     Notifications(addr, online).register(tx.projections)
     PresenceGrants(roster).register(tx.projections)
     posting = PostingService(addr, tx, pubsub, codec, directory)
+    stream = PostStream(tx, nodes, clock)
     return Core(tx, pubsub, remote, follows, posting,
                 SocialService(addr, tx, pubsub, follows, moderation, roster), roster, SearchService(tx, search_index),
                 moderation, Deliveries(tx, clock, delivery),
                 Accounts(addr, tx, pubsub, remote, directory, moderation, clock),
-                DeliveryStatus(tx, posting, moderation), Archive(tx, pubsub, codec), PostStream(tx, nodes, clock))
+                DeliveryStatus(tx, posting, moderation), Archive(tx, pubsub, codec), stream,
+                NetworkView(tx, stream, discovery, codec, clock))
 
 
 def core_limits(cfg: Config) -> Limits:
@@ -304,10 +308,9 @@ class App:
                         ChatBot(self.component, core.follows, core.posting, core.social, core.search, core.roster,
                                 core.moderation, lim.max_payload_bytes, core.accounts, core.status,
                                 (cfg.http.base_url or f"http://{cfg.http.listen}") if cfg.http.listen else None,
-                                core.deliveries.policy.keep_counts_for.days),
+                                core.deliveries.policy.keep_counts_for.days, core.network),
                         self.inbound,
                         self.remote,
-                        self.sources,
                         Bounces(core.deliveries)):
             adapter.register(self.component)
         self.component.on_online(self.sender.wake)
@@ -482,12 +485,15 @@ class App:
                     if self.membership is not None else None)
         keys = asyncio.create_task(self.signer.run(), name="signing keys")  # rotate-key needs no restart
         recovery = asyncio.create_task(self.recovery.run(), name="servers back")
+        sources = asyncio.create_task(self.sources.run(), name="aggregator sources")
         beats = asyncio.create_task(self.membership.run(), name="cluster") if self.membership else None
         self.component.connect()
         try:
             await self._stop.wait()
         finally:
             log.info("shutting down")
+            sources.cancel()  # a catch-up cut short is fetched again at the next start
+            await asyncio.gather(sources, return_exceptions=True)
             # a cluster's worker leaves within 20 s: what it does not flush, the others send
             await self.component.drain(5.0 if self.membership is not None else 10.0)
             await self.sender.stop()
@@ -528,7 +534,8 @@ class App:
         hub = StreamHub(self.core.stream)
         self.core.transactions.on_commit(hub.wake)  # a post committed here is streamed at once
         return HttpApi(self.core.pubsub, self.core.social, self.core.search, h.base_url or f"http://{h.listen}",
-                       self.stats, self.cfg.spamguard.searches_per_minute, self.directory.get, stream=hub)
+                       self.stats, self.cfg.spamguard.searches_per_minute, self.directory.get, stream=hub,
+                       network=self.core.network, sources=self.sources.states)
 
     async def _start_http(self) -> Any:
         if not self.cfg.http.listen:
@@ -591,7 +598,8 @@ class App:
             return {"service": self.cfg.component.jid, "users_with_public_blogs": len(blogs),
                     "public_posts": sum(n for _, n in blogs), "outbox_waiting": await uow.outbox.pending_count(),
                     "remote_subscriptions": len(await uow.remote.all()),
-                    "spamguard_refused_since_start": sum(self.guard.drops.values())}
+                    "spamguard_refused_since_start": sum(self.guard.drops.values()),
+                    "aggregator_sources": self.sources.states()}
 
     async def _flush_stats(self) -> None:
         counts = self.guard.take_unflushed()

@@ -65,7 +65,7 @@ async def test_an_aggregator_sees_only_what_authors_let_it_see(net, aggregator, 
             assert (await who.say("discoverable on")).startswith("Your public posts from now on are discoverable")
         assert (await hana.say("protect on")).startswith("Your blog is now protected")
         started = time.monotonic()
-        fia_post = await fia.say("quokkanet from alpha, discoverable")
+        fia_post = await fia.say("quokkanet from alpha, discoverable #netwide")
         await vera.say("quokkanet from beta, discoverable")
         await gil.say("quokkanet from gil, who never consented")
         await hana.say("quokkanet from hana, protected")
@@ -83,6 +83,17 @@ async def test_an_aggregator_sees_only_what_authors_let_it_see(net, aggregator, 
         await asyncio.sleep(1)
         assert not any(("gil" in (m["body"] or "") or "hana" in (m["body"] or "")) for m in tom.inbox.items), \
             "posts without consent, and protected ones, never reach the aggregator's trackers"
+        # trends, the directory and suggestions, by chat and HTTP
+        assert "#netwide (1 author(s)" in await tom.say("trends")
+        listed = await tom.say("directory")
+        assert "fia@alpha.test (blog.alpha.test, 1 post(s))" in listed and "vera@beta.test (blog.beta.test" in listed
+        assert "gil@" not in listed and "hana@" not in listed
+        assert "fia@alpha.test" in await tom.say("suggest")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://{gamma.ip}:{ports.HTTP}/api/directory") as r:
+                d = await r.json()
+        assert sorted((s["source"], s["state"]) for s in d["sources"]) == [
+            ("blog.alpha.test", "following"), ("blog.beta.test", "following")]
 
         # a retraction, then a withdrawn consent, leave the aggregator within 10 s
         short = re.search(r"#(\w+)", fia_post).group(1)

@@ -149,6 +149,14 @@ class ItemRepo(Protocol):
     async def last_position(self) -> int:
         """The store position of the newest item (0: none)."""
         ...
+    async def stored_before(self, position: int | None, since: datetime, limit: int, node_names: Sequence[str]
+                            ) -> Sequence[tuple[int, Node, Item]]:
+        """`stored_after`'s rows newest first, before `position` (None: from the newest)."""
+        ...
+    async def authors_on(self, node_name: str) -> Sequence[tuple[str, str, int, datetime]]:
+        """(service, publisher, posts, latest store time) of the remote caches of nodes named
+        `node_name` (an aggregator's sources' firehoses)."""
+        ...
 
 
 class SubscriptionRepo(Protocol):

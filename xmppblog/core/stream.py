@@ -42,7 +42,8 @@ class PostStream:
         self._clock = clock
 
     def streamed(self, node: Node) -> bool:
-        """Whether the posts of `node` are in the stream (as read now)."""
+        """Whether the posts of `node` are in the stream, and in the network-wide view
+        (core/network.py), as read now: the one rule of what may leave this server's own view."""
         if node.remote:
             return node.ref.node == NS_FIREHOSE  # an aggregator's source
         return node.ref.node == NS_MICROBLOG and not self.nodes.is_copies(node.ref) and is_public(node)

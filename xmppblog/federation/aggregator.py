@@ -9,7 +9,11 @@ from the newest post it holds (federation/remote.py). Pushed entries go through
 the entry pipeline, which also demands a signature and the author's consent
 under it (federation/receive.py); stored, they are searched, tracked and
 listed like any followed remote post. A source that does not answer is tried
-again with a growing delay; the others are served meanwhile.
+again with a growing delay; the others are served meanwhile. A followed source
+is asked every SOURCE_CHECK_SECONDS whether it still answers: one that stopped
+is marked `unreachable` (in /api/directory and /api/stats) but kept, and when
+it answers again, what it published meanwhile is fetched from where this
+server stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from ..core import errors
 from ..core.model import NodeRef, SubState
 from ..core.remote_feeds import RemoteFeeds
 from ..protocol import NS_FIREHOSE
@@ -29,6 +34,9 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 5.0
 MAX_RETRY_SECONDS = 300.0
+SOURCE_CHECK_SECONDS = 60.0
+#: what a source's state reads as, to admins and API users
+STATE_NAMES = {SubState.SUBSCRIBED: "following", SubState.PENDING: "unreachable", SubState.NONE: "refused"}
 
 
 def firehose_of(source: str) -> NodeRef:
@@ -50,40 +58,58 @@ class Sources:
         self.sources = tuple(s for s in sources if not is_blocked(s, blocked))
         self.blocked = blocked
         self.max_items = max_items
-        #: source -> its state as last seen: subscribed, pending (retrying), none (refused)
+        #: source -> its state as last seen: subscribed, pending (not answering: retrying), none (refused)
         self.state: dict[str, SubState] = {s: SubState.PENDING for s in self.sources}
+        self.check_seconds = SOURCE_CHECK_SECONDS
         #: whether this process follows the sources now (a cluster: one worker does)
         self.runs: Callable[[str], bool] = lambda job: True
-        self._following: set[str] = set()
         for s in sources:
             if is_blocked(s, blocked):
                 log.warning("aggregator: source %s is also in blocked_sources; not followed", s)
 
-    def register(self, component: BlogComponent) -> None:
-        component.on_online(self._start)
+    async def run(self) -> None:
+        """Follow every source, each on its own, until cancelled (at shutdown)."""
+        await asyncio.gather(*(self._keep_following(s) for s in self.sources))
 
-    def _start(self) -> None:
-        if not self.runs("aggregator"):
-            return
-        for source in self.sources:
-            if source not in self._following:
-                self._following.add(source)
-                self.component.background(self._keep_following(source))
+    def states(self) -> dict[str, str]:
+        """Each source and whether it is followed, unreachable or refused us."""
+        return {s: STATE_NAMES[state] for s, state in self.state.items()}
 
     async def _keep_following(self, source: str) -> None:
-        """Follow `source` until it is followed, retrying with a growing delay."""
+        """Follow `source` (retrying with a growing delay), then watch that it still answers."""
         delay = FIRST_RETRY_SECONDS
-        try:
-            while not self.component.stopping:
+        while True:
+            if not self.component.online.is_set() or not self.runs("aggregator"):
+                await asyncio.sleep(FIRST_RETRY_SECONDS)  # connected, and this worker's job
+                continue
+            try:
                 state = await self.follow(source)
-                self.state[source] = state
-                if state is not SubState.PENDING:
-                    return
-                log.warning("aggregator: source %s not followed yet; next try in %.0fs", source, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_SECONDS)
-        finally:
-            self._following.discard(source)
+            except errors.BlogError as exc:
+                log.warning("aggregator: following %s failed: %s", source, exc.text)
+                state = SubState.PENDING
+            self.state[source] = state
+            if state is SubState.SUBSCRIBED:
+                await self._watch(source)
+                delay = FIRST_RETRY_SECONDS
+                continue  # it answers again: followed again, from where we stopped
+            if state is SubState.NONE:
+                log.warning("aggregator: source %s refused us (its firehose is not open to us)", source)
+                return
+            log.warning("aggregator: source %s not followed yet; next try in %.0fs", source, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+
+    async def _watch(self, source: str) -> None:
+        """Until `source` stops answering."""
+        while True:
+            await asyncio.sleep(self.check_seconds)
+            if not self.component.online.is_set():
+                continue  # our own host is away: nothing to learn about the source
+            if not await self.blogs.answers(source):
+                log.warning("aggregator: source %s stopped answering; kept, and followed again when it is back",
+                            source)
+                self.state[source] = SubState.PENDING
+                return
 
     async def follow(self, source: str) -> SubState:
         """One attempt: SUBSCRIBED (and caught up), PENDING (no answer, or not an xmppblog

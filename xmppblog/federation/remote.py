@@ -24,7 +24,7 @@ from ..core.jid import parse
 from ..core.model import NS_MICROBLOG, Actor, NodeRef, SubState
 from ..core.remote_feeds import RemoteFeeds
 from ..core.uri import parse_uri
-from ..protocol import NS_DISCO_ITEMS, NS_FIREHOSE, NS_PUBSUB, NS_RSM
+from ..protocol import NS_DISCO_INFO, NS_DISCO_ITEMS, NS_FIREHOSE, NS_PUBSUB, NS_RSM
 from ..spamguard.rtbl import BlockLists
 from ..xmpp.component import BlogComponent
 from .iq import Requests
@@ -131,6 +131,15 @@ class RemoteBlogs:
         if state is SubState.SUBSCRIBED:
             await self.catch_up(ref)
         return state
+
+    async def answers(self, service: str) -> bool:
+        """Whether `service` answers a disco#info request now."""
+        try:
+            await self.requests.get(service, ET.Element(f"{{{NS_DISCO_INFO}}}query"))
+        except errors.RemoteUnavailable as exc:
+            return exc.condition not in ("", "remote-server-not-found", "remote-server-timeout",
+                                         "service-unavailable")
+        return True
 
     async def unsubscribe(self, ref: NodeRef) -> None:
         try:

@@ -75,6 +75,33 @@ OPENAPI: dict[str, Any] = {
         "/api/search": _get("Search public posts", {"$ref": "#/components/schemas/Page"}, [
             _Q, {"name": "order", "in": "query", "schema": {"enum": ["newest", "relevance"]}}, *_CURSOR]),
         "/api/stats": _get("Server statistics", {"type": "object"}),
+        "/api/network/timeline": _get(
+            "The network timeline, newest first: this server's public posts and, on an aggregator, its "
+            "sources' (consented and signed), the last 24 hours", {"$ref": "#/components/schemas/Page"}, _CURSOR),
+        "/api/trends": _get("Hashtags rising over the last hour and the last day (distinct authors)", {
+            "type": "object", "properties": {w: {"type": "array", "items": {"type": "object", "properties": {
+                "tag": {"type": "string"}, "authors": {"type": "integer"}, "authors_before": {"type": "integer"},
+                "score": {"type": "number"}}}} for w in ("hour", "day")}}),
+        "/api/directory": _get("Discoverable users, their servers and post counts, most active first; an "
+                               "aggregator's sources and whether they answer", {
+            "type": "object", "properties": {
+                "users": {"type": "array", "items": {"type": "object", "properties": {
+                    "jid": {"type": "string"}, "server": {"type": "string"}, "posts": {"type": "integer"},
+                    "local": {"type": "boolean"}}}},
+                "sources": {"type": "array", "items": {"type": "object", "properties": {
+                    "source": {"type": "string"}, "state": {"enum": ["following", "unreachable", "refused"]}}}},
+                "next_cursor": {"type": ["string", "null"]}}},
+            [{"name": "q", "in": "query", "schema": {"type": "string"}, "description": "a word the JID contains"},
+             *_CURSOR]),
+        "/api/suggestions": _get(
+            "Who to follow: from who the people this user follows follow and what they track (only if the user "
+            "is discoverable), else the most active discoverable authors",
+            {"type": "object", "properties": {"for": {"type": "string"}, "suggestions": {
+                "type": "array", "items": {"type": "object", "properties": {
+                    "jid": {"type": "string"}, "server": {"type": "string"}, "why": {"type": "string"}}}}}},
+            [{"name": "for", "in": "query", "required": True, "schema": {"type": "string"},
+              "description": "a bare JID"}, _LIMIT]),
+        "/feeds/network.atom": _atom("The network timeline"),
         "/api/stream": {"get": {
             "summary": "Server-Sent Events of public posts as they are stored: this server's, and on an "
                        "aggregator every source's (each consented and signed by its author)",

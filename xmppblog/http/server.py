@@ -34,6 +34,7 @@ from ..core import errors
 from ..core.jid import parse as parse_jid
 from ..core.model import NS_MICROBLOG, Actor, FoundPost, Item, Node, NodeRef, PageRequest
 from ..core.pubsub import PubsubService
+from ..core.network import NetworkView, Trend, matching
 from ..core.search import MAX_OFFSET, SearchService, parse_query
 from ..core.social import SocialService
 from ..core.text import hashtags, normal
@@ -46,6 +47,7 @@ from .errors import public_text, status_of
 from .links import person_href
 from .openapi import OPENAPI
 from .pages import Pages, qr_svg
+from .snapshot import Snapshot
 from .stream import HEARTBEAT_SECONDS, StreamHub, StreamLimits, cursor_of, position_of
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ _NUMBER = re.compile(r"[0-9]{1,7}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: feeds may carry (sanitised) XHTML from users: never let a browser run anything in them
 FEED_HEADERS = {"Content-Security-Policy": "default-src 'none'; sandbox", "X-Content-Type-Options": "nosniff"}
+#: the trends and the directory are computed at most this often (they read a day of posts)
+NETWORK_SNAPSHOT_SECONDS = 30.0
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; form-action 'self'"
 
 
@@ -86,11 +90,18 @@ class HttpApi:
                  stats: Callable[[], Awaitable[dict[str, Any]]], searches_per_minute: int = 30,
                  directory: Callable[[], Awaitable[list[tuple[Node, int]]]] | None = None,
                  stream: StreamHub | None = None, stream_limits: StreamLimits = StreamLimits(2000, 50),
-                 heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS, network: NetworkView | None = None,
+                 sources: Callable[[], dict[str, str]] = dict) -> None:
         """`stats`, `directory`: the statistics and the user list (if not `social.directory`
         itself); the composition root passes snapshots of both (http/snapshot.py). `stream`:
         the hub of /api/stream (none: no stream)."""
         self.hub = stream
+        self.network = network
+        #: an aggregator's sources and their state (federation/aggregator.py)
+        self._sources = sources
+        if network is not None:
+            self._trends = Snapshot(network.trends, NETWORK_SNAPSHOT_SECONDS, time.monotonic)
+            self._listing = Snapshot(network.directory, NETWORK_SNAPSHOT_SECONDS, time.monotonic)
         self._stream_limits = stream_limits
         self.heartbeat_seconds = heartbeat_seconds
         self.blogs = pubsub
@@ -117,6 +128,12 @@ class HttpApi:
         r.add_get("/api/stats", self.api_stats)
         if stream is not None:
             r.add_get("/api/stream", self.api_stream)
+        if network is not None:
+            r.add_get("/api/network/timeline", self.api_network_timeline)
+            r.add_get("/feeds/network.atom", self.feed_network)
+            r.add_get("/api/trends", self.api_trends)
+            r.add_get("/api/directory", self.api_directory)
+            r.add_get("/api/suggestions", self.api_suggestions)
         r.add_get("/feeds/timeline.atom", self.feed_timeline)
         r.add_get("/feeds/users/{user}.atom", self.feed_user)
         r.add_get("/feeds/tags/{tag}.atom", self.feed_tag)
@@ -237,6 +254,58 @@ class HttpApi:
 
     async def api_stats(self, request: web.Request) -> web.Response:
         return web.json_response(await self._stats())
+
+    # ------------------------------------------------------------ the network-wide view
+
+    async def _network_page(self, request: web.Request) -> tuple[list[tuple[int, FoundPost]], str | None]:
+        assert self.network is not None
+        raw = request.query.get("cursor")
+        posts, nxt = await self.network.timeline(position_of(raw) if raw else None, self._limit(request))
+        return posts, (cursor_of(nxt) if nxt is not None else None)
+
+    async def api_network_timeline(self, request: web.Request) -> web.Response:
+        posts, nxt = await self._network_page(request)
+        out = []
+        for _, p in posts:
+            data = self._post_json(p.ref, p.item)
+            data["source"] = p.ref.service
+            out.append(data)
+        return web.json_response({"posts": out, "next_cursor": nxt})
+
+    async def feed_network(self, request: web.Request) -> web.Response:
+        posts, _ = await self._network_page(request)
+        return self._feed(f"Network timeline seen from {self.blogs.addr.service_jid}", "/feeds/network.atom",
+                          [(p.ref, p.item) for _, p in posts])
+
+    async def api_trends(self, request: web.Request) -> web.Response:
+        hour, day = await self._trends.get()
+
+        def listed(trends: list[Trend]) -> list[dict[str, Any]]:
+            return [{"tag": t.tag, "authors": t.now, "authors_before": t.before, "score": t.score} for t in trends]
+        return web.json_response({"hour": listed(hour), "day": listed(day)})
+
+    async def api_directory(self, request: web.Request) -> web.Response:
+        listed = matching(await self._listing.get(), request.query.get("q", "")[:100])
+        limit = self._limit(request)
+        offset = number(request.query.get("cursor", "0"), "cursor", 0, MAX_OFFSET)
+        page = listed[offset:offset + limit]
+        return web.json_response({
+            "users": [{"jid": e.jid, "server": e.server, "posts": e.posts, "local": e.local} for e in page],
+            "sources": [{"source": s, "state": state} for s, state in sorted(self._sources().items())],
+            "next_cursor": str(offset + limit) if offset + limit < len(listed) else None})
+
+    async def api_suggestions(self, request: web.Request) -> web.Response:
+        assert self.network is not None
+        who = parse_jid(request.query.get("for", "").strip()).bare  # InvalidJid: 400
+        try:
+            # what someone follows and tracks shapes their suggestions only if they chose to be
+            # discoverable: otherwise anyone could read their follows off this endpoint
+            own = await self.social.discoverable(Actor(who))
+        except errors.Forbidden:
+            own = False  # not a user of this server
+        found = await self.network.suggestions(who, self._limit(request), from_follows=own)
+        return web.json_response({"for": who, "suggestions": [
+            {"jid": s.jid, "server": s.server, "why": s.why} for s in found]})
 
     def _stream_filter(self, request: web.Request) -> Callable[[FoundPost], bool]:
         """The query of `author`, `tag` and `q` (the search language), as a test on a post."""

@@ -22,6 +22,7 @@ from ..core.following import FollowService
 from ..core.model import PAGE_COUNT_CAP, AccessModel, Actor, SubState
 from ..core.moderation import Moderation
 from ..core.posting import PostingService
+from ..core.network import NetworkView, Trend
 from ..core.roster import RosterService
 from ..core.search import SearchService
 from ..core.social import SocialService
@@ -39,6 +40,7 @@ follow JID · unfollow JID · following · followers · timeline [N]
 track WORD · untrack WORD · tracking · on · off (pause/resume chat delivery)
 approve JID · deny JID · requests · protect on|off · remove JID (a follower)
 discoverable on|off (may other servers' network-wide search and timelines show your public posts?)
+trends · directory [WORD] · suggest (who to follow)
 search WORDS ("a phrase", #tag, @user@domain, from:JID) · whois JID · help
 block JID · unblock JID · blocked · report JID [why]
 status ID (how far your post got) · export (your posts and comments) · delete-account
@@ -50,11 +52,11 @@ To post text that starts with a command word, start it with "post "."""
 #: what `status` takes: the #id shown under a post (ours: 6 hex digits), or user/id; another word is a post
 _LOOKS_LIKE_ID = re.compile(r"#\S+|[0-9a-f]{6}|\S*[0-9/]\S*")
 EXACT = {"help", "following", "followers", "tracking", "on", "off", "requests", "blocked", "export",
-         "discoverable"}
+         "discoverable", "trends", "directory", "suggest"}
 #: commands that take arguments (the first word decides)
 WITH_ARGS = {"post", "reply", "repost", "delete", "follow", "unfollow", "track", "untrack",
              "approve", "deny", "remove", "protect", "block", "unblock", "whois", "report", "search",
-             "delete-account", "discoverable"}
+             "delete-account", "discoverable", "directory"}
 MAX_BODY = 8000
 _COUNT = re.compile(r"[0-9]{1,6}")
 
@@ -63,7 +65,7 @@ class ChatBot:
     def __init__(self, component: BlogComponent, follows: FollowService, posting: PostingService,
                  social: SocialService, search: SearchService, roster: RosterService, moderation: Moderation,
                  max_payload_bytes: int, accounts: Accounts | None = None, status: DeliveryStatus | None = None,
-                 export_base: str | None = None, kept_days: int = 7) -> None:
+                 export_base: str | None = None, kept_days: int = 7, network: NetworkView | None = None) -> None:
         """`export_base`: the web address export links start with (None: no HTTP listener, so
         `export` says to ask an admin); `kept_days`: how long delivery counts are kept."""
         self.component = component
@@ -79,6 +81,7 @@ class ChatBot:
         self.status = status
         self.export_base = export_base.rstrip("/") if export_base else None
         self.kept_days = kept_days
+        self.network = network
         self._commands: dict[str, Callable[[Actor, str], Awaitable[str]]] = {
             "help": self.cmd_help, "post": self.cmd_post, "reply": self.cmd_reply,
             "repost": self.cmd_repost, "delete": self.cmd_delete, "follow": self.cmd_follow,
@@ -88,7 +91,8 @@ class ChatBot:
             "off": self.cmd_off, "approve": self.cmd_approve, "deny": self.cmd_deny,
             "remove": self.cmd_remove,
             "requests": self.cmd_requests, "protect": self.cmd_protect, "block": self.cmd_block,
-            "discoverable": self.cmd_discoverable,
+            "discoverable": self.cmd_discoverable, "trends": self.cmd_trends, "directory": self.cmd_directory,
+            "suggest": self.cmd_suggest,
             "unblock": self.cmd_unblock, "blocked": self.cmd_blocked, "whois": self.cmd_whois,
             "report": self.cmd_report, "search": self.cmd_search, "status": self.cmd_status,
             "export": self.cmd_export, "delete-account": self.cmd_delete_account,
@@ -300,6 +304,34 @@ class ChatBot:
                     "timelines may show them (earlier posts stay out). 'discoverable off' withdraws them all.")
         return ("Your posts are not discoverable: every earlier one is withdrawn from this server's firehose, "
                 "and so from the network-wide indexes that follow it.")
+
+    async def cmd_trends(self, actor: Actor, rest: str) -> str:
+        if self.network is None:
+            return "Trends are not available on this server."
+        hour, day = await self.network.trends(5)
+        if not hour and not day:
+            return "No hashtags in the last day."
+
+        def line(trends: list[Trend]) -> str:
+            return ", ".join(f"#{t.tag} ({t.now} author(s), {t.before} before)" for t in trends) or "none"
+        return f"Rising in the last hour: {line(hour)}\nRising today: {line(day)}"
+
+    async def cmd_directory(self, actor: Actor, rest: str) -> str:
+        if self.network is None:
+            return "The directory is not available on this server."
+        listed = await self.network.directory(rest)
+        if not listed:
+            return f"Nobody discoverable matches '{rest}'." if rest else "Nobody is discoverable yet."
+        lines = [f"{e.jid} ({e.server}, {e.posts} post(s))" for e in listed[:20]]
+        return T.within_budget(f"{len(listed)} discoverable user(s), most active first:", lines)
+
+    async def cmd_suggest(self, actor: Actor, rest: str) -> str:
+        if self.network is None:
+            return "Suggestions are not available on this server."
+        found = await self.network.suggestions(actor.jid)
+        if not found:
+            return "No suggestions yet: nobody else is discoverable."
+        return T.within_budget("You might follow (follow JID):", [f"{s.jid}: {s.why}" for s in found])
 
     async def cmd_block(self, actor: Actor, rest: str) -> str:
         if not rest or " " in rest:

@@ -213,15 +213,18 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-#: items in store order (a republish gets a new row id) after a position, with their nodes: the
-#: stream of posts (core/stream.py); the primary key orders and bounds the scan
-_STORED_AFTER = (select(_I.c.id.label("position"), _I.c.item_id, _I.c.publisher, _I.c.payload, _I.c.published,
-                        _I.c.updated, _N.c.id, _N.c.service, _N.c.node, _N.c.owner, _N.c.access_model,
-                        _N.c.max_items, _N.c.notify_retract, _N.c.title, _N.c.discoverable, _N.c.remote)
-                 .join_from(_I, _N, _N.c.id == _I.c.node_id)
-                 .where(_I.c.id > bindparam("after"), _I.c.updated >= bindparam("since"),
-                        _N.c.node.in_(bindparam("names", expanding=True)))
-                 .order_by(_I.c.id).limit(bindparam("limit")))
+#: items in store order (a republish gets a new row id) with their nodes: the stream of posts
+#: and the network timeline (core/stream.py, core/network.py); the primary key orders and
+#: bounds the scan
+_STORED = (select(_I.c.id.label("position"), _I.c.item_id, _I.c.publisher, _I.c.payload, _I.c.published,
+                  _I.c.updated, _N.c.id, _N.c.service, _N.c.node, _N.c.owner, _N.c.access_model,
+                  _N.c.max_items, _N.c.notify_retract, _N.c.title, _N.c.discoverable, _N.c.remote)
+           .join_from(_I, _N, _N.c.id == _I.c.node_id)
+           .where(_I.c.updated >= bindparam("since"), _N.c.node.in_(bindparam("names", expanding=True)))
+           .limit(bindparam("limit")))
+_STORED_AFTER = _STORED.where(_I.c.id > bindparam("after")).order_by(_I.c.id)
+_STORED_NEWEST = _STORED.order_by(_I.c.id.desc())
+_STORED_BEFORE = _STORED_NEWEST.where(_I.c.id < bindparam("before"))
 
 
 def _node(row: Any) -> Node:
@@ -328,6 +331,22 @@ class ItemRepo:
 
     async def last_position(self) -> int:
         return int((await self.s.execute(select(func.max(_I.c.id)))).scalar() or 0)
+
+    async def stored_before(self, position: int | None, since: datetime, limit: int, node_names: Sequence[str]
+                            ) -> Sequence[tuple[int, Node, Item]]:
+        params: dict[str, Any] = {"since": since, "limit": limit, "names": list(node_names)}
+        if position is not None:
+            params["before"] = position
+        rows = (await self.s.execute(_STORED_BEFORE if position is not None else _STORED_NEWEST, params)).all()
+        return [(r.position, _node(r), _item(r)) for r in rows]
+
+    async def authors_on(self, node_name: str) -> Sequence[tuple[str, str, int, datetime]]:
+        rows = (await self.s.execute(
+            select(_N.c.service, _I.c.publisher, func.count(), func.max(_I.c.updated))
+            .join_from(_I, _N, _N.c.id == _I.c.node_id)
+            .where(_N.c.node == node_name, _N.c.remote.is_(True))
+            .group_by(_N.c.service, _I.c.publisher))).all()
+        return [(sv, pub, int(n), utc(latest)) for sv, pub, n, latest in rows]
 
     async def ids_with_prefix(self, node: Node, prefix: str) -> Sequence[str]:
         pattern = _like_prefix(prefix)

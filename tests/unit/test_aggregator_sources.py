@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""An aggregator's sources (federation/aggregator.py, issue #17): a source that is down at
+start is retried with a growing delay while the others are followed; one that stops
+answering is marked unreachable, kept, and followed again (caught up) when it is back;
+blocked sources are never followed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from xmppblog.core.model import SubState
+from xmppblog.federation import aggregator
+from xmppblog.federation.aggregator import Sources
+
+
+class Component:
+    def __init__(self) -> None:
+        self.online = asyncio.Event()
+        self.online.set()
+
+
+class World:
+    """Which sources answer; what was subscribed."""
+
+    def __init__(self) -> None:
+        self.up = {"blog.a.example": True, "blog.b.example": False}
+        self.subscribed: list[str] = []
+
+    async def users_domain(self, source):
+        return source.split(".", 1)[1] if self.up.get(source) else None
+
+    async def follow_source(self, ref, max_items):
+        pass
+
+    async def subscribe(self, ref):
+        if not self.up.get(ref.service):
+            return SubState.PENDING
+        self.subscribed.append(ref.service)
+        return SubState.SUBSCRIBED
+
+    async def answers(self, source):
+        return self.up.get(source, False)
+
+
+async def until(check, timeout=3.0):
+    end = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < end, "never happened"
+        await asyncio.sleep(0.01)
+
+
+async def test_sources_are_followed_retried_watched_and_followed_again(monkeypatch):
+    monkeypatch.setattr(aggregator, "FIRST_RETRY_SECONDS", 0.05)
+    world = World()
+    sources = Sources(Component(), world, world, world,  # type: ignore[arg-type]
+                      ("blog.a.example", "blog.b.example", "blog.evil.example"), ("evil.example",), 1000)
+    sources.check_seconds = 0.05
+    assert sources.sources == ("blog.a.example", "blog.b.example"), "a blocked source is never followed"
+    task = asyncio.ensure_future(sources.run())
+    try:
+        await until(lambda: sources.states()["blog.a.example"] == "following")
+        assert sources.states()["blog.b.example"] == "unreachable", "down at start; the other is followed"
+        world.up["blog.b.example"] = True
+        await until(lambda: sources.states()["blog.b.example"] == "following")
+        world.up["blog.a.example"] = False  # stops answering: marked, kept
+        await until(lambda: sources.states()["blog.a.example"] == "unreachable")
+        world.up["blog.a.example"] = True
+        await until(lambda: world.subscribed.count("blog.a.example") == 2)
+        await until(lambda: sources.states()["blog.a.example"] == "following")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
