@@ -70,3 +70,38 @@ async def test_sources_are_followed_retried_watched_and_followed_again(monkeypat
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_aggregator_finds_more_sources_among_the_servers_whose_blogs_are_followed(monkeypatch):
+    from xmppblog.core.model import RemoteSub
+
+    class Addr:
+        service_jid = "blog.here.example"
+
+    class Met(World):
+        addr = Addr()
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.up.update({"blog.c.example": True, "blog.evil.example": True})
+
+        async def held(self):
+            return [RemoteSub("carl@blog.c.example", "urn:xmpp:microblog:0", "blog.here.example", SubState.SUBSCRIBED),
+                    RemoteSub("pat@pep.example", "urn:xmpp:microblog:0", "blog.here.example", SubState.SUBSCRIBED),
+                    RemoteSub("eve@blog.evil.example", "urn:xmpp:microblog:0", "blog.here.example",
+                              SubState.SUBSCRIBED),
+                    RemoteSub("blog.a.example", "urn:xmppblog:firehose:0", "blog.here.example", SubState.SUBSCRIBED)]
+
+    monkeypatch.setattr(aggregator, "FIRST_RETRY_SECONDS", 0.05)
+    world = Met()
+    sources = Sources(Component(), world, world, world,  # type: ignore[arg-type]
+                      ("blog.a.example",), ("evil.example",), 1000)
+    sources.discover_seconds = 0.05
+    task = asyncio.ensure_future(sources.run())
+    try:
+        await until(lambda: sources.states().get("blog.c.example") == "following")
+        assert set(sources.states()) == {"blog.a.example", "blog.c.example"}, \
+            "a PEP blog's server (not xmppblog) and a blocked one are not sources"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

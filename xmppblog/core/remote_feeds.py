@@ -164,9 +164,11 @@ class RemoteFeeds:
             log.info("remote node dropped with its cache: service=%s node=%s", ref.service, ref.node)
 
     async def follow_source(self, ref: NodeRef, max_items: int) -> None:
-        """The admin's consent to another server's firehose (`[aggregator] sources`): its cache,
-        owned by that service (so each entry is attributed to its signed author,
-        core/attribution.py), keeping `max_items` posts. Idempotent."""
+        """The admin's consent to another server's firehose (`[aggregator] sources`, or one
+        found among the servers we meet): its cache, owned by that service (so each entry is
+        attributed to its signed author, core/attribution.py), keeping `max_items` posts; users'
+        follows and unfollows never touch it. Idempotent."""
+        self.reserved = self.reserved | {ref}
         async with self._tx() as tx:
             node = await tx.nodes.get_locked(ref)
             if node is None:

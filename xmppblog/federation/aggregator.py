@@ -9,7 +9,10 @@ from the newest post it holds (federation/remote.py). Pushed entries go through
 the entry pipeline, which also demands a signature and the author's consent
 under it (federation/receive.py); stored, they are searched, tracked and
 listed like any followed remote post. A source that does not answer is tried
-again with a growing delay; the others are served meanwhile. A followed source
+again with a growing delay; the others are served meanwhile. An aggregator
+(one with sources) also finds more: every DISCOVER_SECONDS, the services of
+the remote blogs this server follows are candidates, and each that answers as
+an xmppblog server, and is not blocked, becomes a source. A followed source
 is asked every SOURCE_CHECK_SECONDS whether it still answers: one that stopped
 is marked `unreachable` (in /api/directory and /api/stats) but kept, and when
 it answers again, what it published meanwhile is fetched from where this
@@ -23,7 +26,8 @@ import logging
 from collections.abc import Callable
 
 from ..core import errors
-from ..core.model import NodeRef, SubState
+from ..core.jid import parse
+from ..core.model import NS_MICROBLOG, NodeRef, SubState
 from ..core.remote_feeds import RemoteFeeds
 from ..protocol import NS_FIREHOSE
 from ..xmpp.component import BlogComponent
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 FIRST_RETRY_SECONDS = 5.0
 MAX_RETRY_SECONDS = 300.0
 SOURCE_CHECK_SECONDS = 60.0
+DISCOVER_SECONDS = 600.0
 #: what a source's state reads as, to admins and API users
 STATE_NAMES = {SubState.SUBSCRIBED: "following", SubState.PENDING: "unreachable", SubState.NONE: "refused"}
 
@@ -61,6 +66,7 @@ class Sources:
         #: source -> its state as last seen: subscribed, pending (not answering: retrying), none (refused)
         self.state: dict[str, SubState] = {s: SubState.PENDING for s in self.sources}
         self.check_seconds = SOURCE_CHECK_SECONDS
+        self.discover_seconds = DISCOVER_SECONDS
         #: whether this process follows the sources now (a cluster: one worker does)
         self.runs: Callable[[str], bool] = lambda job: True
         for s in sources:
@@ -68,8 +74,41 @@ class Sources:
                 log.warning("aggregator: source %s is also in blocked_sources; not followed", s)
 
     async def run(self) -> None:
-        """Follow every source, each on its own, until cancelled (at shutdown)."""
-        await asyncio.gather(*(self._keep_following(s) for s in self.sources))
+        """Follow every source, each on its own, and look for more, until cancelled (at shutdown)."""
+        tasks: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                for source in self.sources:
+                    if source not in tasks:
+                        tasks[source] = asyncio.ensure_future(self._keep_following(source))
+                if not self.sources:
+                    return  # not an aggregator
+                await asyncio.sleep(self.discover_seconds)
+                if self.component.online.is_set() and self.runs("aggregator"):
+                    try:
+                        await self.discover()
+                    except errors.BlogError as exc:
+                        log.warning("aggregator: looking for more sources failed: %s", exc.text)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    async def discover(self) -> list[str]:
+        """Add as sources the xmppblog services of the remote blogs followed here; returns them."""
+        candidates = sorted({parse(sub.service).domain for sub in await self.remote.held()
+                             if sub.node == NS_MICROBLOG} - set(self.sources))
+        found = []
+        for service in candidates:
+            if is_blocked(service, self.blocked) or service == self.remote.addr.service_jid:
+                continue
+            if await self.verifier.users_domain(service) is None:
+                continue  # not an xmppblog server (a PEP blog), or silent: asked again next time
+            log.info("aggregator: found source %s (a server whose blogs are followed here)", service)
+            self.sources = (*self.sources, service)
+            self.state[service] = SubState.PENDING
+            found.append(service)
+        return found
 
     def states(self) -> dict[str, str]:
         """Each source and whether it is followed, unreachable or refused us."""
