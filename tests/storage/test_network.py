@@ -115,6 +115,10 @@ async def test_the_http_api_of_the_network_view(network):
         assert r.status == 400
         r = await client.get("/feeds/network.atom")
         assert r.status == 200 and "ann #gardening" in await r.text()
+        r = await client.get("/network")
+        page = await r.text()
+        assert r.status == 200 and "ann@source.example" in page and "alice@example.org" in page
+        assert 'href="/tags/gardening"' in page, "today's rising tags"
         trends = await (await client.get("/api/trends")).json()
         assert trends["hour"][0]["tag"] == "gardening" and trends["hour"][0]["authors"] == 2
         d = await (await client.get("/api/directory?q=ann")).json()

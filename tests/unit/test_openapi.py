@@ -25,7 +25,7 @@ def routes(tmp_path) -> set[str]:
 
 
 #: for people, not programs: not described
-PAGES = {"/", "/u/{user}", "/u/{user}/{item}", "/search", "/tags/{tag}"}
+PAGES = {"/", "/u/{user}", "/u/{user}/{item}", "/search", "/tags/{tag}", "/network"}
 
 
 def test_every_route_but_the_pages_is_described(tmp_path):

@@ -130,6 +130,7 @@ class HttpApi:
             r.add_get("/api/stream", self.api_stream)
         if network is not None:
             r.add_get("/api/network/timeline", self.api_network_timeline)
+            r.add_get("/network", self.page_network)
             r.add_get("/feeds/network.atom", self.feed_network)
             r.add_get("/api/trends", self.api_trends)
             r.add_get("/api/directory", self.api_directory)
@@ -276,6 +277,14 @@ class HttpApi:
         posts, _ = await self._network_page(request)
         return self._feed(f"Network timeline seen from {self.blogs.addr.service_jid}", "/feeds/network.atom",
                           [(p.ref, p.item) for _, p in posts])
+
+    async def page_network(self, request: web.Request) -> web.Response:
+        posts, nxt = await self._network_page(request)
+        _, day = await self._trends.get()
+        return self._html("network.html", f"Network timeline — {self.blogs.addr.service_jid}",
+                          ("Network timeline", "/feeds/network.atom"),
+                          posts=[self._view(p.ref, p.item) for _, p in posts], trends=[t.tag for t in day[:10]],
+                          next_href=f"/network?cursor={quote(nxt, safe='')}" if nxt else None)
 
     async def api_trends(self, request: web.Request) -> web.Response:
         hour, day = await self._trends.get()
