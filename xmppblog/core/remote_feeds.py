@@ -201,6 +201,14 @@ class RemoteFeeds:
         async with self._tx() as tx:
             return await tx.remote.consented(origin, node)
 
+    async def holds(self, ref: NodeRef, item_ids: Sequence[str]) -> set[str]:
+        """Which of `item_ids` the cache of remote node `ref` holds."""
+        async with self._tx() as tx:
+            node = await tx.nodes.get(ref)
+            if node is None:
+                return set()
+            return {i.item_id for i in await tx.items.get_many(node, list(item_ids))}
+
     async def last_item_id(self, ref: NodeRef) -> str | None:
         async with self._tx() as tx:
             latest = await tx.feed.latest(ref)

@@ -188,10 +188,15 @@ class RemoteBlogs:
             ids = [i.get("id") for i in page]
             items += page
             last = reply.find(f"{P}pubsub/{{{NS_RSM}}}set/{{{NS_RSM}}}last")
-            # stop at what we hold, at the end, or when the peer does not page (Prosody 0.12)
-            # (a source's page may be shorter than asked for: its own page limit)
-            short = not page if firehose else len(page) < size
-            if known in ids or short or last is None or not last.text or last.text == after:
+            # stop at what we hold, at the end, or when the peer does not page (Prosody 0.12).
+            # A firehose: at a page we hold all of (an edit brings an old post we hold to the
+            # top, above what we missed), and its pages may be shorter than asked for
+            if firehose:
+                wanted = {i for i in ids if i}
+                done = not wanted or await self.remote.holds(ref, sorted(wanted)) == wanted
+            else:
+                done = known in ids or len(page) < size
+            if done or last is None or not last.text or last.text == after:
                 break
             after = last.text
         result = await self.pipeline.receive(ref.service, ref.node, list(reversed(items)), [], notify=False)
