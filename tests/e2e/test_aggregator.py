@@ -19,6 +19,7 @@ import pytest
 from ..support import ports
 from ..support.clients import connect
 from ..support.component import Component
+from .test_pubsub import entry
 
 AGGREGATOR = 'sources = ["blog.alpha.test", "blog.beta.test"]'
 
@@ -95,6 +96,14 @@ async def test_an_aggregator_sees_only_what_authors_let_it_see(net, aggregator, 
         assert sorted((s["source"], s["state"]) for s in d["sources"]) == [
             ("blog.alpha.test", "following"), ("blog.beta.test", "following")]
 
+        # an edit reaches the aggregator within 10 s (the same post id again, signed again)
+        items = await fia.pubsub.get_items("fia@blog.alpha.test", "urn:xmpp:microblog:0")
+        ids = [i["id"] for i in items["pubsub"]["items"] if "quokkanet from alpha" in str(i)]
+        await fia.pubsub.publish("fia@blog.alpha.test", "urn:xmpp:microblog:0", id=ids[0],
+                                 payload=entry("quokkanet from alpha, edited"))
+        await eventually(lambda: _present(gamma.ip, "quokkanet from alpha, edited"))
+        assert sum("quokkanet from alpha" in t for t in await api_search(gamma.ip, "quokkanet")) == 1
+
         # a retraction, then a withdrawn consent, leave the aggregator within 10 s
         short = re.search(r"#(\w+)", fia_post).group(1)
         assert (await fia.say(f"delete {short}")).startswith("Deleted")
@@ -116,6 +125,10 @@ async def _both_found(tom) -> str | None:
     answer = await tom.say("search quokkanet")
     ok = "fia@alpha.test: quokkanet from alpha" in answer and "vera@beta.test: quokkanet from beta" in answer
     return answer if ok else None
+
+
+async def _present(ip: str, text: str) -> bool:
+    return any(text in t for t in await api_search(ip, "quokkanet"))
 
 
 async def _absent(ip: str, text: str) -> bool:
