@@ -114,10 +114,8 @@ class CommandsAdapter:
     async def admin_command(self, req: Request, cmd: ET.Element, node: str) -> ET.Element:
         if not self.moderation.is_admin(req.actor):
             raise errors.Forbidden("only the administrators of this server may run this command")
-        sessionid = cmd.get("sessionid") or secrets.token_hex(8)
-        out = ET.Element(C + "command", {"node": node, "sessionid": sessionid})
-        if cmd.get("action") == "cancel":
-            out.set("status", "canceled")
+        out, canceled = _opened(cmd, node)
+        if canceled:
             return out
         x = cmd.find(forms.X)
         if node in ("xmppblog#domain-block", "xmppblog#domain-allow"):
@@ -169,12 +167,10 @@ class CommandsAdapter:
     async def search_command(self, req: Request, cmd: ET.Element) -> ET.Element:
         """Search public posts: a form, then results as a XEP-0004 multi-item form (author, date, id),
         each text clipped and the list cut at the page byte budget."""
-        sessionid = cmd.get("sessionid") or secrets.token_hex(8)
-        out = ET.Element(C + "command", {"node": SEARCH_COMMAND, "sessionid": sessionid})
-        x = cmd.find(forms.X)
-        if cmd.get("action") == "cancel":
-            out.set("status", "canceled")
+        out, canceled = _opened(cmd, SEARCH_COMMAND)
+        if canceled:
             return out
+        x = cmd.find(forms.X)
         if x is None:
             out.set("status", "executing")
             ET.SubElement(ET.SubElement(out, C + "actions", {"execute": "complete"}), C + "complete")
@@ -214,10 +210,8 @@ class CommandsAdapter:
 
     async def discoverable_command(self, req: Request, cmd: ET.Element, social: SocialService) -> ET.Element:
         """A form with the user's choice (a boolean), then the new choice in a note."""
-        sessionid = cmd.get("sessionid") or secrets.token_hex(8)
-        out = ET.Element(C + "command", {"node": DISCOVERABLE_COMMAND, "sessionid": sessionid})
-        if cmd.get("action") == "cancel":
-            out.set("status", "canceled")
+        out, canceled = _opened(cmd, DISCOVERABLE_COMMAND)
+        if canceled:
             return out
         x = cmd.find(forms.X)
         if x is None:
@@ -242,3 +236,13 @@ class CommandsAdapter:
         out.set("status", "completed")
         ET.SubElement(out, C + "note", {"type": "info"}).text = text
         return out
+
+
+def _opened(cmd: ET.Element, node: str) -> tuple[ET.Element, bool]:
+    """The answer to a step of command `node`: its session id kept (or a new one), and whether
+    the step cancels the session (the answer is then complete)."""
+    out = ET.Element(C + "command", {"node": node, "sessionid": cmd.get("sessionid") or secrets.token_hex(8)})
+    if cmd.get("action") == "cancel":
+        out.set("status", "canceled")
+        return out, True
+    return out, False
