@@ -18,8 +18,9 @@ RSM = "{http://jabber.org/protocol/rsm}"
 class Source:
     """Serves a firehose newest first, `size` items a page, XEP-0059 `after` paging."""
 
-    def __init__(self, ids: list[str]) -> None:
+    def __init__(self, ids: list[str], published: dict[str, str] | None = None) -> None:
         self.ids = ids  # newest first
+        self.published = published or {}
         self.pages = 0
 
     async def get(self, to, payload):
@@ -31,7 +32,10 @@ class Source:
         reply = ET.Element("iq")
         items = ET.SubElement(ET.SubElement(reply, P + "pubsub"), P + "items")
         for i in chunk:
-            ET.SubElement(items, P + "item", {"id": i})
+            item = ET.SubElement(items, P + "item", {"id": i})
+            if i in self.published:
+                entry = ET.SubElement(item, "{http://www.w3.org/2005/Atom}entry")
+                ET.SubElement(entry, "{http://www.w3.org/2005/Atom}published").text = self.published[i]
         if chunk:
             rsm = ET.SubElement(reply.find(P + "pubsub"), RSM + "set")
             ET.SubElement(rsm, RSM + "last").text = chunk[-1]
@@ -71,3 +75,17 @@ async def test_an_edited_old_post_on_top_does_not_stop_the_catch_up_above_what_w
     assert set(missed) <= set(pipeline.received), "every missed post fetched"
     assert source.pages <= 5, "and it stopped once a page held only posts it has"
     assert pipeline.received[-1] == "old-9", "stored oldest first: the edit last"
+
+
+async def test_a_new_consumer_backfills_a_day():
+    from datetime import UTC, datetime, timedelta
+    now = datetime.now(UTC)
+    ids = [f"p{n}" for n in range(40)]  # newest first: the first 7 within a day, then older
+    published = {i: (now - timedelta(hours=n if n < 7 else 30 + n)).isoformat() for n, i in enumerate(ids)}
+    source = Source(ids, published)
+    pipeline = Pipeline()
+    blogs = RemoteBlogs.__new__(RemoteBlogs)
+    blogs.requests, blogs.remote, blogs.pipeline = source, Held(set()), pipeline  # type: ignore[assignment]
+    await blogs.catch_up(NodeRef("blog.source.example", NS_FIREHOSE))
+    assert source.pages == 2, "stopped at the page that reached a day back"
+    assert set(ids[:7]) <= set(pipeline.received)

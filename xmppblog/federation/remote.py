@@ -18,13 +18,14 @@ import contextlib
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from ..core import errors
 from ..core.jid import parse
 from ..core.model import NS_MICROBLOG, Actor, NodeRef, SubState
 from ..core.remote_feeds import RemoteFeeds
 from ..core.uri import parse_uri
-from ..protocol import NS_DISCO_INFO, NS_DISCO_ITEMS, NS_FIREHOSE, NS_PUBSUB, NS_RSM
+from ..protocol import NS_ATOM, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_FIREHOSE, NS_PUBSUB, NS_RSM
 from ..spamguard.rtbl import BlockLists
 from ..xmpp.component import BlogComponent
 from .iq import Requests
@@ -39,6 +40,8 @@ CATCH_UP_PAGES = 5
 #: another server's firehose (an aggregator's source) is caught up deeper: a day of a busy server
 FIREHOSE_CATCH_UP_ITEMS = 50
 FIREHOSE_CATCH_UP_PAGES = 400
+#: how far back a new consumer of a firehose fetches
+FIREHOSE_BACKFILL = timedelta(hours=24)
 RESYNC_EVERY = 6 * 3600.0
 PROTECTED = ("not-allowed", "not-authorized", "forbidden", "registration-required")
 
@@ -190,10 +193,12 @@ class RemoteBlogs:
             last = reply.find(f"{P}pubsub/{{{NS_RSM}}}set/{{{NS_RSM}}}last")
             # stop at what we hold, at the end, or when the peer does not page (Prosody 0.12).
             # A firehose: at a page we hold all of (an edit brings an old post we hold to the
-            # top, above what we missed), and its pages may be shorter than asked for
+            # top, above what we missed), or a day back (a new consumer's backfill); its pages
+            # may be shorter than asked for
             if firehose:
                 wanted = {i for i in ids if i}
-                done = not wanted or await self.remote.holds(ref, sorted(wanted)) == wanted
+                done = (not wanted or _older_than(page[-1], FIREHOSE_BACKFILL)
+                        or await self.remote.holds(ref, sorted(wanted)) == wanted)
             else:
                 done = known in ids or len(page) < size
             if done or last is None or not last.text or last.text == after:
@@ -261,6 +266,19 @@ class RemoteBlogs:
             await asyncio.sleep(0)
         if held:
             log.info("remote resync: checked %d subscription(s)", len(held))
+
+
+def _older_than(item: ET.Element, age: timedelta) -> bool:
+    """Whether the entry of `item` was published more than `age` ago (False if it says nothing
+    readable: keep going)."""
+    published = item.find(f"{{{NS_ATOM}}}entry/{{{NS_ATOM}}}published")
+    try:
+        when = datetime.fromisoformat((published.text or "").strip().replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return datetime.now(UTC) - when > age
 
 
 def _state_of(reply: ET.Element) -> SubState:
