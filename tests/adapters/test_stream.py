@@ -138,3 +138,66 @@ async def test_bad_requests_and_too_many_streams(http):
     assert fourth.status == 200, "a closed stream gives its place back"
     second.close()
     fourth.close()
+
+
+async def test_resuming_where_only_comments_follow_does_not_spin(http):
+    core, clock, client = http
+    await core.pubsub.publish(ALICE, ALICE_BLOG, "p1", draft("a post"))
+    resp = await client.get("/api/stream", headers={"Last-Event-ID": "v1-0"})
+    got, _ = await events(resp, 1)
+    await core.pubsub.publish(ALICE, ALICE_BLOG.comments("p1"), "c1", draft("only a comment after it"))
+    reads = [0]
+    real = core.stream.after
+
+    async def counted(position, limit):
+        reads[0] += 1
+        return await real(position, limit)
+
+    core.stream.after = counted
+    resp.close()
+    resp = await client.get("/api/stream", headers={"Last-Event-ID": got[0]["id"]})
+    await asyncio.sleep(1.0)
+    assert reads[0] < 30, f"{reads[0]} reads in a second: the stream spins"
+    resp.close()
+
+
+async def test_a_client_resuming_gets_nothing_since_retracted_or_protected(http):
+    core, clock, client = http
+    watcher = await client.get("/api/stream")  # keeps the hub reading
+    await core.pubsub.publish(ALICE, ALICE_BLOG, "p1", draft("soon protected"))
+    await core.pubsub.publish(CAROL, CAROL_BLOG, "c1", draft("soon deleted"))
+    await core.pubsub.publish(CAROL, CAROL_BLOG, "c2", draft("stays"))
+    await events(watcher, 3)
+    await core.social.protect(ALICE, True)
+    await core.pubsub.retract(CAROL, CAROL_BLOG, ["c1"], notify=True)
+    resp = await client.get("/api/stream", headers={"Last-Event-ID": "v1-0"})
+    got, _ = await events(resp, 1)
+    assert [json.loads(e["data"])["id"] for e in got] == ["c2"]
+    with pytest.raises(asyncio.TimeoutError):
+        await events(resp, 1, timeout=0.5)
+    watcher.close()
+    resp.close()
+
+
+async def test_a_failed_start_gives_the_slot_back_and_cursors_are_bounded(http):
+    from xmppblog.core import errors
+    core, clock, client = http
+    real = core.stream.last_position
+
+    async def down():
+        raise errors.StorageUnavailable("database down")
+
+    core.stream.last_position = down
+    for _ in range(3):
+        assert (await client.get("/api/stream")).status == 503
+    core.stream.last_position = real
+    ok = await client.get("/api/stream")
+    assert ok.status == 200, "no slot was kept by the failed starts"
+    ok.close()
+    assert (await client.get("/api/stream", headers={"Last-Event-ID": "v1-" + "f" * 16})).status == 400
+    future = await client.get("/api/stream", headers={"Last-Event-ID": "v1-" + "f" * 15})
+    assert future.status == 200
+    await core.pubsub.publish(ALICE, ALICE_BLOG, "p9", draft("after a cursor from the future"))
+    got, _ = await events(future, 1)
+    assert json.loads(got[0]["data"])["id"] == "p9", "a cursor beyond the last post streams from now"
+    future.close()

@@ -17,6 +17,7 @@ Cursor paging: `cursor` is the id of the last item of the previous page (XEP-005
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import json
 import logging
@@ -48,7 +49,7 @@ from .links import person_href
 from .openapi import OPENAPI
 from .pages import Pages, qr_svg
 from .snapshot import Snapshot
-from .stream import HEARTBEAT_SECONDS, StreamHub, StreamLimits, cursor_of, position_of
+from .stream import HEARTBEAT_SECONDS, PAGE as STREAM_PAGE, REREAD, StreamHub, StreamLimits, cursor_of, position_of
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +339,8 @@ class HttpApi:
                 f"{json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n").encode()
 
     async def api_stream(self, request: web.Request) -> web.StreamResponse:
-        """Server-Sent Events of the posts that may leave this server (http/stream.py)."""
+        """Server-Sent Events of the posts that may leave this server (http/stream.py): from the
+        database while resuming, then from the hub's ring."""
         assert self.hub is not None
         hub = self.hub
         wanted = self._stream_filter(request)  # a bad query is a 400 before the stream opens
@@ -348,37 +350,53 @@ class HttpApi:
         if not self._stream_limits.take(client):
             raise web.HTTPTooManyRequests(text="too many open streams; close one or wait",
                                           headers={"Retry-After": "30", "Access-Control-Allow-Origin": "*"})
-        await hub.join()
+        joined = False
+        #: positions sent lately: a post read from the database while resuming, or read again by
+        #: the hub after a late commit, is not sent twice
+        sent: collections.deque[int] = collections.deque(maxlen=2 * REREAD + STREAM_PAGE)
+
+        async def emit(at: int, post: FoundPost) -> None:
+            if at not in sent:
+                sent.append(at)
+                if wanted(post):
+                    await response.write(self._event(at, post))
+
         try:
-            if position is None:
-                position = hub.position
+            seq = await hub.join()
+            joined = True
             response = web.StreamResponse(headers={
                 "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no", "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"})
             await response.prepare(request)
             await response.write(b": xmppblog stream\n\n")
-            log.info("stream opened: client=%s from=%s", client, cursor_of(position))
+            log.info("stream opened: client=%s from=%s", client, cursor_of(position) if position is not None else "now")
             while True:
                 try:
-                    posts, after = await hub.next_posts(position)
+                    while position is not None:  # resuming, or fallen behind the ring: the database
+                        page = await hub.stream.after(position, STREAM_PAGE)
+                        for at, post in page.posts:
+                            await emit(at, post)
+                        position = None if not page.full else page.position
                 except errors.BlogError:
                     # the headers are sent: end the stream; the client resumes with Last-Event-ID
-                    log.warning("stream: could not read posts; closing client=%s at %s", client, cursor_of(position))
+                    log.warning("stream: could not read posts; closing client=%s", client)
                     return response
-                for at, post in posts:
-                    if wanted(post):
-                        await response.write(self._event(at, post))
-                if after == position:
-                    before = hub.position
-                    await hub.wait(position, self.heartbeat_seconds)
-                    if hub.position == before:
-                        await response.write(b": keepalive\n\n")
-                position = after
+                entries = hub.since(seq)
+                if entries is None:  # too slow for the ring: catch up from the last post sent
+                    position = max(0, max(sent, default=hub.position) - REREAD)
+                    seq = hub.seq
+                    continue
+                for entry_seq, at, post in entries:
+                    seq = entry_seq
+                    await emit(at, post)
+                if not entries and not await hub.wait(seq, self.heartbeat_seconds):
+                    await response.write(b": keepalive\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             log.info("stream closed: client=%s", client)
             raise
         finally:
-            hub.leave()
+            if joined:
+                hub.leave()
             self._stream_limits.give_back(client)
 
     # ------------------------------------------------------------ Atom feeds

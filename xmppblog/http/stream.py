@@ -4,8 +4,8 @@
 One hub per process reads new posts from the database (at most every
 POLL_SECONDS, at once when this process commits) into a ring of the latest
 RING posts, shared by every client: a thousand clients cost one query per
-poll, not a thousand. A client resuming from further back (`Last-Event-ID`, up
-to a day) reads pages from the database until it reaches the ring. Each event:
+poll, not a thousand. A client resuming (`Last-Event-ID`, up to a day back)
+first reads pages from the database, then follows the ring. Each event:
 
     event: post
     id: <opaque cursor>
@@ -36,7 +36,9 @@ MIN_GAP_SECONDS = 0.1
 HEARTBEAT_SECONDS = 15.0
 RING = 2000
 PAGE = 200
-_CURSOR = re.compile(r"v1-([0-9a-f]{1,16})")
+#: rows each read goes back behind the position read: transactions that commit out of order
+REREAD = 100
+_CURSOR = re.compile(r"v1-([0-9a-f]{1,15})")
 
 
 def cursor_of(position: int) -> str:
@@ -53,14 +55,25 @@ def position_of(cursor: str) -> int:
 
 
 class StreamHub:
+    """Reads new posts once per process for every client, into a ring in the order read.
+
+    Clients follow the ring by its sequence numbers, not by post positions: a transaction
+    that took a position earlier and committed later (PostgreSQL) is read on a later pass
+    (each pass reads REREAD rows back) and still reaches every client, after the posts it
+    was overtaken by. A client only takes from the ring what was read after it joined, so
+    nothing retracted or protected before that is replayed to it from memory.
+    """
+
     def __init__(self, stream: PostStream, poll_seconds: float = POLL_SECONDS, ring: int = RING) -> None:
         self.stream = stream
         self.poll_seconds = poll_seconds
-        self.recent: collections.deque[tuple[int, FoundPost]] = collections.deque(maxlen=ring)
-        #: rows read up to here (skipped ones included)
-        self.position = 0
-        #: the ring holds every streamed post after this position
-        self.floor = 0
+        #: (sequence, position, post), in the order read
+        self.recent: collections.deque[tuple[int, int, FoundPost]] = collections.deque(maxlen=ring)
+        self._in_ring: set[int] = set()
+        #: how many posts were put in the ring since this process started
+        self.seq = 0
+        #: rows read up to here (skipped ones included), from this position on
+        self.position = self._start = 0
         self.clients = 0
         self._changed = asyncio.Condition()
         self._wake = asyncio.Event()
@@ -70,12 +83,15 @@ class StreamHub:
         """Something was committed here: read at once rather than at the next poll."""
         self._wake.set()
 
-    async def join(self) -> None:
-        self.clients += 1
+    async def join(self) -> int:
+        """Count a client in; returns the sequence it follows the ring from."""
         if self._reader is None or self._reader.done():
-            self.position = self.floor = await self.stream.last_position()
+            self.position = self._start = await self.stream.last_position()
             self.recent.clear()
+            self._in_ring.clear()
             self._reader = asyncio.ensure_future(self._read())
+        self.clients += 1
+        return self.seq
 
     def leave(self) -> None:
         self.clients -= 1
@@ -83,19 +99,27 @@ class StreamHub:
     async def _read(self) -> None:
         while self.clients > 0:
             try:
-                page = await self.stream.after(self.position, PAGE)
+                page = await self.stream.after(max(self._start, self.position - REREAD), PAGE)
             except errors.BlogError:
                 log.warning("stream: could not read new posts; trying again")
                 page = None
-            if page is not None and page.position != self.position:
-                for entry in page.posts:
+            if page is not None:
+                added = False
+                for at, post in page.posts:
+                    if at in self._in_ring:
+                        continue
                     if len(self.recent) == self.recent.maxlen:
-                        self.floor = self.recent[0][0]
-                    self.recent.append(entry)
-                self.position = page.position
-                async with self._changed:
-                    self._changed.notify_all()
-                if page.full:
+                        self._in_ring.discard(self.recent[0][1])
+                    self.seq += 1
+                    self.recent.append((self.seq, at, post))
+                    self._in_ring.add(at)
+                    added = True
+                moved = page.position > self.position
+                self.position = max(self.position, page.position)
+                if added:
+                    async with self._changed:
+                        self._changed.notify_all()
+                if page.full and moved:
                     continue
             await asyncio.sleep(MIN_GAP_SECONDS)  # a burst of commits costs one read per gap
             self._wake.clear()
@@ -103,19 +127,21 @@ class StreamHub:
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
         self._reader = None
 
-    async def wait(self, position: int, timeout: float) -> None:
-        """Until the hub has read past `position` (or `timeout`)."""
+    async def wait(self, seq: int, timeout: float) -> bool:
+        """Until the ring has posts after sequence `seq`; False if `timeout` passed first."""
         async with self._changed:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.position > position), timeout)
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.seq > seq), timeout)
+            except TimeoutError:
+                return False
+        return True
 
-    async def next_posts(self, position: int) -> tuple[list[tuple[int, FoundPost]], int]:
-        """The posts after `position`, from the ring or (further back) the database, and the
-        position to go on from."""
-        if position < self.floor:
-            page = await self.stream.after(position, PAGE)
-            return list(page.posts), page.position
-        return [e for e in self.recent if e[0] > position], max(position, self.position)
+    def since(self, seq: int) -> list[tuple[int, int, FoundPost]] | None:
+        """The ring's posts after sequence `seq`; None if some of them left the ring already
+        (the client is too slow: it catches up from the database)."""
+        if self.recent and self.recent[0][0] > seq + 1:
+            return None
+        return [e for e in self.recent if e[0] > seq]
 
 
 class StreamLimits:
