@@ -126,6 +126,10 @@ async def test_the_http_api_of_the_network_view(network):
         assert d["sources"] == [{"source": SOURCE, "state": "following"}]
         r = await client.get("/api/suggestions?for=carol@example.org")
         assert [s["jid"] for s in (await r.json())["suggestions"]] == ["alice@example.org", "ann@source.example"]
+        # what bob follows and tracks is his: anonymous callers get public figures only
+        await core.social.track(BOB, "gardening")
+        r = await client.get("/api/suggestions?for=bob@example.org")
+        assert all("track" not in s["why"] and "follow" not in s["why"] for s in (await r.json())["suggestions"])
         assert (await client.get("/api/suggestions?for=not a jid")).status == 400
         assert r.headers["Access-Control-Allow-Origin"] == "*"
     finally:

@@ -94,8 +94,9 @@ OPENAPI: dict[str, Any] = {
             [{"name": "q", "in": "query", "schema": {"type": "string"}, "description": "a word the JID contains"},
              *_CURSOR]),
         "/api/suggestions": _get(
-            "Who to follow: from who the people this user follows follow and what they track (only if the user "
-            "is discoverable), else the most active discoverable authors",
+            "Who to follow: the most active discoverable authors, as far as "
+            "public figures tell (who a user follows and what they track are theirs: their own `suggest` by "
+            "chat uses them)",
             {"type": "object", "properties": {"for": {"type": "string"}, "suggestions": {
                 "type": "array", "items": {"type": "object", "properties": {
                     "jid": {"type": "string"}, "server": {"type": "string"}, "why": {"type": "string"}}}}}},

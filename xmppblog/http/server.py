@@ -307,13 +307,9 @@ class HttpApi:
     async def api_suggestions(self, request: web.Request) -> web.Response:
         assert self.network is not None
         who = parse_jid(request.query.get("for", "").strip()).bare  # InvalidJid: 400
-        try:
-            # what someone follows and tracks shapes their suggestions only if they chose to be
-            # discoverable: otherwise anyone could read their follows off this endpoint
-            own = await self.social.discoverable(Actor(who))
-        except errors.Forbidden:
-            own = False  # not a user of this server
-        found = await self.network.suggestions(who, self._limit(request), from_follows=own)
+        # Anyone may ask for anyone: what that user follows and tracks is theirs, not public (a
+        # user's own `suggest`, by chat, uses it), so here only public figures count
+        found = await self.network.suggestions(who, self._limit(request), from_follows=False)
         return web.json_response({"for": who, "suggestions": [
             {"jid": s.jid, "server": s.server, "why": s.why} for s in found]})
 
