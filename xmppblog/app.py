@@ -164,7 +164,7 @@ def build_core(tx: Transactions, addr: Addressing, clock: Clock, codec: EntryCod
     Notifications(addr, online).register(tx.projections)
     PresenceGrants(roster).register(tx.projections)
     posting = PostingService(addr, tx, pubsub, codec, directory)
-    stream = PostStream(tx, nodes, clock)
+    stream = PostStream(tx, nodes, clock, discovery, codec)
     return Core(tx, pubsub, remote, follows, posting,
                 SocialService(addr, tx, pubsub, follows, moderation, roster), roster, SearchService(tx, search_index),
                 moderation, Deliveries(tx, clock, delivery),

@@ -28,6 +28,8 @@ async def http(stack):
     async def stats():
         return {}
 
+    for user in (ALICE, CAROL):  # the stream carries consented posts only
+        await core.social.discoverable(user, True)
     hub = StreamHub(core.stream, poll_seconds=0.05)
     core.transactions.on_commit(hub.wake)
     api = HttpApi(core.pubsub, core.social, core.search, "http://blog.example.org", stats, stream=hub,

@@ -154,3 +154,70 @@ async def test_the_admins_default_applies_to_users_who_never_chose(db_url):
     finally:
         core.search.close()
         await engine.dispose()
+
+
+async def test_a_publisher_affiliates_posts_need_their_own_consent_too(stack):
+    core, *_ = stack
+    await core.pubsub.publish(ALICE, REF, None, draft("alice's first"))
+    await core.pubsub.set_affiliations(ALICE, REF, [(BOB.jid, "publisher")])
+    await core.social.discoverable(ALICE, True)
+    await core.social.discoverable(BOB, False)
+    by_bob = await core.pubsub.publish(BOB, REF, None, draft("bob writes on alice's blog"))
+    assert await firehose(core) == [], "bob did not consent"
+    await core.social.discoverable(BOB, True)
+    again = await core.pubsub.publish(BOB, REF, None, draft("bob again, consenting now"))
+    assert await firehose(core) == [f"alice/{again}"]
+    await core.social.discoverable(BOB, False)
+    assert await firehose(core) == [], "bob's withdrawal covers what he wrote on other blogs"
+    assert by_bob
+
+
+async def test_a_repost_goes_no_further_than_the_post_it_quotes(stack):
+    from xmppblog.im.text import draft_from_text, short_id
+    core, *_ = stack
+    carol = Actor("carol@example.org")
+    kept = await core.pubsub.publish(carol, NodeRef("carol@blog.example.org", NS_MICROBLOG), None,
+                                     draft("carol's words, not for network indexes"))
+    await core.social.discoverable(ALICE, True)
+    await core.posting.repost(ALICE, short_id(kept), lambda text, **kw: draft_from_text(text, 4096, **kw))
+    assert await firehose(core) == [], "carol never consented: alice's repost of her post is not discoverable"
+
+
+async def test_an_old_post_edited_after_consent_came_back_stays_out(stack):
+    core, *_ = stack
+    await core.social.discoverable(ALICE, True)
+    old = await core.pubsub.publish(ALICE, REF, None, draft("old"))
+    await core.social.discoverable(ALICE, False)
+    await core.social.discoverable(ALICE, True)
+    await core.pubsub.publish(ALICE, REF, old, draft("old, edited"))
+    assert await firehose(core) == [], "withdrawn once: never again, edited or not"
+    await core.social.protect(ALICE, True)
+    await core.social.protect(ALICE, False)
+    newer = await core.pubsub.publish(ALICE, REF, None, draft("after re-opening"))
+    assert await firehose(core) == [f"alice/{newer}"]
+    await core.social.protect(ALICE, True)
+    await core.social.protect(ALICE, False)
+    await core.pubsub.publish(ALICE, REF, newer, draft("after re-opening, edited after protect and open"))
+    assert await firehose(core) == [], "protecting withdraws the same way"
+
+
+async def test_the_stream_forgets_a_withdrawn_post_at_once(stack):
+    core, *_ = stack
+    await core.social.discoverable(ALICE, True)
+    await core.pubsub.publish(ALICE, REF, None, draft("streamed while consented"))
+    assert len((await core.stream.after(0, 100)).posts) == 1
+    await core.social.discoverable(ALICE, False)
+    assert (await core.stream.after(0, 100)).posts == (), "its signed flag stays in the entry; consent does not"
+
+
+async def test_an_edit_no_longer_admitted_takes_the_old_copy_away(db_url):
+    core, uow, clock, signer, engine = await _core(db_url, Discovery(default=True))
+    try:
+        post = await core.pubsub.publish(ALICE, REF, None, draft("default on"))
+        assert await firehose(core) == [f"alice/{post}"]
+        core.pubsub.discovery = Discovery(default=False)  # the admin changed the default (a restart)
+        await core.pubsub.publish(ALICE, REF, post, draft("default on, edited after the default went off"))
+        assert await firehose(core) == []
+    finally:
+        core.search.close()
+        await engine.dispose()

@@ -9,9 +9,12 @@ means the admin's `[firehose] default_discoverable`). The choice rides inside
 each entry, under its signature (the codec writes `<discoverable
 xmlns='urn:xmppblog:0'/>`), so nobody can claim a consent that was not given:
 
-- a new post carries it when its author consents now and the post is public;
-- an edit keeps what the post had, and loses it when the author no longer
-  consents (`on` applies to posts from then on, never to earlier ones);
+- a new post carries it when the blog's owner, and its author if someone else
+  (a publisher affiliate), consent now and the post is public; a repost only if
+  the post it quotes carries it;
+- an edit keeps what the post had, and loses it when they no longer consent;
+  a post from before the last withdrawal never carries it again (`on` applies
+  to posts from then on, never to earlier ones);
 - comments, attachments and protected posts never carry it.
 
 Turning it off, or protecting the blog, withdraws every earlier post from the
@@ -22,11 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import Node
+from .model import NS_FIREHOSE, Item, Node
 from .visibility import is_public
 
-#: the node on the service JID that carries every discoverable post (XEP-0060, open to all)
-NS_FIREHOSE = "urn:xmppblog:firehose:0"
+__all__ = ["NS_FIREHOSE", "Discovery"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +40,32 @@ class Discovery:
         """Whether the owner of `blog` lets their public posts into network-wide indexes now."""
         return self.default if blog.config.discoverable is None else blog.config.discoverable
 
-    def carries(self, node: Node, access: Node, before: bool | None) -> bool:
+    def carries(self, node: Node, access: Node, author_blog: Node | None, before: Item | None,
+                before_carried: bool, quoted: bool | None = None) -> bool:
         """Whether a post stored now on `node` (under `access`'s rules) carries the consent flag.
 
         Args:
-            before: for an edit, whether the post carried it; None for a new post.
+            author_blog: the blog of the post's author when that is not the blog's owner (a
+                publisher affiliate): they must consent too. None: the owner wrote it, or the
+                author has no blog yet (then the default decides).
+            before: for an edit, the post as it was; None for a new post.
+            before_carried: whether `before` carried the flag.
+            quoted: for a repost, whether the post it quotes carried the flag (a repost never
+                takes someone's words further than they let them go); None otherwise.
         """
         if node.remote or node.ref.of_post:  # a cached remote post, a comment, an attachment
             return False
-        if not is_public(access) or not self.consents(access):
+        if not is_public(access) or not self.consents(access) or quoted is False:
             return False
-        return before is not False
+        if author_blog is not None and not self.consents(author_blog):
+            return False
+        if before is None:
+            return True
+        withdrawn = [b.config.consent_withdrawn_at for b in (access, author_blog) if b is not None]
+        return before_carried and all(at is None or before.published > at for at in withdrawn)
+
+    def withdraws(self, before: Node, after: Node) -> bool:
+        """Whether a change of a blog's settings from `before` to `after` withdraws consent: its
+        owner no longer consents, or it is no longer public."""
+        was = self.consents(before) and is_public(before)
+        return was and not (self.consents(after) and is_public(after))

@@ -49,4 +49,8 @@ class Firehose(PublicTimeline):
     async def consent_changed(self, tx: Tx, ev: ConsentChanged) -> None:
         if self._is_blog(ev.node) and not self.discovery.consents(ev.node):
             await self._remove_all(tx, ev.node)
+            # and what they wrote on other blogs (as a publisher affiliate)
+            firehose = await tx.nodes.get(self.ref)
+            if firehose is not None:
+                await self._remove(tx, await tx.items.ids_published_by(firehose, ev.node.owner), firehose)
             log.info("firehose: %s's posts withdrawn (no longer discoverable)", ev.node.owner)

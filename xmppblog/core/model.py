@@ -142,6 +142,9 @@ class NodeConfig:
     title: str = ""
     #: the owner's choice for network-wide indexes (core/discovery.py); None: the admin's default
     discoverable: bool | None = None
+    #: when the owner last withdrew (consent off, or the blog no longer public): posts from
+    #: before never carry consent again, edited or not
+    consent_withdrawn_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,10 @@
 discoverable users and who to follow (core layer).
 
 On an aggregator it covers what its sources' firehoses brought (each post
-signed and consented by its author) and this server's own public posts; on any
-other server, its own. What may be in it is core/stream.py's `streamed` rule, and
-a local user is listed or suggested only if they consented (core/discovery.py).
+signed and consented by its author) and this server's own consented public
+posts; on any other server, its own. What may be in it is core/stream.py's
+`streamed` rule, and a local user is listed or suggested only if they
+consented (core/discovery.py).
 
 Trends count, for each hashtag, the distinct authors who used it in the last
 hour against the 23 before, and in the last day against the day before: one
@@ -23,7 +24,7 @@ from datetime import timedelta
 
 from .discovery import Discovery
 from .jid import stored_bare
-from .model import NS_FIREHOSE, NS_MICROBLOG, FoundPost, Item, Node
+from .model import NS_FIREHOSE, NS_MICROBLOG, FoundPost, Item, NodeRef
 from .ports import Clock, EntryCodec
 from .stream import PostStream
 from .text import hashtags, words
@@ -84,22 +85,17 @@ class NetworkView:
         since = self._clock.now() - DAY
         async with self._tx() as tx:
             rows = await tx.items.stored_before(before, since, TIMELINE_ROWS, (NS_MICROBLOG, NS_FIREHOSE))
-        posts: list[tuple[int, FoundPost]] = []
-        last = None
-        for at, node, item in rows:
-            last = at
-            if self.stream.streamed(node):
-                posts.append((at, FoundPost(node.ref, item)))
-                if len(posts) == limit:
-                    break
-        more = len(posts) == limit or len(rows) == TIMELINE_ROWS
-        return posts, (last if more and last is not None else None)
+            streamed = await self.stream.streamed(tx, rows)
+        posts = streamed[:limit]
+        if len(streamed) > limit:
+            return posts, posts[-1][0]
+        return posts, (rows[-1][0] if len(rows) == TIMELINE_ROWS else None)
 
-    async def _recent(self) -> list[tuple[Node, Item]]:
+    async def _recent(self) -> list[tuple[NodeRef, Item]]:
         since = self._clock.now() - 2 * DAY
         async with self._tx() as tx:
             rows = await tx.items.stored_before(None, since, RECENT_ROWS, (NS_MICROBLOG, NS_FIREHOSE))
-        return [(node, item) for _, node, item in rows if self.stream.streamed(node)]
+            return [(post.ref, post.item) for _, post in await self.stream.streamed(tx, rows)]
 
     async def trends(self, limit: int = 10) -> tuple[list[Trend], list[Trend]]:
         """(rising over the last hour, rising over the last day), best first."""

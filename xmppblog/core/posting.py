@@ -192,7 +192,8 @@ class PostingService:
             text = self._codec.summary(found.item.payload)
             uri = xmpp_uri(found.ref.service, found.ref.node, found.item.item_id)
             new_id = await self._pubsub.publish_in(tx, actor, self._pubsub.nodes.own_blog(actor), None,
-                                                   make_draft(f"♻ {found.item.publisher}: {text}", via=uri))
+                                                   make_draft(f"♻ {found.item.publisher}: {text}", via=uri),
+                                                   quoted=self._codec.facts(found.item.payload).discoverable)
             await tx.commit()
         return Done(found.item.publisher, found.item.item_id, new_id)
 

@@ -192,8 +192,9 @@ class PubsubService:
         return item_id
 
     async def publish_in(self, tx: Tx, actor: Actor, ref: NodeRef, item_id: str | None, draft: object,
-                         options: dict[str, object] | None = None) -> str:
-        """`publish` inside an open transaction."""
+                         options: dict[str, object] | None = None, quoted: bool | None = None) -> str:
+        """`publish` inside an open transaction; `quoted`: for a repost, whether the post it
+        quotes carries its author's consent (core/discovery.py)."""
         if self.nodes.is_copies(ref):
             raise errors.Forbidden("the public timeline and the firehose are read-only: they carry copies "
                                    "of the posts here")
@@ -221,8 +222,9 @@ class PubsubService:
             author_name=parse(author).local,
             self_uri=xmpp_uri(ref.service, ref.node, item_id),
             replies_uri=None if ref.is_comments else xmpp_uri(ref.service, ref.comments(item_id).node),
-            discoverable=self.discovery.carries(node, access, self._codec.facts(existing.payload).discoverable
-                                                if existing is not None else None),
+            discoverable=self.discovery.carries(
+                node, access, await self._author_blog(tx, author, access), existing,
+                existing is not None and self._codec.facts(existing.payload).discoverable, quoted),
         )
         payload = self._codec.render(draft, stamp)
         if len(payload.encode("utf-8")) > self.limits.max_payload_bytes:
@@ -235,6 +237,14 @@ class PubsubService:
         log.info("published: service=%s node=%s item=%s by=%s%s", ref.service, ref.node, item_id, actor.jid,
                  " (update)" if existing else "")
         return item_id
+
+    async def _author_blog(self, tx: Tx, author: str, access: Node) -> Node | None:
+        """The blog of a post's author when that is not `access`'s owner (a publisher affiliate
+        writing on someone's blog): their consent counts too (core/discovery.py)."""
+        if author == access.owner:
+            return None
+        blog = self.addr.blog_of(author)
+        return await tx.nodes.get(NodeRef(blog, NS_MICROBLOG)) if blog is not None else None
 
     async def _publishable(self, tx: Tx, actor: Actor, ref: NodeRef, owner: str, options: dict[str, object] | None
                            ) -> tuple[Node, Node, Viewer, Item | None]:
@@ -693,6 +703,8 @@ class PubsubService:
         node, _ = await self._owned(tx, actor, ref, Action.CONFIGURE)
         before = node.config
         config = self._config(before, changes)
+        if self.discovery.withdraws(node, replace(node, config=config)):
+            config = replace(config, consent_withdrawn_at=self._clock.now())
         node = replace(node, config=config)
         await tx.nodes.update(node)
         await self._trim(tx, node, node, config.max_items)

@@ -82,7 +82,11 @@ class PublicTimeline:
         return await tx.nodes.create(Node(ref, self.nodes.addr.service_jid, NodeConfig(max_items=self.max_items)))
 
     async def published(self, tx: Tx, ev: ItemPublished) -> None:
-        if not self._is_blog(ev.node) or not self.admits(ev):
+        if not self._is_blog(ev.node):
+            return
+        if not self.admits(ev):
+            if not ev.new:  # an edit that may not be copied any more takes the old copy away
+                await self._remove(tx, [copy_id(ev.node.owner, ev.item.item_id)])
             return
         copy = _copy(ev.node.owner, ev.item)
         if copy is None:

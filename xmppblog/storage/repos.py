@@ -218,7 +218,8 @@ def _like_prefix(prefix: str) -> str:
 #: bounds the scan
 _STORED = (select(_I.c.id.label("position"), _I.c.item_id, _I.c.publisher, _I.c.payload, _I.c.published,
                   _I.c.updated, _N.c.id, _N.c.service, _N.c.node, _N.c.owner, _N.c.access_model,
-                  _N.c.max_items, _N.c.notify_retract, _N.c.title, _N.c.discoverable, _N.c.remote)
+                  _N.c.max_items, _N.c.notify_retract, _N.c.title, _N.c.discoverable,
+                  _N.c.consent_withdrawn_at, _N.c.remote)
            .join_from(_I, _N, _N.c.id == _I.c.node_id)
            .where(_I.c.updated >= bindparam("since"), _N.c.node.in_(bindparam("names", expanding=True)))
            .limit(bindparam("limit")))
@@ -229,7 +230,7 @@ _STORED_BEFORE = _STORED_NEWEST.where(_I.c.id < bindparam("before"))
 
 def _node(row: Any) -> Node:
     config = NodeConfig(AccessModel(row.access_model), row.max_items, row.notify_retract, row.title,
-                        row.discoverable)
+                        row.discoverable, utc(row.consent_withdrawn_at) if row.consent_withdrawn_at else None)
     return Node(NodeRef(row.service, row.node), row.owner, config, row.id, bool(row.remote))
 
 
@@ -255,7 +256,7 @@ class NodeRepo:
         row = NodeRow(service=node.ref.service, node=node.ref.node, owner=node.owner,
                       access_model=c.access_model.value, max_items=c.max_items,
                       notify_retract=c.notify_retract, title=c.title, created_at=now(), remote=node.remote,
-                      discoverable=c.discoverable)
+                      discoverable=c.discoverable, consent_withdrawn_at=c.consent_withdrawn_at)
         self.s.add(row)
         await self.s.flush()
         return _node(row)
@@ -264,7 +265,8 @@ class NodeRepo:
         c = node.config
         await self.s.execute(update(NodeRow).where(NodeRow.id == node.db_id).values(
             access_model=c.access_model.value, max_items=c.max_items,
-            notify_retract=c.notify_retract, title=c.title, discoverable=c.discoverable))
+            notify_retract=c.notify_retract, title=c.title, discoverable=c.discoverable,
+            consent_withdrawn_at=c.consent_withdrawn_at))
 
     async def delete(self, node: Node) -> None:
         # Explicit child deletes: no reliance on ON DELETE CASCADE being enabled.
@@ -352,6 +354,10 @@ class ItemRepo:
         pattern = _like_prefix(prefix)
         return list((await self.s.execute(select(ItemRow.item_id).where(
             ItemRow.node_id == node.db_id, ItemRow.item_id.like(pattern, escape="\\")))).scalars())
+
+    async def ids_published_by(self, node: Node, publisher: str) -> Sequence[str]:
+        return list((await self.s.execute(select(ItemRow.item_id).where(
+            ItemRow.node_id == node.db_id, ItemRow.publisher == publisher))).scalars())
 
     async def ids_oldest_first(self, node: Node) -> Sequence[str]:
         return list((await self.s.execute(select(ItemRow.item_id).where(ItemRow.node_id == node.db_id)

@@ -58,6 +58,8 @@ class NodeRow(Base):
     remote: Mapped[bool] = mapped_column(Boolean, server_default=false())
     #: the owner's choice for network-wide indexes (core/discovery.py); NULL: the admin's default
     discoverable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    #: when the owner last withdrew that consent (core/discovery.py)
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ItemRow(Base):
