@@ -49,7 +49,7 @@ from .core.social import SocialService
 from .core.status import DeliveryStatus
 from .core.timeline import PublicTimeline
 from .core.transactions import Transactions, Tx
-from .core.events import AccessChanged, NodeDeleted
+from .core.events import AccessChanged, ConsentChanged, ItemRetracted, NodeDeleted
 from .core.visibility import NodeMap
 from .federation.bounces import Bounces
 from .federation.inbound import InboundEvents
@@ -533,9 +533,15 @@ class App:
         h = self.cfg.http
         hub = StreamHub(self.core.stream)
         self.core.transactions.on_commit(hub.wake)  # a post committed here is streamed at once
-        return HttpApi(self.core.pubsub, self.core.social, self.core.search, h.base_url or f"http://{h.listen}",
-                       self.stats, self.cfg.spamguard.searches_per_minute, self.directory.get, stream=hub,
-                       network=self.core.network, sources=self.sources.states)
+        api = HttpApi(self.core.pubsub, self.core.social, self.core.search, h.base_url or f"http://{h.listen}",
+                      self.stats, self.cfg.spamguard.searches_per_minute, self.directory.get, stream=hub,
+                      network=self.core.network, sources=self.sources.states)
+
+        async def changed(tx: Any, ev: Any) -> None:
+            tx.call_after(api.network_changed)  # once committed: withdrawals show within seconds
+        for kind in (ConsentChanged, AccessChanged, ItemRetracted):
+            self.core.transactions.projections.on(kind, changed)
+        return api
 
     async def _start_http(self) -> Any:
         if not self.cfg.http.listen:

@@ -285,6 +285,8 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError(f"[aggregator] sources/blocked_sources: {exc}") from None
     if any("@" in s or "/" in s for s in cfg.aggregator.sources):
         raise ConfigError("[aggregator] sources: service JIDs such as blog.example.net, not user JIDs")
+    if parse(c.jid).bare in cfg.aggregator.sources:
+        raise ConfigError("[aggregator] sources: this server's own service JID; list other servers")
     if cfg.http.listen:
         host, _, port = cfg.http.listen.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:

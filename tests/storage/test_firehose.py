@@ -221,3 +221,14 @@ async def test_an_edit_no_longer_admitted_takes_the_old_copy_away(db_url):
     finally:
         core.search.close()
         await engine.dispose()
+
+
+async def test_users_cannot_follow_a_firehose_and_the_sources_limit_follows_the_config(stack):
+    core, *_ = stack
+    ref = NodeRef("blog.elsewhere.example", "urn:xmppblog:firehose:0")
+    with pytest.raises(errors.Forbidden):
+        await core.remote.follow(ALICE, "blog.elsewhere.example", ref)
+    await core.remote.follow_source(ref, 1000)
+    await core.remote.follow_source(ref, 3)  # the admin lowered [aggregator] max_items
+    async with core.transactions() as tx:
+        assert (await tx.nodes.get(ref)).config.max_items == 3

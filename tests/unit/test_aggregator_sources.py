@@ -19,8 +19,14 @@ class Component:
         self.online.set()
 
 
+class Addr:
+    service_jid = "blog.here.example"
+
+
 class World:
     """Which sources answer; what was subscribed."""
+
+    addr = Addr()
 
     def __init__(self) -> None:
         self.up = {"blog.a.example": True, "blog.b.example": False}
@@ -40,6 +46,11 @@ class World:
 
     async def answers(self, source):
         return self.up.get(source, False)
+
+    async def consented(self, service, node):
+        return service not in self.ended
+
+    ended: set[str] = set()
 
 
 async def until(check, timeout=3.0):
@@ -102,6 +113,24 @@ async def test_an_aggregator_finds_more_sources_among_the_servers_whose_blogs_ar
         await until(lambda: sources.states().get("blog.c.example") == "following")
         assert set(sources.states()) == {"blog.a.example", "blog.c.example"}, \
             "a PEP blog's server (not xmppblog) and a blocked one are not sources"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_source_that_ended_our_subscription_is_followed_again(monkeypatch):
+    monkeypatch.setattr(aggregator, "FIRST_RETRY_SECONDS", 0.05)
+    world = World()
+    world.ended = set()
+    sources = Sources(Component(), world, world, world,  # type: ignore[arg-type]
+                      ("blog.a.example", "blog.here.example"), (), 1000)
+    assert sources.sources == ("blog.a.example",), "never our own service"
+    sources.check_seconds = 0.05
+    task = asyncio.ensure_future(sources.run())
+    try:
+        await until(lambda: world.subscribed.count("blog.a.example") == 1)
+        world.ended.add("blog.a.example")  # it pushed <delete/> or subscription='none'
+        await until(lambda: world.subscribed.count("blog.a.example") >= 2)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -94,3 +94,13 @@ def test_cli_stats_and_rotate_key(tmp_path, capsys):
     assert capsys.readouterr().out.split()[3] != first
     assert main(["-c", cfg, "stats"]) == 0
     assert "spamguard: 0 refused" in capsys.readouterr().out
+
+
+def test_an_aggregator_does_not_list_itself_as_a_source(tmp_path):
+    import pytest as _pytest
+
+    from xmppblog.config import ConfigError
+    p = tmp_path / "x.toml"
+    p.write_text('[component]\njid = "blog.example.org"\nsecret = "s"\n[aggregator]\nsources = ["blog.example.org"]\n')
+    with _pytest.raises(ConfigError, match="own service JID"):
+        load(str(p), env={})

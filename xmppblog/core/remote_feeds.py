@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import errors
 from .addressing import Addressing
 from .attribution import Claim, attribute
 from .events import ItemPublished, ItemRetracted, NodeDeleted, NodePurged
-from .model import Actor, Delivery, Item, Node, NodeConfig, NodeRef, RemoteSub, SubState
+from .model import NS_FIREHOSE, Actor, Delivery, Item, Node, NodeConfig, NodeRef, RemoteSub, SubState
 from .ports import Clock, EntryCodec
 from .transactions import Transactions, Tx, retry_contended
 from .visibility import validate_item_id
@@ -74,6 +74,9 @@ class RemoteFeeds:
             raise errors.BadRequest("that is a blog on this server")
         if ref in self.reserved:
             raise errors.Forbidden("that node is one of this server's block lists; the admins follow it")
+        if ref.node == NS_FIREHOSE:
+            # what enters the network-wide view is the admins' choice ([aggregator] sources)
+            raise errors.Forbidden("that is a server's firehose: only this server's admins follow one")
 
     @retry_contended  # two first followers at once: the one that did not create the node runs again
     async def follow(self, actor: Actor, author: str, ref: NodeRef) -> RemoteFollow:
@@ -175,6 +178,8 @@ class RemoteFeeds:
                 await tx.nodes.create(Node(ref, ref.service, NodeConfig(max_items=max_items), remote=True))
             elif not node.remote:
                 raise errors.BadRequest("that is a node of this server")
+            elif node.config.max_items != max_items:  # the admin changed [aggregator] max_items
+                await tx.nodes.update(replace(node, config=replace(node.config, max_items=max_items)))
             if await tx.remote.get(ref.service, ref.node, self.addr.service_jid) is None:
                 await tx.remote.put(RemoteSub(ref.service, ref.node, self.addr.service_jid, SubState.PENDING))
             await tx.commit()
@@ -249,7 +254,8 @@ class RemoteFeeds:
             for item_id in retracts:
                 if await tx.items.delete(node, item_id):
                     await tx.emit(ItemRetracted(node, node, item_id, notify=False))
-            for dropped in await tx.items.trim(node, max(self.max_items, node.config.max_items)):
+            keep = node.config.max_items if node.ref.node == NS_FIREHOSE else self.max_items
+            for dropped in await tx.items.trim(node, keep):
                 await tx.emit(ItemRetracted(node, node, dropped, notify=False))
             await tx.commit()
         if result.stored:

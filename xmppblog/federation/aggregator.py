@@ -60,7 +60,8 @@ class Sources:
         self.blogs = blogs
         self.remote = remote
         self.verifier = verifier
-        self.sources = tuple(s for s in sources if not is_blocked(s, blocked))
+        own = remote.addr.service_jid
+        self.sources = tuple(s for s in sources if not is_blocked(s, blocked) and s != own)
         self.blocked = blocked
         self.max_items = max_items
         #: source -> its state as last seen: subscribed, pending (not answering: retrying), none (refused)
@@ -147,6 +148,10 @@ class Sources:
             if not await self.blogs.answers(source):
                 log.warning("aggregator: source %s stopped answering; kept, and followed again when it is back",
                             source)
+                self.state[source] = SubState.PENDING
+                return
+            if not await self.remote.consented(source, NS_FIREHOSE):
+                log.warning("aggregator: source %s ended our subscription; following it again", source)
                 self.state[source] = SubState.PENDING
                 return
 

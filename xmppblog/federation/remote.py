@@ -39,7 +39,9 @@ CATCH_UP_ITEMS = 20
 CATCH_UP_PAGES = 5
 #: another server's firehose (an aggregator's source) is caught up deeper: a day of a busy server
 FIREHOSE_CATCH_UP_ITEMS = 50
-FIREHOSE_CATCH_UP_PAGES = 400
+FIREHOSE_CATCH_UP_PAGES = 100
+#: a firehose's catch-up is verified and stored this many posts at a time, oldest first
+FIREHOSE_STORE_BATCH = 200
 #: how far back a new consumer of a firehose fetches
 FIREHOSE_BACKFILL = timedelta(hours=24)
 RESYNC_EVERY = 6 * 3600.0
@@ -187,7 +189,7 @@ class RemoteBlogs:
             if after is not None:
                 ET.SubElement(rsm, f"{{{NS_RSM}}}after").text = after
             reply = await self.requests.get(ref.service, ps)
-            page = reply.findall(f"{P}pubsub/{P}items/{P}item")
+            page = reply.findall(f"{P}pubsub/{P}items/{P}item")[:size]  # never more than asked for
             ids = [i.get("id") for i in page]
             items += page
             last = reply.find(f"{P}pubsub/{{{NS_RSM}}}set/{{{NS_RSM}}}last")
@@ -204,8 +206,15 @@ class RemoteBlogs:
             if done or last is None or not last.text or last.text == after:
                 break
             after = last.text
-        result = await self.pipeline.receive(ref.service, ref.node, list(reversed(items)), [], notify=False)
-        return result.stored
+        items.reverse()  # oldest first
+        if not firehose:
+            return (await self.pipeline.receive(ref.service, ref.node, items, [], notify=False)).stored
+        stored = 0
+        for at in range(0, len(items), FIREHOSE_STORE_BATCH):  # bounded transactions, the loop breathes
+            stored += (await self.pipeline.receive(ref.service, ref.node, items[at:at + FIREHOSE_STORE_BATCH], [],
+                                                   notify=False)).stored
+            await asyncio.sleep(0)
+        return stored
 
     # ------------------------------------------------------------ block lists and resync
 

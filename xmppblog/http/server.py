@@ -62,6 +62,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FEED_HEADERS = {"Content-Security-Policy": "default-src 'none'; sandbox", "X-Content-Type-Options": "nosniff"}
 #: the trends and the directory are computed at most this often (they read a day of posts)
 NETWORK_SNAPSHOT_SECONDS = 30.0
+#: the directory's users, at most (filtered and paged from that list)
+DIRECTORY_MAX = 100_000
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; form-action 'self'"
 
 
@@ -102,7 +104,8 @@ class HttpApi:
         self._sources = sources
         if network is not None:
             self._trends = Snapshot(network.trends, NETWORK_SNAPSHOT_SECONDS, time.monotonic)
-            self._listing = Snapshot(network.directory, NETWORK_SNAPSHOT_SECONDS, time.monotonic)
+            self._listing = Snapshot(lambda: network.directory(limit=DIRECTORY_MAX), NETWORK_SNAPSHOT_SECONDS,
+                                     time.monotonic)
         self._stream_limits = stream_limits
         self.heartbeat_seconds = heartbeat_seconds
         self.blogs = pubsub
@@ -258,6 +261,13 @@ class HttpApi:
         return web.json_response(await self._stats())
 
     # ------------------------------------------------------------ the network-wide view
+
+    def network_changed(self) -> None:
+        """A consent, an access model or a post changed: trends and the directory are computed
+        again at the next request (not up to NETWORK_SNAPSHOT_SECONDS later)."""
+        if self.network is not None:
+            self._trends.expire()
+            self._listing.expire()
 
     async def _network_page(self, request: web.Request) -> tuple[list[tuple[int, FoundPost]], str | None]:
         assert self.network is not None
