@@ -232,3 +232,16 @@ async def test_users_cannot_follow_a_firehose_and_the_sources_limit_follows_the_
     await core.remote.follow_source(ref, 3)  # the admin lowered [aggregator] max_items
     async with core.transactions() as tx:
         assert (await tx.nodes.get(ref)).config.max_items == 3
+
+
+async def test_a_deleted_account_leaves_nothing_on_the_firehose(stack):
+    core, *_ = stack
+    await core.pubsub.publish(ALICE, REF, None, draft("alice's own"))
+    await core.pubsub.set_affiliations(ALICE, REF, [(BOB.jid, "publisher")])
+    for user in (ALICE, BOB):
+        await core.social.discoverable(user, True)
+    await core.pubsub.publish(BOB, NodeRef("bob@blog.example.org", NS_MICROBLOG), None, draft("bob's own"))
+    on_alice = await core.pubsub.publish(BOB, REF, None, draft("bob on alice's blog"))
+    assert f"alice/{on_alice}" in await firehose(core)
+    await core.accounts.delete_user(Actor("admin@example.org"), BOB.jid)
+    assert [i for i in await firehose(core) if i.startswith("bob/") or i == f"alice/{on_alice}"] == []

@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 
 from .discovery import Discovery
-from .events import AccessChanged, ConsentChanged, ItemPublished
-from .model import NodeRef
+from .events import AccessChanged, ConsentChanged, ItemPublished, NodeDeleted, NodePurged
+from .model import Node, NodeRef
 from .timeline import PublicTimeline
 from .transactions import Projections, Tx
 from .visibility import NodeMap, is_public
@@ -48,9 +48,18 @@ class Firehose(PublicTimeline):
 
     async def consent_changed(self, tx: Tx, ev: ConsentChanged) -> None:
         if self._is_blog(ev.node) and not self.discovery.consents(ev.node):
-            await self._remove_all(tx, ev.node)
-            # and what they wrote on other blogs (as a publisher affiliate)
-            firehose = await tx.nodes.get(self.ref)
-            if firehose is not None:
-                await self._remove(tx, await tx.items.ids_published_by(firehose, ev.node.owner), firehose)
+            await self._withdraw_author(tx, ev.node)
             log.info("firehose: %s's posts withdrawn (no longer discoverable)", ev.node.owner)
+
+    async def emptied(self, tx: Tx, ev: NodePurged | NodeDeleted) -> None:
+        await super().emptied(tx, ev)
+        if isinstance(ev, NodeDeleted) and self._is_blog(ev.node):  # the account goes
+            await self._withdraw_author(tx, ev.node)
+
+    async def _withdraw_author(self, tx: Tx, blog: Node) -> None:
+        """Every copy of the owner of `blog`'s posts: on their blog, and on other blogs they
+        wrote on (as a publisher affiliate)."""
+        await self._remove_all(tx, blog)
+        firehose = await tx.nodes.get(self.ref)
+        if firehose is not None:
+            await self._remove(tx, await tx.items.ids_published_by(firehose, blog.owner), firehose)
