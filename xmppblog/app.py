@@ -303,7 +303,7 @@ class App:
         for adapter in (PubsubAdapter(core.pubsub, self.signer), DiscoAdapter(core.pubsub, core.moderation.admins),
                         ArchiveAdapter(core.archive),
                         MiscAdapter(), CommandsAdapter(core.pubsub, core.moderation, self.guard, core.search,
-                                                       core.status, core.social),
+                                                       core.status, core.social, core.network),
                         VCardAdapter(core.pubsub), BlockingAdapter(core.social), self.roster_adapter,
                         ChatBot(self.component, core.follows, core.posting, core.social, core.search, core.roster,
                                 core.moderation, lim.max_payload_bytes, core.accounts, core.status,

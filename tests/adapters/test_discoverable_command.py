@@ -65,3 +65,21 @@ async def test_the_discoverable_command_refuses_what_it_should(world: World):
     listed = await world.iq(f"{REMOTE}/pc", SERVICE, "get",
                             f"<query xmlns='http://jabber.org/protocol/disco#items' node='{COMMANDS}'/>")
     assert "xmppblog#discoverable" not in [i.get("node") for i in listed.iter("{http://jabber.org/protocol/disco#items}item")]
+
+
+async def test_the_network_commands(world: World):
+    """xmppblog#trends, #directory and #suggest (issue #17): the chat's trends, directory and
+    suggest as XEP-0004 result tables, every field typed."""
+    from .test_forms import untyped
+    await world.iq(f"{ALICE}/pc", SERVICE, "set", command("xmppblog#discoverable", submit(discoverable="1")))
+    await world.iq(f"{ALICE}/pc", "alice@blog.example.org", "set", publish(text="hello #netcmd", item_id="p1"))
+    trends = await world.iq(f"{REMOTE}/pc", SERVICE, "set", command("xmppblog#trends"))
+    assert "#netcmd" in [v.text for v in trends.iter(f"{X}value")]
+    form = await world.iq(f"{REMOTE}/pc", SERVICE, "set", command("xmppblog#directory"))
+    assert field_value(form, "word") is None and form.find(f".//{X}x").get("type") == "form"
+    listed = await world.iq(f"{REMOTE}/pc", SERVICE, "set", command("xmppblog#directory", submit(word="alice")))
+    assert ALICE in [v.text for v in listed.iter(f"{X}value")]
+    suggested = await world.iq("bob@example.org/pc", SERVICE, "set", command("xmppblog#suggest"))
+    assert ALICE in [v.text for v in suggested.iter(f"{X}value")]
+    count, bad = untyped([trends, form, listed, suggested])
+    assert count == 4 and not bad, bad

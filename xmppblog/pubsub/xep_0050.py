@@ -16,6 +16,7 @@ from ..core import errors
 from ..core.model import NodeRef
 from ..core.moderation import Moderation
 from ..core.pubsub import PubsubService
+from ..core.network import NetworkView
 from ..core.search import SearchService
 from ..core.social import SocialService
 from ..core.status import DeliveryStatus, server_line
@@ -46,18 +47,26 @@ ADMIN_COMMANDS = {
 SEARCH_COMMAND = "xmppblog#search"
 #: a user's choice for network-wide indexes (core/discovery.py), as the chat `discoverable`
 DISCOVERABLE_COMMAND = "xmppblog#discoverable"
+#: the network-wide view (issue #17), as the chat's trends, directory and suggest
+TRENDS_COMMAND, DIRECTORY_COMMAND, SUGGEST_COMMAND = "xmppblog#trends", "xmppblog#directory", "xmppblog#suggest"
+NETWORK_COMMANDS = (TRENDS_COMMAND, DIRECTORY_COMMAND, SUGGEST_COMMAND)
 #: commands on the service JID for every user of this server: node -> name
 USER_COMMANDS = {
     SEARCH_COMMAND: "Search public posts",
     DISCOVERABLE_COMMAND: "Discoverable: may other servers' network-wide search and timelines show my posts?",
+    TRENDS_COMMAND: "Trends: hashtags rising over the last hour and day",
+    DIRECTORY_COMMAND: "Directory of discoverable users",
+    SUGGEST_COMMAND: "Who to follow",
 }
 
 
 class CommandsAdapter:
     def __init__(self, service: PubsubService, moderation: Moderation, guard: Guard, search: SearchService,
-                 status: DeliveryStatus | None = None, social: SocialService | None = None) -> None:
+                 status: DeliveryStatus | None = None, social: SocialService | None = None,
+                 network: NetworkView | None = None) -> None:
         self.status = status
         self.social = social
+        self.network = network
         self.service = service
         self.search = search
         self.moderation = moderation
@@ -72,6 +81,8 @@ class CommandsAdapter:
             return await self.search_command(req, cmd)
         if req.to == self.service.addr.service_jid and node == DISCOVERABLE_COMMAND and self.social is not None:
             return await self.discoverable_command(req, cmd, self.social)
+        if req.to == self.service.addr.service_jid and node in NETWORK_COMMANDS and self.network is not None:
+            return await self.network_command(req, cmd, node, self.network)
         if req.to == self.service.addr.service_jid and node in ADMIN_COMMANDS:
             return await self.admin_command(req, cmd, node)
         if node != NS_PUBSUB_GET_PENDING or req.to == self.service.addr.service_jid:
@@ -183,30 +194,63 @@ class CommandsAdapter:
         _, values = forms.parse(x)
         found = await self.search.search(req.actor, forms.single(values, "query") or "", 20, 0,
                                          forms.single(values, "order") == "relevance")
+        rows = [(p.item.publisher, p.item.published.isoformat(timespec="seconds"), p.item.item_id,
+                 summary(p.item.payload)[:RESULT_TEXT], xmpp_uri(p.ref.service, p.ref.node, p.item.item_id))
+                for p in found.posts]
+        return self._table(out, f"{found.total_text} public post(s)", (("author", "Author"), ("published", "Date"),
+                           ("id", "Post id"), ("text", "Text"), ("uri", "Link")), rows)
+
+    def _table(self, out: ET.Element, title: str, columns: tuple[tuple[str, str], ...],
+               rows: list[tuple[str, ...]]) -> ET.Element:
+        """`out` completed with a XEP-0004 multi-item result form: `columns` (var, label) as its
+        <reported/> header, then `rows`, cut at the page byte budget."""
         result = ET.Element(forms.X, {"type": "result"})
-        ET.SubElement(result, f"{{{NS_DATA}}}title").text = f"{found.total_text} public post(s)"
+        ET.SubElement(result, f"{{{NS_DATA}}}title").text = title
         reported = ET.SubElement(result, f"{{{NS_DATA}}}reported")
         # XEP-0004 §3.4: the reported fields carry the type and label of the items' fields.
-        for var, label, ftype in (("author", "Author", "text-single"), ("published", "Date", "text-single"),
-                                  ("id", "Post id", "text-single"), ("text", "Text", "text-single"),
-                                  ("uri", "Link", "text-single")):
-            ET.SubElement(reported, f"{{{NS_DATA}}}field", {"var": var, "label": label, "type": ftype})
+        for var, label in columns:
+            ET.SubElement(reported, f"{{{NS_DATA}}}field", {"var": var, "label": label, "type": "text-single"})
         used = 0
-        for p in found.posts:
-            text = summary(p.item.payload)
-            values = (("author", p.item.publisher), ("published", p.item.published.isoformat(timespec="seconds")),
-                      ("id", p.item.item_id), ("text", text[:RESULT_TEXT]),
-                      ("uri", xmpp_uri(p.ref.service, p.ref.node, p.item.item_id)))
-            used += sum(len(v.encode()) for _, v in values) + 200
+        for row in rows:
+            used += sum(len(v.encode()) for v in row) + 200
             if used > self.service.limits.max_page_bytes:
                 break
             item = ET.SubElement(result, f"{{{NS_DATA}}}item")
-            for var, value in values:
+            for (var, _), value in zip(columns, row, strict=True):
                 f = ET.SubElement(item, f"{{{NS_DATA}}}field", {"var": var})
                 ET.SubElement(f, f"{{{NS_DATA}}}value").text = value
         out.set("status", "completed")
         out.append(result)
         return out
+
+    async def network_command(self, req: Request, cmd: ET.Element, node: str, network: NetworkView) -> ET.Element:
+        """The network-wide view (issue #17): trends and suggestions at once; the directory after
+        a form with an optional word."""
+        out, canceled = _opened(cmd, node)
+        if canceled:
+            return out
+        if node == TRENDS_COMMAND:
+            hour, day = await network.trends()
+            rows = [(window, f"#{t.tag}", str(t.now), str(t.before))
+                    for window, trends in (("hour", hour), ("day", day)) for t in trends]
+            return self._table(out, "Hashtags rising over the last hour and day", (
+                ("window", "Window"), ("tag", "Tag"), ("authors", "Authors"), ("before", "Authors before")), rows)
+        if node == SUGGEST_COMMAND:
+            found = await network.suggestions(req.actor.jid)  # their own follows and tracked words
+            return self._table(out, "You might follow", (("jid", "JID"), ("server", "Server"), ("why", "Why")),
+                               [(s.jid, s.server, s.why) for s in found])
+        x = cmd.find(forms.X)
+        if x is None:
+            out.set("status", "executing")
+            ET.SubElement(ET.SubElement(out, C + "actions", {"execute": "complete"}), C + "complete")
+            out.append(forms.Form("form", "Directory", "Discoverable users; optionally those whose JID has a word")
+                       .field("word", None, "text-single", "Word").el)
+            return out
+        _, values = forms.parse(x)
+        listed = await network.directory((forms.single(values, "word") or "")[:100])
+        return self._table(out, f"{len(listed)} discoverable user(s)", (
+            ("jid", "JID"), ("server", "Server"), ("posts", "Posts")),
+            [(e.jid, e.server, str(e.posts)) for e in listed])
 
     async def discoverable_command(self, req: Request, cmd: ET.Element, social: SocialService) -> ET.Element:
         """A form with the user's choice (a boolean), then the new choice in a note."""
