@@ -68,8 +68,8 @@ async def test_an_aggregator_sees_only_what_authors_let_it_see(net, aggregator, 
         started = time.monotonic()
         fia_post = await fia.say("quokkanet from alpha, discoverable #netwide")
         await vera.say("quokkanet from beta, discoverable")
-        await gil.say("quokkanet from gil, who never consented")
-        await hana.say("quokkanet from hana, protected")
+        await gil.say("quokkanet from gil, who never consented #giltag")
+        await hana.say("quokkanet from hana, protected #hanatag")
         # track across the network: live chat delivery on the aggregator
         got = await tom.inbox.wait(lambda m: "quokkanet from alpha" in (m["body"] or ""), 10)
         assert got is not None, "a tracked word from a source reached tom within 10 s"
@@ -85,7 +85,8 @@ async def test_an_aggregator_sees_only_what_authors_let_it_see(net, aggregator, 
         assert not any(("gil" in (m["body"] or "") or "hana" in (m["body"] or "")) for m in tom.inbox.items), \
             "posts without consent, and protected ones, never reach the aggregator's trackers"
         # trends, the directory and suggestions, by chat and HTTP
-        assert "#netwide (1 author(s)" in await tom.say("trends")
+        trends = await tom.say("trends")
+        assert "#netwide (1 author(s)" in trends and "giltag" not in trends and "hanatag" not in trends
         listed = await tom.say("directory")
         assert "fia@alpha.test (blog.alpha.test, 1 post(s))" in listed and "vera@beta.test (blog.beta.test" in listed
         assert "gil@" not in listed and "hana@" not in listed
@@ -95,6 +96,14 @@ async def test_an_aggregator_sees_only_what_authors_let_it_see(net, aggregator, 
                 d = await r.json()
         assert sorted((s["source"], s["state"]) for s in d["sources"]) == [
             ("blog.alpha.test", "following"), ("blog.beta.test", "following")]
+        # the stream (from the start) and the network page carry the consented posts only
+        streamed = await _stream_texts(gamma.ip, 2.0)
+        assert any("quokkanet from alpha" in t for t in streamed) and any("quokkanet from beta" in t for t in streamed)
+        assert not any("gil" in t or "hana" in t for t in streamed), streamed
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://{gamma.ip}:{ports.HTTP}/network") as r:
+                page = await r.text()
+        assert "quokkanet from alpha" in page and "gil@" not in page and "hana@" not in page
 
         # an edit reaches the aggregator within 10 s (the same post id again, signed again)
         items = await fia.pubsub.get_items("fia@blog.alpha.test", "urn:xmpp:microblog:0")
@@ -125,6 +134,24 @@ async def _both_found(tom) -> str | None:
     answer = await tom.say("search quokkanet")
     ok = "fia@alpha.test: quokkanet from alpha" in answer and "vera@beta.test: quokkanet from beta" in answer
     return answer if ok else None
+
+
+async def _stream_texts(ip: str, seconds: float) -> list[str]:
+    """The texts /api/stream sends from its first post on, read for `seconds`."""
+    import json
+    texts: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://{ip}:{ports.HTTP}/api/stream", headers={"Last-Event-ID": "v1-0"}) as r:
+            assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == "*"
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                try:
+                    line = await asyncio.wait_for(r.content.readline(), max(0.01, end - time.monotonic()))
+                except TimeoutError:
+                    break
+                if line.startswith(b"data: "):
+                    texts.append(json.loads(line[6:])["text"])
+    return texts
 
 
 async def _present(ip: str, text: str) -> bool:

@@ -153,7 +153,10 @@ def test_disco_service(li, component):
     # the service's form reached Libervia with its fields typed (wokkel checks them)
     fields = {f["var"]: (f["type"], values) for f, values in info["extensions"]["urn:xmppblog:0"]}
     assert fields["users_domain"] == ("text-single", ["alpha.test"])
-    assert [component.server.component, NODE] == info["items"][0][:2], "the public timeline"
+    assert fields["firehose"] == ("text-single", ["urn:xmppblog:firehose:0"])
+    listed = [i[:2] for i in info["items"]]
+    assert [component.server.component, NODE] in listed, "the public timeline"
+    assert [component.server.component, "urn:xmppblog:firehose:0"] in listed, "the firehose (issue #17)"
 
 
 def test_disco_blog_jid(li):

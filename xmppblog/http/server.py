@@ -397,7 +397,10 @@ class HttpApi:
                     await emit(at, post)
                 if not entries and not await hub.wait(seq, self.heartbeat_seconds):
                     await response.write(b": keepalive\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the client went away while we wrote: nothing to tell it
+            log.info("stream closed: client=%s", client)
+            return response
+        except asyncio.CancelledError:
             log.info("stream closed: client=%s", client)
             raise
         finally:
