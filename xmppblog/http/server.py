@@ -62,6 +62,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FEED_HEADERS = {"Content-Security-Policy": "default-src 'none'; sandbox", "X-Content-Type-Options": "nosniff"}
 #: the trends and the directory are computed at most this often (they read a day of posts)
 NETWORK_SNAPSHOT_SECONDS = 30.0
+#: stream events kept made (about the hub's ring)
+EVENTS_KEPT = 4000
 #: the directory's users, at most (filtered and paged from that list)
 DIRECTORY_MAX = 100_000
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; form-action 'self'"
@@ -99,6 +101,8 @@ class HttpApi:
         itself); the composition root passes snapshots of both (http/snapshot.py). `stream`:
         the hub of /api/stream (none: no stream)."""
         self.hub = stream
+        #: the latest events made, by position (the ring's posts, sent to every client)
+        self._events: collections.OrderedDict[int, tuple[Item, bytes]] = collections.OrderedDict()
         self.network = network
         #: an aggregator's sources and their state (federation/aggregator.py)
         self._sources = sources
@@ -338,11 +342,19 @@ class HttpApi:
         return lambda post: query.matches(summary(post.item.payload), post.item.publisher)
 
     def _event(self, position: int, post: FoundPost) -> bytes:
+        """The event of a post, made once for every client (the same bytes for all of them)."""
+        made = self._events.get(position)
+        if made is not None and made[0] is post.item:
+            return made[1]
         data = self._post_json(post.ref, post.item)
         data["source"] = post.ref.service
         data["entry"] = post.item.payload
-        return (f"event: post\nid: {cursor_of(position)}\ndata: "
-                f"{json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n").encode()
+        event = (f"event: post\nid: {cursor_of(position)}\ndata: "
+                 f"{json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n").encode()
+        self._events[position] = (post.item, event)
+        if len(self._events) > EVENTS_KEPT:
+            self._events.popitem(last=False)
+        return event
 
     async def api_stream(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events of the posts that may leave this server (http/stream.py): from the

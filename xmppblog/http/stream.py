@@ -98,6 +98,7 @@ class StreamHub:
 
     async def _read(self) -> None:
         while self.clients > 0:
+            self._wake.clear()  # before reading: a commit during the read or the gap wakes the next one
             try:
                 page = await self.stream.after(max(self._start, self.position - REREAD), PAGE)
             except errors.BlogError:
@@ -122,7 +123,6 @@ class StreamHub:
                 if page.full and moved:
                     continue
             await asyncio.sleep(MIN_GAP_SECONDS)  # a burst of commits costs one read per gap
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
         self._reader = None
@@ -141,7 +141,13 @@ class StreamHub:
         (the client is too slow: it catches up from the database)."""
         if self.recent and self.recent[0][0] > seq + 1:
             return None
-        return [e for e in self.recent if e[0] > seq]
+        out = []
+        for entry in reversed(self.recent):  # the newest few, not the whole ring, for every client
+            if entry[0] <= seq:
+                break
+            out.append(entry)
+        out.reverse()
+        return out
 
 
 class StreamLimits:
