@@ -10,22 +10,43 @@ catches up with nothing missing."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import time
+import xml.etree.ElementTree as ET
 
 import aiohttp
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from xmppblog.pubsub.signing import canonical
 
 from ..support import ports
 from ..support.clients import connect
 from ..support.component import Component
 from .test_pubsub import entry
+from .test_spamguard import Rogue
 
-AGGREGATOR = 'sources = ["blog.alpha.test", "blog.beta.test"]'
+# rogue.beta.test: a scripted source that answers as an xmppblog server and pushes forgeries
+AGGREGATOR = 'sources = ["blog.alpha.test", "blog.beta.test", "rogue.beta.test"]'
+ROGUE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
 
 
 @pytest.fixture(scope="module")
-def aggregator(net, component, component_beta, tmp_path_factory):
+async def rogue(net):
+    public = base64.b64encode(ROGUE_KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    source = Rogue(net["beta"].ip, xmppblog_keys=public)
+    started = asyncio.get_running_loop().create_future()
+    source.add_event_handler("session_start", lambda _: started.done() or started.set_result(True))
+    source.connect()
+    await asyncio.wait_for(started, 10)
+    yield source
+    source.disconnect()
+
+
+@pytest.fixture(scope="module")
+def aggregator(net, component, component_beta, rogue, tmp_path_factory):
     comp = Component(net["gamma"], tmp_path_factory.mktemp("aggregator"), extra=f"[aggregator]\n{AGGREGATOR}\n")
     comp.start()
     yield comp
@@ -95,7 +116,7 @@ async def test_an_aggregator_sees_only_what_authors_let_it_see(net, aggregator, 
             async with http.get(f"http://{gamma.ip}:{ports.HTTP}/api/directory") as r:
                 d = await r.json()
         assert sorted((s["source"], s["state"]) for s in d["sources"]) == [
-            ("blog.alpha.test", "following"), ("blog.beta.test", "following")]
+            ("blog.alpha.test", "following"), ("blog.beta.test", "following"), ("rogue.beta.test", "following")]
         # the stream (from the start) and the network page carry the consented posts only
         streamed = await _stream_texts(gamma.ip, 2.0)
         assert any("quokkanet from alpha" in t for t in streamed) and any("quokkanet from beta" in t for t in streamed)
@@ -154,8 +175,8 @@ async def _stream_texts(ip: str, seconds: float) -> list[str]:
     return texts
 
 
-async def _present(ip: str, text: str) -> bool:
-    return any(text in t for t in await api_search(ip, "quokkanet"))
+async def _present(ip: str, text: str, q: str = "quokkanet") -> bool:
+    return any(text in t for t in await api_search(ip, q))
 
 
 async def _absent(ip: str, text: str) -> bool:
@@ -164,3 +185,34 @@ async def _absent(ip: str, text: str) -> bool:
 
 async def _count(ip: str, text: str, n: int) -> bool:
     return sum(text in t for t in await api_search(ip, "quokkanet")) == n
+
+
+def forged(item_id: str, title: str, consent: bool, sign: bool = True, flag_after: bool = False) -> str:
+    """A firehose push of rogue.beta.test (signed with its published key unless `sign` is False)."""
+    e = ET.fromstring(f"<entry xmlns='http://www.w3.org/2005/Atom'><title>{title}</title>"
+                      "<author><uri>xmpp:ann@rogue.beta.test</uri></author></entry>")
+    if consent:
+        ET.SubElement(e, "{urn:xmppblog:0}discoverable")
+    if sign:
+        sig = ET.SubElement(e, "{urn:xmppblog:0}signature", {"key": "k1", "algorithm": "ed25519"})
+        sig.text = base64.b64encode(ROGUE_KEY.sign(canonical(e))).decode()
+    if flag_after:  # a relay adds a consent that was not given
+        e.insert(1, ET.Element("{urn:xmppblog:0}discoverable"))
+    return ("<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmppblog:firehose:0'>"
+            f"<item id='{item_id}'>{ET.tostring(e, encoding='unicode')}</item></items></event>")
+
+
+async def test_forged_firehose_entries_are_dropped_and_counted(net, aggregator, rogue):
+    gamma = net["gamma"]
+    await asyncio.to_thread(aggregator.wait_log, "aggregator: following the firehose of rogue.beta.test", 60)
+    for item_id, title, kw in (("ann/1", "zorbleflux no consent", {"consent": False}),
+                               ("ann/2", "zorbleflux consent added by a relay", {"consent": False, "flag_after": True}),
+                               ("ann/3", "zorbleflux unsigned", {"consent": True, "sign": False}),
+                               ("ann/4", "zorbleflux signed and consented", {"consent": True})):
+        rogue.push("rogue.beta.test", forged(item_id, title, **kw), to="blog.gamma.test")
+    await eventually(lambda: _present(gamma.ip, "zorbleflux signed and consented", "zorbleflux"))
+    for item_id, reason in (("ann/1", "no-consent"), ("ann/2", "bad-signature"), ("ann/3", "missing-signature")):
+        # counted by spamguard with this line (xmppblog stats: by reason and source)
+        await asyncio.to_thread(aggregator.wait_log, "item dropped: origin=rogue.beta.test "
+                                f"node=urn:xmppblog:firehose:0 item={item_id} reason={reason}", 10)
+    assert [t for t in await api_search(gamma.ip, "zorbleflux")] == ["zorbleflux signed and consented"]

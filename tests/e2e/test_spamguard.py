@@ -67,8 +67,8 @@ class Rogue(slixmpp.ComponentXMPP):
             reply.append(ET.fromstring("<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='news'/></pubsub>"))
         reply.send()
 
-    def push(self, frm: str, xml: str) -> None:
-        self.send_raw(f"<message from='{frm}' to='blog.alpha.test' type='headline'>{xml}</message>")
+    def push(self, frm: str, xml: str, to: str = "blog.alpha.test") -> None:
+        self.send_raw(f"<message from='{frm}' to='{to}' type='headline'>{xml}</message>")
 
 
 async def test_rogue_service_pushes_are_dropped_and_counted(clients, component, net):
