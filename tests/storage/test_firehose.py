@@ -245,3 +245,34 @@ async def test_a_deleted_account_leaves_nothing_on_the_firehose(stack):
     assert f"alice/{on_alice}" in await firehose(core)
     await core.accounts.delete_user(Actor("admin@example.org"), BOB.jid)
     assert [i for i in await firehose(core) if i.startswith("bob/") or i == f"alice/{on_alice}"] == []
+
+
+async def test_a_consumer_resumes_the_firehose_from_its_archive_cursor_without_gaps(stack):
+    """XEP-0313 on the firehose node: a consumer pages from the last archive id it saw (or a
+    day back by time) and gets exactly what came since, the full-text filter included."""
+    from datetime import timedelta
+
+    from xmppblog.core.archive import ArchiveQuery
+    core, uow, clock, _ = stack
+    await core.social.discoverable(ALICE, True)
+    ref = core.pubsub.nodes.firehose_ref
+    reader = Actor("blog.example.net")
+    for n in range(3):
+        await core.pubsub.publish(ALICE, REF, f"a{n}", draft(f"before the outage {n}"))
+    seen = await core.archive.query(reader, ref, ArchiveQuery())
+    assert [e.item.item_id for e in seen.entries] == ["alice/a0", "alice/a1", "alice/a2"]
+    clock.advance(60)
+    for n in range(5):
+        await core.pubsub.publish(ALICE, REF, f"b{n}", draft(f"during the outage {n} #missed"))
+    got, cursor = [], seen.last
+    while True:
+        page = await core.archive.query(reader, ref, ArchiveQuery(after=cursor, max=2))
+        got += [e.item.item_id for e in page.entries]
+        cursor = page.last
+        if page.complete:
+            break
+    assert got == [f"alice/b{n}" for n in range(5)], "everything since the cursor, once, in order"
+    by_time = await core.archive.query(reader, ref, ArchiveQuery(start=clock.now() - timedelta(seconds=30)))
+    assert [e.item.item_id for e in by_time.entries] == got
+    tagged = await core.archive.query(reader, ref, ArchiveQuery(text="#missed"))
+    assert len(tagged.entries) == 5
