@@ -14,6 +14,7 @@ transaction before the commit. The `*_in(tx, …)` steps let other use cases
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -507,10 +508,8 @@ class PubsubService:
                 else [NodeRef(service, NS_MICROBLOG)])
         nodes = []
         for ref in refs:
-            try:
+            with contextlib.suppress(errors.NodeNotFound):  # one they may not read is not listed
                 nodes.append(await self.visible_node(actor, ref))
-            except errors.NodeNotFound:
-                pass
         return nodes
 
     # ------------------------------------------------------------ subscriptions
